@@ -1,0 +1,84 @@
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vlpipe.datasets import AnnotationError, read_dataset
+from vlpipe.manifest import MissingVideoError, build_manifest, shard_of, shard_path
+from vlpipe.text import Vocabulary, load_embeddings, tokenize
+
+from .conftest import MSRVTT_OPTIONS
+
+
+def test_shard_assignment_is_stable_and_spread():
+    ids = [f"video{i}" for i in range(1000)]
+    shards = [shard_of(c, 8) for c in ids]
+    assert shards == [shard_of(c, 8) for c in ids]
+    assert min(np.bincount(shards, minlength=8)) > 80  # roughly uniform
+
+
+def test_manifest_rewrites_only_changed_shards(tiny_world, tmp_path):
+    dataset = {"format": "msrvtt", "root": str(tiny_world), "options": MSRVTT_OPTIONS}
+    assert build_manifest(dataset, tmp_path / "tables", tmp_path / "shards", 3) == [0, 1, 2]
+    manifest = pd.read_parquet(tmp_path / "tables" / "manifest.parquet")
+    assert {"size", "mtime_ns", "shard", "sentences", "split"} <= set(manifest.columns)
+    mtimes = {k: shard_path(tmp_path / "shards", k).stat().st_mtime_ns for k in range(3)}
+    assert build_manifest(dataset, tmp_path / "tables", tmp_path / "shards", 3) == []
+
+    clip = manifest.iloc[0]
+    os.utime(clip.video_path, ns=(clip.mtime_ns + 10**9, clip.mtime_ns + 10**9))
+    assert build_manifest(dataset, tmp_path / "tables", tmp_path / "shards", 3) == [clip.shard]
+    for k in set(range(3)) - {clip.shard}:
+        assert shard_path(tmp_path / "shards", k).stat().st_mtime_ns == mtimes[k]
+
+
+def test_missing_video_names_the_clip(tiny_world, tmp_path):
+    annotations = json.loads((tiny_world / "annotations/videodatainfo.json").read_text())
+    annotations["videos"][0]["video_id"] = "ghost"
+    for sentence in annotations["sentences"]:
+        if sentence["video_id"] == "video0":
+            sentence["video_id"] = "ghost"
+    (tmp_path / "a.json").write_text(json.dumps(annotations))
+    dataset = {"format": "msrvtt", "root": str(tiny_world),
+               "options": {"annotations": [str(tmp_path / "a.json")]}}
+    with pytest.raises(MissingVideoError, match="ghost"):
+        build_manifest(dataset, tmp_path / "tables", tmp_path / "shards", 1)
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda a: a["videos"][1].pop("video_id"), r"videos\[1\]: missing key 'video_id'"),
+    (lambda a: a["videos"][2].update(split="holdout"), r"videos\[2\]: unknown split"),
+    (lambda a: a["sentences"][3].update(caption="  "), r"sentences\[3\]: empty caption"),
+    (lambda a: a["videos"].append(dict(a["videos"][0])), "duplicate video_id 'video0'"),
+])
+def test_bad_annotation_rows_are_named(tiny_world, tmp_path, mutate, message):
+    annotations = json.loads((tiny_world / "annotations/videodatainfo.json").read_text())
+    mutate(annotations)
+    (tmp_path / "a.json").write_text(json.dumps(annotations))
+    with pytest.raises(AnnotationError, match=message):
+        read_dataset("msrvtt", tiny_world, annotations=[str(tmp_path / "a.json")])
+
+
+def test_vocabulary_threshold_and_encoding():
+    sentences = ["A red circle grows.", "a red square", "a red circle", "a blue circle"]
+    vocab = Vocabulary.build(sentences, min_count=3)
+    assert vocab.words == ["<pad>", "a", "circle", "red"]  # by count, then alphabetical
+    assert vocab.encode("A red star spins", max_words=40) == [1, 3]  # OOV words dropped
+    assert vocab.encode("a red circle", max_words=2) == [1, 3]
+    assert tokenize("It's a RED, red circle!") == ["it's", "a", "red", "red", "circle"]
+
+
+def test_glove_format_embeddings(tmp_path):
+    vocab = Vocabulary(["red", "circle", "grows"])
+    (tmp_path / "glove.txt").write_text("red 1 2 3\nblue 4 5 6\ncircle 0.5 0 -1\n")
+    matrix, found = load_embeddings(tmp_path / "glove.txt", vocab, dim=3)
+    assert found == 2 and matrix.shape == (4, 3)
+    np.testing.assert_array_equal(matrix[0], 0)
+    np.testing.assert_array_equal(matrix[1], [1, 2, 3])
+    np.testing.assert_array_equal(matrix[2], [0.5, 0, -1])
+    assert np.abs(matrix[3]).sum() > 0  # not in the file: random
+    (tmp_path / "bad.txt").write_text("red 1 2\n")
+    with pytest.raises(ValueError, match=r"bad.txt:1: word 'red' has 2 values"):
+        load_embeddings(tmp_path / "bad.txt", vocab, dim=3)

@@ -1,0 +1,3 @@
+from vlpipe.cli import main
+
+main()

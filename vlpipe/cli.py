@@ -1,0 +1,139 @@
+"""``python -m vlpipe <step> ...``: the one entry point every Snakemake rule calls.
+
+Settings arrive as JSON strings (the rule's params), paths as plain arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def _synth(args: argparse.Namespace) -> None:
+    from vlpipe.synthetic import WorldConfig, generate_world
+
+    generate_world(Path(args.root), WorldConfig(**json.loads(args.settings)))
+
+
+def _manifest(args: argparse.Namespace) -> None:
+    from vlpipe.manifest import build_manifest
+
+    changed = build_manifest(json.loads(args.dataset), args.tables, args.shard_dir, args.shards)
+    print(f"manifest: {args.tables}; shards rewritten: {changed or 'none'}")
+
+
+def _extract(args: argparse.Namespace) -> None:
+    from vlpipe.extract import extract_shard
+
+    runtime = json.loads(args.runtime)
+    attrs = extract_shard(args.shard, args.store, args.extractor, json.loads(args.settings),
+                          **runtime)
+    print(f"{args.store}: {attrs['counts']}")
+
+
+def _vocab(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from vlpipe.text import Vocabulary
+
+    clips = pd.read_parquet(args.clips)
+    train = clips.loc[clips["split"] == "train", "sentences"]
+    vocab = Vocabulary.build((s for sentences in train for s in sentences), args.min_count)
+    vocab.save(args.out)
+    print(f"{args.out}: {len(vocab)} words (incl. padding)")
+
+
+def _run_args(args: argparse.Namespace) -> dict:
+    experiments = json.loads(args.experiment)
+    return {"experiment": experiments, "variant": args.variant, "seed": args.seed,
+            "clips_path": args.clips, "vocab_path": args.vocab, "stores": args.stores,
+            "text": json.loads(args.text)}
+
+
+def _train(args: argparse.Namespace) -> None:
+    from vlpipe.experiment import run_training
+
+    summary = run_training(**_run_args(args), out_dir=args.out_dir)
+    print(f"{args.out_dir}: best epoch {summary['best_epoch']} of {summary['epochs']}")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from vlpipe.experiment import run_evaluation
+
+    result = run_evaluation(**_run_args(args), name=args.name, model_path=args.model,
+                            dataset=args.dataset, out_path=args.out)
+    print(f"{args.out}: test {result['test']['t2v']}")
+
+
+def _report(args: argparse.Namespace) -> None:
+    from vlpipe.report import write_report
+
+    paths = write_report(args.metrics, args.out_dir, args.name, json.loads(args.config))
+    for path in paths.values():
+        print(f"table: {path}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vlpipe", description=__doc__)
+    steps = parser.add_subparsers(dest="step", required=True)
+
+    step = steps.add_parser("synth", help="generate the synthetic demo world")
+    step.add_argument("--root", required=True)
+    step.add_argument("--settings", default="{}", help="WorldConfig fields as JSON")
+    step.set_defaults(run=_synth)
+
+    step = steps.add_parser("manifest", help="read a data set; write manifest + shard plan")
+    step.add_argument("--dataset", required=True, help="dataset config as JSON")
+    step.add_argument("--tables", required=True, help="directory for manifest + clip table")
+    step.add_argument("--shard-dir", required=True)
+    step.add_argument("--shards", type=int, default=1)
+    step.set_defaults(run=_manifest)
+
+    step = steps.add_parser("extract", help="extract one feature for one shard")
+    step.add_argument("--extractor", required=True)
+    step.add_argument("--shard", required=True)
+    step.add_argument("--store", required=True)
+    step.add_argument("--settings", default="{}")
+    step.add_argument("--runtime", default="{}", help="device, batch_frames, num_workers")
+    step.set_defaults(run=_extract)
+
+    step = steps.add_parser("vocab", help="build the vocabulary from training sentences")
+    step.add_argument("--clips", required=True)
+    step.add_argument("--out", required=True)
+    step.add_argument("--min-count", type=int, default=4)
+    step.set_defaults(run=_vocab)
+
+    for name, run in [("train", _train), ("evaluate", _evaluate)]:
+        step = steps.add_parser(name, help=f"{name} one (experiment, variant, seed)")
+        step.add_argument("--experiment", required=True, help="experiment config as JSON")
+        step.add_argument("--variant", required=True)
+        step.add_argument("--seed", type=int, required=True)
+        step.add_argument("--clips", required=True)
+        step.add_argument("--vocab", required=True)
+        step.add_argument("--stores", nargs="+", required=True, help="EXTRACTOR=STORE ...")
+        step.add_argument("--text", default="{}", help="text config as JSON")
+        step.set_defaults(run=run)
+        if name == "train":
+            step.add_argument("--out-dir", required=True)
+        else:
+            step.add_argument("--name", required=True)
+            step.add_argument("--model", required=True)
+            step.add_argument("--dataset", required=True)
+            step.add_argument("--out", required=True)
+
+    step = steps.add_parser("report", help="write the result tables")
+    step.add_argument("--metrics", nargs="+", required=True)
+    step.add_argument("--out-dir", required=True)
+    step.add_argument("--name", required=True)
+    step.add_argument("--config", default="{}", help="settings to print with the tables, JSON")
+    step.set_defaults(run=_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    args.run(args)

@@ -1,0 +1,111 @@
+"""Training and evaluation entry points: build a task and a model from an experiment config.
+
+An experiment config (``config.yaml: experiments.<name>``) names the ``model``, the ``task``, the
+``features`` (extractors, concatenated per step), ``model_args`` shared by all variants,
+``variants`` (name → flags overriding ``model_args``), ``task_args``, ``train`` settings and
+``seeds``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from vlpipe.atomic import write_json
+from vlpipe.features import FeatureStore
+from vlpipe.models import build_model
+from vlpipe.sequences import load_clip_features
+from vlpipe.tasks import TASKS
+from vlpipe.text import Vocabulary, load_embeddings
+from vlpipe.training import TrainSettings, train
+from vlpipe.training.loop import resolve_device, seed_everything
+
+
+def _group_stores(stores: Sequence[str], extractors: Sequence[str]) -> list[list[str]]:
+    """``["resnet152=a.zarr", ...]`` → store paths grouped in the experiment's extractor order."""
+    grouped: dict[str, list[str]] = {name: [] for name in extractors}
+    for item in stores:
+        name, path = item.split("=", 1)
+        grouped[name].append(path)
+    return [grouped[name] for name in extractors]
+
+
+def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: str,
+                         vocab_path: str, stores: Sequence[str], text: dict):
+    """The task (data + objective) and a freshly initialised model for one run."""
+    clips = pd.read_parquet(clips_path)
+    vocab = Vocabulary.load(vocab_path)
+    store_groups = _group_stores(stores, experiment["features"])
+    features = load_clip_features(store_groups, list(clips["clip_id"]))
+    task = TASKS[experiment["task"]](clips, features, vocab, **experiment.get("task_args", {}))
+    if variant not in experiment["variants"]:
+        raise KeyError(f"unknown variant {variant!r}; known: {sorted(experiment['variants'])}")
+    model_args = {**experiment.get("model_args", {}), **(experiment["variants"][variant] or {})}
+    seed_everything(seed)
+    video_dim = next(iter(features.values())).shape[1]
+    word_vectors = None
+    if text.get("embeddings"):
+        word_vectors, _ = load_embeddings(text["embeddings"], vocab,
+                                          model_args.get("word_dim", 300), seed)
+    model = build_model(experiment["model"], vocab_size=len(vocab), video_dim=video_dim,
+                        word_vectors=word_vectors, **model_args)
+    return task, model, store_groups
+
+
+def fingerprint(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_training(experiment: dict, variant: str, seed: int, clips_path: str, vocab_path: str,
+                 stores: Sequence[str], text: dict, out_dir: str) -> dict:
+    task, model, _ = build_task_and_model(experiment, variant, seed, clips_path, vocab_path,
+                                          stores, text)
+    settings = TrainSettings(**{**experiment.get("train", {}), "seed": seed})
+    store_paths = [item.split("=", 1)[1] for item in stores]
+    inputs = [Path(p).stat().st_mtime_ns for p in [clips_path, vocab_path, *store_paths]]
+    return train(model, task, settings, out_dir,
+                 fingerprint=fingerprint(experiment, variant, seed, stores, inputs))
+
+
+def features_provenance(store_groups: list[list[str]]) -> list[dict]:
+    provenance = []
+    for paths in store_groups:
+        attrs = FeatureStore(paths[0]).attrs["provenance"]
+        provenance.append({"extractor": attrs["extractor"], "weights": attrs["weights"],
+                           "pretrained": not attrs["weights"].startswith("random-seed")})
+    return provenance
+
+
+def run_evaluation(experiment: dict, name: str, variant: str, seed: int, clips_path: str,
+                   vocab_path: str, stores: Sequence[str], text: dict, model_path: str,
+                   dataset: str, out_path: str) -> dict:
+    task, model, store_groups = build_task_and_model(experiment, variant, seed, clips_path,
+                                                     vocab_path, stores, text)
+    device = resolve_device(experiment.get("train", {}).get("device", "auto"))
+    model.load_state_dict(torch.load(model_path, map_location="cpu", weights_only=True)["model"])
+    model.to(device)
+    result = {"experiment": name, "variant": variant, "seed": seed, "dataset": dataset,
+              "n_test": len(task.splits["test"]), "features": features_provenance(store_groups),
+              "test": task.evaluate(model, "test", device),
+              "val": task.evaluate(model, "val", device)}
+    write_json(out_path, json.loads(json.dumps(result, default=_to_builtin)))
+    return result
+
+
+def _to_builtin(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def run_settings(experiment: dict, variant: str) -> dict:
+    """The part of an experiment config that one variant's runs depend on (no other variants,
+    no seed list), so adding a variant or a seed reruns nothing that exists."""
+    settings = {k: v for k, v in experiment.items() if k not in ("variants", "seeds")}
+    return {**settings, "variants": {variant: experiment["variants"][variant]}}

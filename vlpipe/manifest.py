@@ -1,0 +1,74 @@
+"""The clip manifest and the shard plan: the single input contract of the extraction rules.
+
+``manifest.parquet`` holds every clip with its sentences, split, shard and file identity
+(size + mtime); ``clips.parquet`` is its annotation view (no file identity), which the text and
+model steps read, so touching a video does not rebuild the vocabulary.
+``shards/shard-XXX.parquet`` split the clips by a stable hash of their id, keep only what
+extraction depends on, and are rewritten only when their content changes — so an unchanged
+shard keeps its mtime and its extraction job does not rerun.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from vlpipe.atomic import write_parquet
+from vlpipe.datasets import read_dataset
+
+SHARD_COLUMNS = ["clip_id", "video_path", "start", "end", "size", "mtime_ns"]
+
+
+class MissingVideoError(FileNotFoundError):
+    """A clip whose video file is missing; the message names the clip and the path."""
+
+
+def shard_of(clip_id: str, n_shards: int) -> int:
+    """Stable shard assignment: a clip keeps its shard whatever other clips come or go."""
+    digest = hashlib.sha1(clip_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % n_shards
+
+
+def shard_path(shard_dir: str | Path, shard: int) -> Path:
+    return Path(shard_dir) / f"shard-{shard:03d}.parquet"
+
+
+def with_file_identity(clips: pd.DataFrame) -> pd.DataFrame:
+    """Add ``size`` and ``mtime_ns`` of each clip's video; a missing file is an error naming it."""
+    sizes, mtimes = [], []
+    for clip_id, path in zip(clips["clip_id"], clips["video_path"], strict=True):
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            raise MissingVideoError(f"clip {clip_id!r}: video file not found: {path}") from None
+        sizes.append(stat.st_size)
+        mtimes.append(stat.st_mtime_ns)
+    return clips.assign(size=sizes, mtime_ns=mtimes)
+
+
+def _write_if_changed(path: Path, frame: pd.DataFrame) -> bool:
+    if path.exists() and pd.read_parquet(path).equals(frame):
+        return False
+    write_parquet(path, frame)
+    return True
+
+
+def build_manifest(dataset: dict, tables_dir: str | Path, shard_dir: str | Path,
+                   n_shards: int) -> list[int]:
+    """Read the data set, write the manifest, the clip table and the shard plan (each only if
+    its content changed); return the shards rewritten."""
+    annotations = read_dataset(dataset["format"], dataset["root"], **dataset.get("options", {}))
+    clips = with_file_identity(annotations)
+    clips["shard"] = [shard_of(c, n_shards) for c in clips["clip_id"]]
+    _write_if_changed(Path(tables_dir) / "manifest.parquet", clips)
+    _write_if_changed(Path(tables_dir) / "clips.parquet", annotations)
+    changed = []
+    for shard in range(n_shards):
+        members = clips.loc[clips["shard"] == shard, SHARD_COLUMNS]
+        members = members.sort_values("clip_id").reset_index(drop=True)
+        if _write_if_changed(shard_path(shard_dir, shard), members):
+            changed.append(shard)
+    return changed

@@ -1,0 +1,62 @@
+"""Loading per-clip feature sequences from the stores and padding them into batches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vlpipe.features import FeatureStore
+
+
+def load_clip_features(stores: Sequence[Sequence[str | Path]],
+                       clip_ids: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per-clip features (T, sum of dims) float32, concatenating extractors step by step.
+
+    ``stores[e]`` lists the shard stores of extractor ``e``. Extractors sampled at the same rate
+    have the same steps; longer sequences are cut to the shortest.
+    """
+    per_extractor = []
+    for shard_paths in stores:
+        merged: dict[str, np.ndarray] = {}
+        for path in shard_paths:
+            merged.update(FeatureStore(path).read_all())
+        missing = [c for c in clip_ids if c not in merged]
+        if missing:
+            raise KeyError(f"no features for clip(s) {missing[:5]} in {list(shard_paths)}")
+        per_extractor.append(merged)
+    combined = {}
+    for clip_id in clip_ids:
+        parts = [feats[clip_id] for feats in per_extractor]
+        steps = min(len(p) for p in parts)
+        combined[clip_id] = np.concatenate([p[:steps] for p in parts], axis=1).astype(np.float32)
+    return combined
+
+
+def subsample(sequence: np.ndarray, max_steps: int) -> np.ndarray:
+    """At most ``max_steps`` equidistant steps (JSFusion: Nmax = 40)."""
+    if len(sequence) <= max_steps:
+        return sequence
+    return sequence[np.linspace(0, len(sequence) - 1, max_steps).round().astype(int)]
+
+
+def pad_features(sequences: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad ``(T_i, D)`` arrays into ``(B, T_max, D)`` with a ``(B, T_max)`` valid mask."""
+    steps = max(len(s) for s in sequences)
+    batch = torch.zeros(len(sequences), steps, sequences[0].shape[1])
+    mask = torch.zeros(len(sequences), steps, dtype=torch.bool)
+    for i, sequence in enumerate(sequences):
+        batch[i, : len(sequence)] = torch.from_numpy(sequence)
+        mask[i, : len(sequence)] = True
+    return batch, mask
+
+
+def pad_tokens(sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token id lists with 0 into ``(B, M_max)`` with a valid mask."""
+    steps = max(max(len(s) for s in sequences), 1)
+    batch = torch.zeros(len(sequences), steps, dtype=torch.long)
+    for i, sequence in enumerate(sequences):
+        batch[i, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+    return batch, batch != 0

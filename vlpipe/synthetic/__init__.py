@@ -1,0 +1,29 @@
+"""A seeded synthetic video-language world: the embedded demo data set and test bed.
+
+Short clips of coloured shapes that grow, shrink, blink, appear, disappear, spin, change colour,
+move or bounce, encoded as real H.264/AAC .mp4 files, with sentences generated from the rendered
+scene and MSR-VTT-style annotations.
+
+- ``scene.py``: scene dataclasses, their sampling and the sentence grammar;
+- ``render.py``: frames and audio from a scene (``object_state`` gives any object at any time);
+- ``writer.py``: deterministic, atomic .mp4 writing with PyAV;
+- ``world.py``: ``WorldConfig`` and ``generate_world``.
+
+Planned extensions and where they go (not implemented):
+
+- Recurring named characters across the clips of a "movie" (character re-id, ``[SOMEONE]``
+  tokens): a cast of fixed colour/shape "characters" sampled per movie in ``world.py`` and passed
+  to ``scene.sample_scene``; ``scene.describe`` gets a mode that writes names or ``[SOMEONE]``
+  instead of the noun phrase, and the scene record keeps the character ids.
+- 5-clip stories: ``world.py`` groups consecutive clips into a story whose scenes share a cast
+  and background and are sampled conditioned on the previous scene.
+- Gaze: a ``gaze.py`` that samples per-frame fixations of several simulated viewers around the
+  salient object (``Scene.objects[0]``), located with ``render.object_state``.
+- Subtitles: ``world.py`` writes time-aligned subtitle files from ``scene.describe`` (and the
+  event times in each ``Action``), replacing a controllable fraction with sentences of unrelated
+  clips.
+"""
+
+from vlpipe.synthetic.world import WorldConfig, generate_world
+
+__all__ = ["WorldConfig", "generate_world"]

@@ -1,0 +1,114 @@
+"""One training loop for every system: Adam, gradient clipping, a validation pass per epoch,
+the best epoch's weights kept, and a resumable checkpoint after every epoch.
+
+A task provides ``train_batches(rng)``, ``loss(model, batch)``, ``evaluate(model, split, device)``
+and ``selection_metric(metrics)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vlpipe.atomic import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 20
+    lr: float = 1e-4
+    weight_decay: float = 0.0005  # the paper's λ‖θ‖², applied by the optimizer
+    grad_clip: float = 5.0
+    seed: int = 0
+    device: str = "auto"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _save(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | Path,
+          fingerprint: str = "") -> dict:
+    """Train ``model`` on ``task`` under ``out_dir``; return the summary.
+
+    Writes ``checkpoint.pt`` (resume state) and ``best.pt`` after each epoch, and at the end
+    ``model.pt`` (the best epoch's weights), ``train_log.jsonl`` and ``summary.json``.
+    A run killed mid-way resumes from ``checkpoint.pt`` if it was written for the same
+    ``fingerprint`` (model, data and settings); a finished run leaves no checkpoint behind.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(settings.device)
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr,
+                                 weight_decay=settings.weight_decay)
+    rng = np.random.default_rng(settings.seed)
+    start_epoch, best, history = 0, -math.inf, []
+    checkpoint = out_dir / "checkpoint.pt"
+    state = (torch.load(checkpoint, map_location=device, weights_only=True)
+             if checkpoint.exists() else None)
+    if state is not None and state["fingerprint"] == fingerprint:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"].cpu())
+        start_epoch, best, history = state["epoch"], state["best"], state["history"]
+        log.info("resumed from %s at epoch %d", checkpoint, start_epoch)
+    for epoch in range(start_epoch, settings.epochs):
+        model.train()
+        losses = []
+        for batch in task.train_batches(rng):
+            loss = task.loss(model, batch.to(device))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"{out_dir}: loss is {loss.item()} at epoch {epoch + 1}, step "
+                    f"{len(losses) + 1}; stopping (last good checkpoint: {checkpoint})")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            optimizer.step()
+            losses.append(loss.item())
+        metrics = task.evaluate(model, "val", device)
+        score = task.selection_metric(metrics)
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val": metrics,
+                        "selection": score})
+        log.info("epoch %d loss %.4f val %.2f", epoch + 1, history[-1]["loss"], score)
+        if score > best:
+            best = score
+            _save(out_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch + 1})
+        _save(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                           "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                           "epoch": epoch + 1, "best": best, "history": history,
+                           "fingerprint": fingerprint})
+    os.replace(out_dir / "best.pt", out_dir / "model.pt")
+    checkpoint.unlink()
+    with atomic_path(out_dir / "train_log.jsonl") as tmp:
+        tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
+    summary = {"settings": asdict(settings), "best_selection": best,
+               "best_epoch": max(history, key=lambda h: h["selection"])["epoch"],
+               "epochs": len(history)}
+    write_json(out_dir / "summary.json", summary)
+    return summary

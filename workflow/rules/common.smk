@@ -1,0 +1,48 @@
+# Paths and small helpers shared by the rules (wiring only; logic lives in vlpipe).
+import json
+
+from vlpipe.experiment import run_settings
+
+OUT = f"{config['results']}/{config['dataset']['name']}"
+ROOT = config["dataset"]["root"]
+SHARDS = [f"{k:03d}" for k in range(config["shards"])]
+LOGS = f"{OUT}/logs"
+
+
+def as_json(obj):
+    return json.dumps(obj, sort_keys=True)
+
+
+def shard_file(shard):
+    return f"{OUT}/shards/shard-{shard}.parquet"
+
+
+def feature_store(extractor, shard):
+    return f"{OUT}/features/{extractor}/shard-{shard}.zarr"
+
+
+def experiment_stores(experiment):
+    """EXTRACTOR=STORE items for every (extractor, shard) an experiment reads."""
+    return [
+        f"{extractor}={feature_store(extractor, shard)}"
+        for extractor in config["experiments"][experiment]["features"]
+        for shard in SHARDS
+    ]
+
+
+def metrics_file(experiment, variant, seed):
+    return f"{OUT}/metrics/{experiment}/{variant}/seed-{seed}.json"
+
+
+def report_tables():
+    return [
+        f"{OUT}/report/{name}.{ext}"
+        for name in config["experiments"]
+        for ext in ("md", "tex", "csv")
+    ]
+
+
+def print_tables():
+    print("\nvlpipe: result tables")
+    for path in report_tables():
+        print(f"  {path}")

@@ -1,0 +1,65 @@
+# Vocabulary → training → evaluation, one job per (experiment, variant, seed).
+
+
+rule vocab:
+    input:
+        clips=f"{OUT}/tables/clips.parquet",
+    output:
+        f"{OUT}/text/vocab.json",
+    params:
+        min_count=config["text"]["min_count"],
+    log:
+        f"{LOGS}/vocab.log",
+    shell:
+        "python -m vlpipe vocab --clips {input.clips:q} --out {output:q}"
+        " --min-count {params.min_count} > {log:q} 2>&1"
+
+
+def run_inputs(wildcards):
+    return {
+        "clips": f"{OUT}/tables/clips.parquet",
+        "vocab": f"{OUT}/text/vocab.json",
+        "stores": [item.split("=", 1)[1] for item in experiment_stores(wildcards.experiment)],
+    }
+
+
+RUN_ARGS = (
+    "--experiment {params.experiment:q} --variant {wildcards.variant:q}"
+    " --seed {wildcards.seed} --clips {input.clips:q} --vocab {input.vocab:q}"
+    " --stores {params.stores:q} --text {params.text:q}"
+)
+
+
+rule train:
+    input:
+        unpack(run_inputs),
+    output:
+        model=f"{OUT}/models/{{experiment}}/{{variant}}/seed-{{seed}}/model.pt",
+        log=f"{OUT}/models/{{experiment}}/{{variant}}/seed-{{seed}}/train_log.jsonl",
+    params:
+        experiment=lambda w: as_json(run_settings(config["experiments"][w.experiment], w.variant)),
+        stores=lambda w: experiment_stores(w.experiment),
+        text=as_json({"embeddings": config["text"].get("embeddings")}),
+        out_dir=lambda w, output: str(Path(output.model).parent),
+    log:
+        f"{LOGS}/train/{{experiment}}-{{variant}}-{{seed}}.log",
+    shell:
+        "python -m vlpipe train " + RUN_ARGS + " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule evaluate:
+    input:
+        unpack(run_inputs),
+        model=rules.train.output.model,
+    output:
+        f"{OUT}/metrics/{{experiment}}/{{variant}}/seed-{{seed}}.json",
+    params:
+        experiment=rules.train.params.experiment,
+        stores=rules.train.params.stores,
+        text=rules.train.params.text,
+        dataset=config["dataset"]["name"],
+    log:
+        f"{LOGS}/evaluate/{{experiment}}-{{variant}}-{{seed}}.log",
+    shell:
+        "python -m vlpipe evaluate " + RUN_ARGS + " --name {wildcards.experiment:q}"
+        " --model {input.model:q} --dataset {params.dataset:q} --out {output:q} > {log:q} 2>&1"
