@@ -28,9 +28,9 @@ def _manifest(args: argparse.Namespace) -> None:
 def _extract(args: argparse.Namespace) -> None:
     from vlpipe.extract import extract_shard
 
-    runtime = json.loads(args.runtime)
     attrs = extract_shard(args.shard, args.store, args.extractor, json.loads(args.settings),
-                          **runtime)
+                          device=args.device, batch_frames=args.batch_frames,
+                          num_workers=args.num_workers)
     print(f"{args.store}: {attrs['counts']}")
 
 
@@ -78,6 +78,7 @@ def _report(args: argparse.Namespace) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vlpipe", description=__doc__)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     steps = parser.add_subparsers(dest="step", required=True)
 
     step = steps.add_parser("synth", help="generate the synthetic demo world")
@@ -97,7 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     step.add_argument("--shard", required=True)
     step.add_argument("--store", required=True)
     step.add_argument("--settings", default="{}")
-    step.add_argument("--runtime", default="{}", help="device, batch_frames, num_workers")
+    step.add_argument("--device", default="auto", help="auto = cuda if available")
+    step.add_argument("--batch-frames", type=int, default=64, help="frames per forward pass")
+    step.add_argument("--num-workers", type=int, default=1, help="decoding worker processes")
     step.set_defaults(run=_extract)
 
     step = steps.add_parser("vocab", help="build the vocabulary from training sentences")
@@ -136,4 +139,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     args.run(args)

@@ -35,6 +35,15 @@ def load_clip_features(stores: Sequence[Sequence[str | Path]],
     return combined
 
 
+def standardize(features: dict[str, np.ndarray],
+                fit_ids: Sequence[str]) -> dict[str, np.ndarray]:
+    """Z-score every feature dimension with the mean and std of the ``fit_ids`` clips' steps
+    (the training split), so that no dimension's offset or scale dominates the encoders."""
+    steps = np.concatenate([features[c] for c in fit_ids])
+    mean, std = steps.mean(axis=0), steps.std(axis=0) + 1e-6
+    return {c: ((f - mean) / std).astype(np.float32) for c, f in features.items()}
+
+
 def subsample(sequence: np.ndarray, max_steps: int) -> np.ndarray:
     """At most ``max_steps`` equidistant steps (JSFusion: Nmax = 40)."""
     if len(sequence) <= max_steps:

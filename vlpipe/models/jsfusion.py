@@ -61,8 +61,7 @@ class JSFusionConfig:
     activation: str = "tanh"  # of every dense layer but D8; the authors' RET code: "leaky_relu"
     batch_norm: bool = True
     dropout: float = 0.5  # after D1 (both modalities), D2 and D3
-    max_frames: int = 40  # Nmax: the data loaders subsample longer clips to this many frames
-    max_words: int = 40  # Mmax: the data loaders truncate longer sentences
+    # Nmax = Mmax = 40 are data settings: the retrieval task's max_frames / max_words.
 
     def __post_init__(self) -> None:
         choices = {

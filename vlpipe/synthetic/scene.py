@@ -31,8 +31,9 @@ MIN_CONTRAST = 120.0  # RGB distance between any two colours of one scene
 SHAPES = ("circle", "square", "triangle", "star", "cross")
 SIZES = ("small", "medium", "large")
 # Nominal radius as a fraction of the frame side; a lone object is drawn LONE_SCALE times larger.
-RADIUS = {"small": 0.08, "medium": 0.11, "large": 0.15}
-LONE_SCALE = 1.5
+# Objects are large so that globally pooled CNN features (even random ones) see their colour.
+RADIUS = {"small": 0.12, "medium": 0.16, "large": 0.21}
+LONE_SCALE = 1.4
 TWO_OBJECT_PROB = 0.5
 
 APPEARANCE_ACTIONS = ("grow", "shrink", "blink", "appear", "disappear", "spin", "recolor")

@@ -1,5 +1,6 @@
 # Paths and small helpers shared by the rules (wiring only; logic lives in vlpipe).
 import json
+from pathlib import Path
 
 from vlpipe.experiment import run_settings
 
@@ -7,6 +8,7 @@ OUT = f"{config['results']}/{config['dataset']['name']}"
 ROOT = config["dataset"]["root"]
 SHARDS = [f"{k:03d}" for k in range(config["shards"])]
 LOGS = f"{OUT}/logs"
+RUNTIME = config.get("runtime", {})
 
 
 def as_json(obj):
@@ -43,6 +45,8 @@ def report_tables():
 
 
 def print_tables():
-    print("\nvlpipe: result tables")
-    for path in report_tables():
-        print(f"  {path}")
+    tables = [path for path in report_tables() if Path(path).exists()]
+    if tables:
+        print("\nvlpipe: result tables")
+        for path in tables:
+            print(f"  {path}")

@@ -13,10 +13,17 @@ rule extract:
         store=update(directory(f"{OUT}/features/{{extractor}}/shard-{{shard}}.zarr")),
     params:
         settings=lambda w: as_json(config["extractors"][w.extractor]),
-        runtime=as_json(config.get("runtime", {})),
+    resources:
+        # How extraction runs, not what it computes: resources, unlike params, never trigger
+        # a rerun when they change.
+        device=RUNTIME.get("device", "auto"),
+        batch_frames=RUNTIME.get("batch_frames", 64),
+        num_workers=RUNTIME.get("num_workers", 1),
     log:
         f"{LOGS}/extract/{{extractor}}-{{shard}}.log",
+    threads: RUNTIME.get("extract_threads", 8)
     shell:
-        "python -m vlpipe extract --extractor {wildcards.extractor} --shard {input.shard:q}"
+        "python -m vlpipe --threads {threads} extract --extractor {wildcards.extractor} --shard {input.shard:q}"
         " --store {output.store:q} --settings {params.settings:q}"
-        " --runtime {params.runtime:q} > {log:q} 2>&1"
+        " --device {resources.device} --batch-frames {resources.batch_frames}"
+        " --num-workers {resources.num_workers} > {log:q} 2>&1"

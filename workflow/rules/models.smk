@@ -43,8 +43,9 @@ rule train:
         out_dir=lambda w, output: str(Path(output.model).parent),
     log:
         f"{LOGS}/train/{{experiment}}-{{variant}}-{{seed}}.log",
+    threads: RUNTIME.get("train_threads", 1)
     shell:
-        "python -m vlpipe train " + RUN_ARGS + " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "python -m vlpipe --threads {threads} train " + RUN_ARGS + " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -60,6 +61,7 @@ rule evaluate:
         dataset=config["dataset"]["name"],
     log:
         f"{LOGS}/evaluate/{{experiment}}-{{variant}}-{{seed}}.log",
+    threads: RUNTIME.get("train_threads", 1)
     shell:
-        "python -m vlpipe evaluate " + RUN_ARGS + " --name {wildcards.experiment:q}"
+        "python -m vlpipe --threads {threads} evaluate " + RUN_ARGS + " --name {wildcards.experiment:q}"
         " --model {input.model:q} --dataset {params.dataset:q} --out {output:q} > {log:q} 2>&1"
