@@ -44,6 +44,24 @@ def standardize(features: dict[str, np.ndarray],
     return {c: ((f - mean) / std).astype(np.float32) for c, f in features.items()}
 
 
+def pca_whiten(features: dict[str, np.ndarray], fit_ids: Sequence[str], dims: int,
+               max_fit_steps: int = 100_000) -> dict[str, np.ndarray]:
+    """Project every step onto the top ``dims`` principal components of the ``fit_ids`` clips'
+    steps (the training split; at most ``max_fit_steps`` evenly spaced ones), each scaled to unit
+    variance. Whitening lifts weak directions (a small object's colour) to the level of the
+    dominant ones (the background), which per-dimension z-scores cannot do."""
+    steps = np.concatenate([features[c] for c in fit_ids]).astype(np.float64)
+    steps = steps[np.linspace(0, len(steps) - 1, min(len(steps), max_fit_steps)).astype(int)]
+    if not 0 < dims <= steps.shape[1]:
+        raise ValueError(f"pca_dims={dims}; expected 1..{steps.shape[1]}")
+    mean = steps.mean(axis=0)
+    covariance = np.cov(steps - mean, rowvar=False)  # (D, D)
+    variances, components = np.linalg.eigh(covariance)  # ascending
+    top = np.argsort(variances)[::-1][:dims]
+    projection = components[:, top] / np.sqrt(variances[top] + 1e-6)  # (D, dims)
+    return {c: ((f - mean) @ projection).astype(np.float32) for c, f in features.items()}
+
+
 def subsample(sequence: np.ndarray, max_steps: int) -> np.ndarray:
     """At most ``max_steps`` equidistant steps (JSFusion: Nmax = 40)."""
     if len(sequence) <= max_steps:
