@@ -232,7 +232,8 @@ FUSION_VARIANTS = [
 
 @pytest.mark.parametrize(
     ("text_encoder", "video_encoder", "fusion"),
-    itertools.product(["blstm", "lstm", "fc"], ["conv", "blstm", "lstm", "fc"], FUSION_VARIANTS),
+    list(itertools.product(["blstm", "lstm", "fc"], ["conv", "blstm", "lstm", "fc"],
+                           FUSION_VARIANTS)),
 )
 def test_every_ablation_builds_and_scores(text_encoder, video_encoder, fusion):
     model = tiny_model(text_encoder=text_encoder, video_encoder=video_encoder, **fusion)
