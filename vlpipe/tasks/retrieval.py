@@ -79,7 +79,7 @@ class RetrievalTask:
         v_enc, v_mask = model.encode_video(batch.feats, batch.feat_mask)
         t_enc, t_mask = model.encode_text(batch.tokens, batch.token_mask)
         scores = model.score_matrix(v_enc, v_mask, t_enc, t_mask)  # (B videos, B texts)
-        return in_batch_ranking_loss(scores.T, self.margin, self.directions)
+        return in_batch_ranking_loss(scores, self.margin, self.directions)
 
     @torch.no_grad()
     def score(self, model: torch.nn.Module, split: str, device: torch.device,
