@@ -36,7 +36,8 @@ TINY_CONFIG = {
             "model": "jsfusion", "task": "retrieval", "features": ["resnet34"], "seeds": [0],
             "model_args": {"word_dim": 8, "encoder_hidden": 8, "d1": 8, "d2": 8, "d3": 8,
                            "d4": 8, "conv_channels": 4, "d5": 4, "d6": 4, "d7": 4},
-            "task_args": {"max_frames": 5, "max_words": 24, "batch_size": 4},
+            "task_args": {"max_frames": 5, "max_words": 24, "batch_size": 4,
+                          "feature_norm": "pca", "pca_dims": 8},
             "train": {"epochs": 1},
             "variants": {"JSFusion-noaudio": {}},
         }

@@ -48,7 +48,7 @@ def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: 
         raise KeyError(f"unknown variant {variant!r}; known: {sorted(experiment['variants'])}")
     model_args = {**experiment.get("model_args", {}), **(experiment["variants"][variant] or {})}
     seed_everything(seed)
-    video_dim = next(iter(features.values())).shape[1]
+    video_dim = task.feature_dim  # after the task's normalisation (PCA may reduce it)
     word_vectors = None
     if text.get("embeddings"):
         word_vectors, _ = load_embeddings(text["embeddings"], vocab,

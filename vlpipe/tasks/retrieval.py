@@ -61,6 +61,11 @@ class RetrievalTask:
         self.splits = {split: [c for c in group["clip_id"] if self.sentences[c]]
                        for split, group in clips.groupby("split")}
 
+    @property
+    def feature_dim(self) -> int:
+        """Size of one step's features as the model sees them."""
+        return next(iter(self.features.values())).shape[1]
+
     def _batch(self, clip_ids: list[str], sentences: list[list[int]]) -> RetrievalBatch:
         feats, feat_mask = pad_features([self.features[c] for c in clip_ids])
         tokens, token_mask = pad_tokens(sentences)
