@@ -35,11 +35,20 @@ def load_clip_features(stores: Sequence[Sequence[str | Path]],
     return combined
 
 
-def standardize(features: dict[str, np.ndarray],
-                fit_ids: Sequence[str]) -> dict[str, np.ndarray]:
+def _fit_steps(features: dict[str, np.ndarray], fit_ids: Sequence[str],
+               max_steps: int) -> np.ndarray:
+    """At most about ``max_steps`` steps of the ``fit_ids`` clips (every k-th step of each),
+    as float64, so that fitting statistics stays bounded in memory on large data sets."""
+    total = sum(len(features[c]) for c in fit_ids)
+    stride = max(1, -(-total // max_steps))  # ceil
+    return np.concatenate([features[c][::stride] for c in fit_ids]).astype(np.float64)
+
+
+def standardize(features: dict[str, np.ndarray], fit_ids: Sequence[str],
+                max_fit_steps: int = 100_000) -> dict[str, np.ndarray]:
     """Z-score every feature dimension with the mean and std of the ``fit_ids`` clips' steps
     (the training split), so that no dimension's offset or scale dominates the encoders."""
-    steps = np.concatenate([features[c] for c in fit_ids])
+    steps = _fit_steps(features, fit_ids, max_fit_steps)
     mean, std = steps.mean(axis=0), steps.std(axis=0) + 1e-6
     return {c: ((f - mean) / std).astype(np.float32) for c, f in features.items()}
 
@@ -47,11 +56,10 @@ def standardize(features: dict[str, np.ndarray],
 def pca_whiten(features: dict[str, np.ndarray], fit_ids: Sequence[str], dims: int,
                max_fit_steps: int = 100_000) -> dict[str, np.ndarray]:
     """Project every step onto the top ``dims`` principal components of the ``fit_ids`` clips'
-    steps (the training split; at most ``max_fit_steps`` evenly spaced ones), each scaled to unit
-    variance. Whitening lifts weak directions (a small object's colour) to the level of the
-    dominant ones (the background), which per-dimension z-scores cannot do."""
-    steps = np.concatenate([features[c] for c in fit_ids]).astype(np.float64)
-    steps = steps[np.linspace(0, len(steps) - 1, min(len(steps), max_fit_steps)).astype(int)]
+    steps (the training split; about ``max_fit_steps`` of them), each scaled to unit variance.
+    Whitening lifts weak directions (a small object's colour) to the level of the dominant ones
+    (the background), which per-dimension z-scores cannot do."""
+    steps = _fit_steps(features, fit_ids, max_fit_steps)
     if not 0 < dims <= steps.shape[1]:
         raise ValueError(f"pca_dims={dims}; expected 1..{steps.shape[1]}")
     mean = steps.mean(axis=0)
