@@ -30,7 +30,7 @@ test: lint  ## the default suite (slow tests excluded), < 10 min on 2 cores
 	PATH="$(BIN):$$PATH" python -m pytest -q
 
 test-slow: setup
-	PATH="$(BIN):$$PATH" python -m pytest -q -m slow
+	PATH="$(BIN):$$PATH" python -m pytest -q -m slow || [ $$? -eq 5 ]  # 5: no slow tests yet
 
 clean:
 	rm -rf results .snakemake
