@@ -4,44 +4,88 @@ import pytest
 import torch
 import torchvision
 
+from vlpipe import extract
 from vlpipe.extract import extract_shard
-from vlpipe.extractors import MissingWeightsError, build_extractor
-from vlpipe.features import ClipFeatures, FeatureStore, write_store
+from vlpipe.extractors import MissingWeightsError, build_extractor, check_settings
+from vlpipe.extractors.base import sliding_windows
+from vlpipe.features.store import ClipFeatures, FeatureStore, chunk_rows, write_store
 from vlpipe.manifest import SHARD_COLUMNS, with_file_identity
 
 SETTINGS = {"fps": 5, "image_size": 32, "allow_random_init": True, "seed": 0}
+ARRAYS = {"feat": ((4,), "float16", "step"), "mask": ((), "uint8", "step"),
+          "step": ((), "int32", "instance"), "box": ((4,), "float32", "instance")}
 
 
-def _clip(clip_id, steps, dim=4, value=0.0):
-    features = np.full((steps, dim), value, dtype=np.float32) + np.arange(steps)[:, None]
-    return ClipFeatures(clip_id, f"id-{clip_id}", features, np.arange(steps) / 5)
+def _clip(clip_id, steps, value=0.0, instances=0):
+    feat = np.full((steps, 4), value, dtype=np.float32) + np.arange(steps)[:, None]
+    return ClipFeatures(clip_id, f"id-{clip_id}", np.arange(steps) / 5, {
+        "feat": feat, "mask": np.ones(steps, np.uint8),
+        "step": np.arange(instances, dtype=np.int32) % max(steps, 1),
+        "box": np.full((instances, 4), value, np.float32)})
 
 
-def test_store_round_trip(tmp_path):
-    clips = [_clip("a", 3), _clip("b", 0), _clip("c", 5, value=0.5)]
-    write_store(tmp_path / "s.zarr", clips, dim=4, attrs={"provenance": {"x": 1}})
+def _attrs():
+    return {"provenance": {"primary": "feat"}}
+
+
+def test_store_round_trip_step_and_instance_arrays(tmp_path):
+    clips = [_clip("a", 3, instances=2), _clip("b", 0), _clip("c", 5, value=0.5, instances=1)]
+    write_store(tmp_path / "s.zarr", clips, ARRAYS, _attrs())
     store = FeatureStore(tmp_path / "s.zarr")
-    assert len(store) == 3 and "b" in store and store.attrs["provenance"] == {"x": 1}
+    assert len(store) == 3 and "b" in store and store.primary == "feat"
     features, times = store["c"]
-    np.testing.assert_array_equal(features, clips[2].features.astype(np.float16))
+    np.testing.assert_array_equal(features, clips[2].arrays["feat"].astype(np.float16))
     np.testing.assert_allclose(times, np.arange(5) / 5, rtol=1e-6)
     assert store["b"][0].shape == (0, 4)
+    np.testing.assert_array_equal(store.read("a", "box"), np.zeros((2, 4)))
+    np.testing.assert_array_equal(store.read("c", "box"), np.full((1, 4), 0.5))
+    assert store.read("a", "mask").dtype == np.uint8 and store.read("a", "mask").shape == (3,)
     assert store.identities["a"] == "id-a"
+    assert [c.clip_id for c in store.iter_clips()] == ["a", "b", "c"]
+    np.testing.assert_array_equal(list(store.iter_clips())[2].arrays["box"], [[0.5] * 4])
     assert [p.name for p in tmp_path.iterdir()] == ["s.zarr"]  # no temporary left
+
+
+def test_store_streams_in_whole_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr("vlpipe.features.store.CHUNK_BYTES", 16)  # 2 rows of 4 float16
+    assert chunk_rows((4,), "float16") == 2
+    clips = [_clip(str(i), 3, value=i) for i in range(5)]
+    write_store(tmp_path / "s.zarr", clips, ARRAYS, _attrs())
+    store = FeatureStore(tmp_path / "s.zarr")
+    assert store.group["step/feat"].chunks == (2, 4)
+    for i in range(5):
+        np.testing.assert_array_equal(store.read(str(i))[:, 0], i + np.arange(3))
+
+
+def test_store_rejects_rows_that_do_not_match(tmp_path):
+    bad = _clip("a", 3)
+    bad.arrays["mask"] = np.ones(2, np.uint8)
+    with pytest.raises(ValueError, match="clip 'a': mask has 2 rows"):
+        write_store(tmp_path / "s.zarr", [bad], ARRAYS, _attrs())
+    assert not list(tmp_path.iterdir())
 
 
 def test_failed_write_leaves_previous_store_intact(tmp_path):
     path = tmp_path / "s.zarr"
-    write_store(path, [_clip("a", 2)], dim=4, attrs={"version": 1})
+    write_store(path, [_clip("a", 2)], ARRAYS, {**_attrs(), "version": 1})
 
     def failing():
         yield _clip("b", 2)
         raise RuntimeError("killed mid-write")
 
     with pytest.raises(RuntimeError):
-        write_store(path, failing(), dim=4, attrs={"version": 2})
+        write_store(path, failing(), ARRAYS, {**_attrs(), "version": 2})
     assert FeatureStore(path).attrs["version"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["s.zarr"]
+
+
+def test_sliding_windows_end_at_every_stride_and_repeat_pad():
+    frames, times = np.arange(7), np.arange(7) / 10
+    windows, ends = sliding_windows(frames, times, window=3, stride=2)
+    np.testing.assert_array_equal(windows, [[0, 1, 2], [2, 3, 4], [4, 5, 6]])
+    np.testing.assert_allclose(ends, [0.2, 0.4, 0.6])
+    windows, ends = sliding_windows(frames[:2], times[:2], window=4, stride=4)
+    np.testing.assert_array_equal(windows, [[0, 0, 0, 1]])  # short clip: one padded window
 
 
 def _shard(clips: pd.DataFrame, path):
@@ -52,32 +96,76 @@ def _shard(clips: pd.DataFrame, path):
 def test_extract_shapes_provenance_and_incremental_reuse(tiny_clips, tmp_path):
     shard = _shard(tiny_clips.iloc[:4], tmp_path / "shard.parquet")
     store_path = tmp_path / "resnet34.zarr"
-    attrs = extract_shard(shard, store_path, "resnet34", SETTINGS, num_workers=0)
-    assert attrs["counts"] == {"clips": 4, "recomputed": 4, "reused": 0}
+
+    def run(settings=SETTINGS):
+        return extract_shard(shard, {"resnet34": store_path}, {"resnet34": settings},
+                             num_workers=0)["resnet34"]
+
+    assert run()["counts"] == {"clips": 4, "recomputed": 4, "reused": 0, "removed": 0}
     store = FeatureStore(store_path)
     features, _ = store[tiny_clips.clip_id[0]]
     assert features.shape == (10, 512) and np.isfinite(features).all()
     assert store.attrs["provenance"]["weights"] == "random-seed-0"
-    assert store.attrs["provenance"]["fps"] == 5
+    assert store.attrs["provenance"]["needs"]["fps"] == 5
 
     # Same inputs: nothing recomputed, features identical.
-    attrs = extract_shard(shard, store_path, "resnet34", SETTINGS, num_workers=0)
-    assert attrs["counts"] == {"clips": 4, "recomputed": 0, "reused": 4}
+    assert run()["counts"] == {"clips": 4, "recomputed": 0, "reused": 4, "removed": 0}
     np.testing.assert_array_equal(FeatureStore(store_path)[tiny_clips.clip_id[0]][0], features)
 
     # One clip changed (new identity), one removed, one added: only the changed/new recomputed.
     changed = tiny_clips.iloc[[0, 1, 2, 4]].copy()
     changed.loc[changed.index[1], "start"] = 0.4
     shard = _shard(changed, tmp_path / "shard.parquet")
-    attrs = extract_shard(shard, store_path, "resnet34", SETTINGS, num_workers=0)
-    assert attrs["counts"] == {"clips": 4, "recomputed": 2, "reused": 2}
+    assert run()["counts"] == {"clips": 4, "recomputed": 2, "reused": 2, "removed": 1}
     store = FeatureStore(store_path)
     assert tiny_clips.clip_id[3] not in store
     assert len(store[tiny_clips.clip_id[1]][0]) == 8  # 1.6 s left at 5 fps
 
     # Other settings: every clip recomputed.
-    attrs = extract_shard(shard, store_path, "resnet34", {**SETTINGS, "fps": 2}, num_workers=0)
-    assert attrs["counts"]["recomputed"] == 4
+    assert run({**SETTINGS, "fps": 2})["counts"]["recomputed"] == 4
+
+
+def test_one_job_decodes_each_clip_once_for_all_its_extractors(tiny_clips, tmp_path,
+                                                               monkeypatch):
+    shard = _shard(tiny_clips.iloc[:3], tmp_path / "shard.parquet")
+    calls = []
+    real_decode = extract.decode_media
+
+    def counting_decode(path, needs, start, end):
+        calls.append((path, list(needs)))
+        return real_decode(path, needs, start, end)
+
+    monkeypatch.setattr(extract, "decode_media", counting_decode)
+    settings = {"small": {**SETTINGS, "kind": "resnet34"},
+                "grid": {**SETTINGS, "kind": "resnet34", "fps": 2, "image_size": 64,
+                         "outputs": ["res5c", "pool5"]}}
+    stores = {name: tmp_path / f"{name}.zarr" for name in settings}
+    results = extract_shard(shard, stores, settings, num_workers=0)
+    assert len(calls) == 3 and all(len(needs) == 2 for _, needs in calls)
+    assert {r["counts"]["recomputed"] for r in results.values()} == {3}
+    grid = FeatureStore(stores["grid"])
+    clip = tiny_clips.clip_id[0]
+    assert grid.primary == "res5c" and grid.read(clip).shape == (4, 2, 2, 512)
+    assert grid.read(clip, "pool5").shape == (4, 512)
+    # pool5 is the grid's spatial mean, from the same forward pass
+    np.testing.assert_allclose(grid.read(clip).astype(np.float32).mean(axis=(1, 2)),
+                               grid.read(clip, "pool5"), rtol=2e-2, atol=2e-3)
+    assert FeatureStore(stores["small"]).read(clip).shape == (10, 512)
+
+    # Changing one extractor's settings recomputes only that one; the other is reused.
+    calls.clear()
+    settings["grid"]["fps"] = 1
+    results = extract_shard(shard, stores, settings, num_workers=0)
+    assert results["small"]["counts"]["recomputed"] == 0
+    assert results["grid"]["counts"]["recomputed"] == 3
+    assert all(len(needs) == 1 for _, needs in calls)
+
+
+def test_unknown_settings_name_the_entry():
+    with pytest.raises(ValueError, match=r"extractors\.rgb \(resnet34\): unknown setting.*'fsp'"):
+        check_settings("rgb", {"kind": "resnet34", "fsp": 5})
+    with pytest.raises(KeyError, match=r"extractors\.x: unknown extractor kind 'x'"):
+        check_settings("x", {})
 
 
 def test_weights_from_a_local_file(tmp_path):
@@ -85,16 +173,20 @@ def test_weights_from_a_local_file(tmp_path):
     net = torchvision.models.resnet34(weights=None)
     weights = tmp_path / "tiny-resnet34.pth"
     torch.save(net.state_dict(), weights)
-    extractor = build_extractor("resnet34", fps=5, image_size=32, weights_path=str(weights))
+    extractor = build_extractor("resnet34", {"fps": 5, "image_size": 32,
+                                             "weights_path": str(weights)})
     assert extractor.weights_identity.startswith("tiny-resnet34.pth@sha256:")
     frames = torch.randint(0, 255, (2, 32, 32, 3), dtype=torch.uint8)
     net.fc = torch.nn.Identity()
-    x = (frames.permute(0, 3, 1, 2).float() / 255 - extractor._mean) / extractor._std
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    x = (frames.permute(0, 3, 1, 2).float() / 255 - mean) / std
     with torch.no_grad():
-        np.testing.assert_allclose(extractor(frames), net.eval()(x).numpy(), rtol=1e-4,
-                                   atol=1e-5)
+        np.testing.assert_allclose(extractor.forward(frames)["pool5"], net.eval()(x).numpy(),
+                                   rtol=1e-4, atol=1e-5)
 
 
 def test_missing_weights_name_the_file_and_where_looked(tmp_path):
-    with pytest.raises(MissingWeightsError, match=r"resnet34-b627a593\.pth.*nowhere\.pth"):
-        build_extractor("resnet34", weights_path=str(tmp_path / "nowhere.pth"))
+    with pytest.raises(MissingWeightsError, match=r"'resnet34-b627a593\.pth'.*nowhere\.pth"):
+        build_extractor("resnet34", {"weights_path": str(tmp_path / "nowhere.pth"),
+                                     "allow_random_init": True})

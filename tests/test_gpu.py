@@ -18,10 +18,9 @@ SETTINGS = {"fps": 5, "image_size": 64, "allow_random_init": True, "seed": 0}
 def test_bf16_extraction_matches_fp32_cpu(tiny_clips, tmp_path):
     shard = tmp_path / "shard.parquet"
     with_file_identity(tiny_clips.iloc[:4])[SHARD_COLUMNS].to_parquet(shard, index=False)
-    extract_shard(shard, tmp_path / "gpu.zarr", "resnet34", SETTINGS, device="cuda",
-                  num_workers=0)
-    extract_shard(shard, tmp_path / "cpu.zarr", "resnet34", SETTINGS, device="cpu",
-                  num_workers=0)
+    for device in ["cuda", "cpu"]:
+        extract_shard(shard, {"resnet34": tmp_path / f"{device}.zarr"}, {"resnet34": SETTINGS},
+                      device=device, num_workers=0)
     gpu, cpu = FeatureStore(tmp_path / "gpu.zarr"), FeatureStore(tmp_path / "cpu.zarr")
     for clip_id in tiny_clips.clip_id[:4]:
         a, b = gpu[clip_id][0].astype(np.float32), cpu[clip_id][0].astype(np.float32)

@@ -67,7 +67,7 @@ def tiny_run(tmp_path_factory):
 
 def test_dry_run_lists_the_whole_chain(tiny_run):
     _, dry, _ = tiny_run
-    for rule in ["synth_world", "extract", "vocab", "train", "evaluate", "report"]:
+    for rule in ["synth_world", "extract_resnet34", "vocab", "train", "evaluate", "report"]:
         assert f"rule {rule}:" in dry
     assert "checkpoint manifest:" in dry
 

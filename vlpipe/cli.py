@@ -28,10 +28,21 @@ def _manifest(args: argparse.Namespace) -> None:
 def _extract(args: argparse.Namespace) -> None:
     from vlpipe.extract import extract_shard
 
-    attrs = extract_shard(args.shard, args.store, args.extractor, json.loads(args.settings),
-                          device=args.device, batch_frames=args.batch_frames,
-                          num_workers=args.num_workers)
-    print(f"{args.store}: {attrs['counts']}")
+    stores = dict(_pairs(args.stores, "--stores"))
+    results = extract_shard(args.shard, stores, json.loads(args.settings), device=args.device,
+                            batch_frames=args.batch_frames, num_workers=args.num_workers)
+    for name, attrs in results.items():
+        print(f"{stores[name]}: {attrs['counts']}")
+
+
+def _pairs(values: list[str], option: str) -> list[tuple[str, str]]:
+    """``NAME=PATH`` arguments → (name, path) pairs."""
+    pairs = [value.partition("=") for value in values]
+    bad = [value for value, (_, sep, path) in zip(values, pairs, strict=True)
+           if not sep or not path]
+    if bad:
+        raise SystemExit(f"{option}: expected NAME=PATH, got {bad}")
+    return [(name, path) for name, _, path in pairs]
 
 
 def _vocab(args: argparse.Namespace) -> None:
@@ -93,11 +104,10 @@ def _parser() -> argparse.ArgumentParser:
     step.add_argument("--shards", type=int, default=1)
     step.set_defaults(run=_manifest)
 
-    step = steps.add_parser("extract", help="extract one feature for one shard")
-    step.add_argument("--extractor", required=True)
+    step = steps.add_parser("extract", help="run extractors on one shard (decoding once)")
     step.add_argument("--shard", required=True)
-    step.add_argument("--store", required=True)
-    step.add_argument("--settings", default="{}")
+    step.add_argument("--stores", nargs="+", required=True, help="EXTRACTOR=STORE ...")
+    step.add_argument("--settings", required=True, help="extractor name → settings, JSON")
     step.add_argument("--device", default="auto", help="auto = cuda if available")
     step.add_argument("--batch-frames", type=int, default=64, help="frames per forward pass")
     step.add_argument("--num-workers", type=int, default=1, help="decoding worker processes")

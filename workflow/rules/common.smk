@@ -3,6 +3,10 @@ import json
 from pathlib import Path
 
 from vlpipe.experiment import run_settings
+from vlpipe.extractors import check_settings
+
+for _name, _settings in config["extractors"].items():
+    check_settings(_name, _settings)  # unknown kinds or settings fail before any job runs
 
 OUT = f"{config['results']}/{config['dataset']['name']}"
 ROOT = config["dataset"]["root"]

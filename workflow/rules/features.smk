@@ -1,4 +1,6 @@
-# One extraction job per (extractor, shard), writing one Zarr store.
+# Feature extraction: one job per (extraction job, shard). By default every extractor is its own
+# job, so changing one extractor's settings reruns only its stores. Extractors given the same
+# `job:` in the config share one job per shard that decodes each clip once for all of them.
 
 
 def planned_shard(wildcards):
@@ -6,24 +8,42 @@ def planned_shard(wildcards):
     return shard_file(wildcards.shard)
 
 
-rule extract:
-    input:
-        shard=planned_shard,
-    output:
-        store=update(directory(f"{OUT}/features/{{extractor}}/shard-{{shard}}.zarr")),
-    params:
-        settings=lambda w: as_json(config["extractors"][w.extractor]),
-    resources:
-        # How extraction runs, not what it computes: resources, unlike params, never trigger
-        # a rerun when they change.
-        device=RUNTIME.get("device", "auto"),
-        batch_frames=RUNTIME.get("batch_frames", 64),
-        num_workers=RUNTIME.get("num_workers", 1),
-    log:
-        f"{LOGS}/extract/{{extractor}}-{{shard}}.log",
-    threads: RUNTIME.get("extract_threads", 8)
-    shell:
-        "python -m vlpipe --threads {threads} extract --extractor {wildcards.extractor} --shard {input.shard:q}"
-        " --store {output.store:q} --settings {params.settings:q}"
-        " --device {resources.device} --batch-frames {resources.batch_frames}"
-        " --num-workers {resources.num_workers} > {log:q} 2>&1"
+def extraction_jobs():
+    """job name → the extractors it runs (config order)."""
+    jobs = {}
+    for name, settings in config["extractors"].items():
+        jobs.setdefault(settings.get("job", name), []).append(name)
+    return jobs
+
+
+def extractor_settings(name):
+    """What an extractor's features depend on (`job` only says where it runs)."""
+    return {k: v for k, v in config["extractors"][name].items() if k != "job"}
+
+
+for job, members in extraction_jobs().items():
+
+    rule:
+        name:
+            f"extract_{job}"
+        input:
+            shard=planned_shard,
+        output:
+            **{m: update(directory(feature_store(m, "{shard}"))) for m in members},
+        params:
+            settings=as_json({m: extractor_settings(m) for m in members}),
+            stores=lambda w, output: [f"{name}={path}" for name, path in output.items()],
+        resources:
+            # How extraction runs, not what it computes: resources, unlike params, never
+            # trigger a rerun when they change.
+            device=RUNTIME.get("device", "auto"),
+            batch_frames=RUNTIME.get("batch_frames", 64),
+            num_workers=RUNTIME.get("num_workers", 1),
+        log:
+            f"{LOGS}/extract/{job}-{{shard}}.log",
+        threads: RUNTIME.get("extract_threads", 8)
+        shell:
+            "python -m vlpipe --threads {threads} extract --shard {input.shard:q}"
+            " --stores {params.stores:q} --settings {params.settings:q}"
+            " --device {resources.device} --batch-frames {resources.batch_frames}"
+            " --num-workers {resources.num_workers} > {log:q} 2>&1"
