@@ -20,6 +20,7 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         report_tables(),
+        text_targets(),
     default_target: True
     localrule: True
 

@@ -45,6 +45,14 @@ def _pairs(values: list[str], option: str) -> list[tuple[str, str]]:
     return [(name, path) for name, _, path in pairs]
 
 
+def _text_embed(args: argparse.Namespace) -> None:
+    from vlpipe.text.embed import write_text_store
+
+    settings = {**json.loads(args.settings), "device": args.device}
+    attrs = write_text_store(args.clips, args.out, settings)
+    print(f"{args.out}: {attrs['counts']}")
+
+
 def _vocab(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -112,6 +120,13 @@ def _parser() -> argparse.ArgumentParser:
     step.add_argument("--batch-frames", type=int, default=64, help="frames per forward pass")
     step.add_argument("--num-workers", type=int, default=1, help="decoding worker processes")
     step.set_defaults(run=_extract)
+
+    step = steps.add_parser("text-embed", help="sentence + SOMEONE-mention embeddings")
+    step.add_argument("--clips", required=True)
+    step.add_argument("--out", required=True)
+    step.add_argument("--settings", default="{}", help="text encoder settings, JSON")
+    step.add_argument("--device", default="auto")
+    step.set_defaults(run=_text_embed)
 
     step = steps.add_parser("vocab", help="build the vocabulary from training sentences")
     step.add_argument("--clips", required=True)

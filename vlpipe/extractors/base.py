@@ -63,11 +63,13 @@ class Extractor(ABC):
     """A frozen network that turns decoded media into per-step (and per-instance) arrays.
 
     Subclasses set ``name``, ``version`` (bump when the output for the same input changes),
-    ``weights_identity`` (from ``resolve_weights``), ``outputs``, ``primary`` (the array a
-    sequence model reads) and ``net`` (the ``torch.nn.Module`` that ``to`` moves).
+    ``needs`` (what to decode), ``weights_identity`` (from ``resolve_weights``), ``outputs``,
+    ``primary`` (a step array: what ``FeatureStore[clip]`` and sequence models read) and ``net``
+    (the ``torch.nn.Module`` that ``to`` moves).
     """
 
     name: str
+    needs: FrameSpec | AudioSpec
     version: str
     weights_identity: str
     outputs: dict[str, ArraySpec]
@@ -76,11 +78,6 @@ class Extractor(ABC):
     frames_per_unit: int = 1  # decoded frames (or audio examples) one unit stands for
     precision: str = "auto"  # auto (bf16 on cuda) | fp32 | bf16
     device: torch.device = torch.device("cpu")
-
-    @property
-    @abstractmethod
-    def needs(self) -> FrameSpec | AudioSpec:
-        """What this extractor needs decoded."""
 
     def prepare(self, media: DecodedMedia) -> Units:
         """Default for per-frame networks: every sampled frame is one unit and one step."""
@@ -119,6 +116,19 @@ class Extractor(ABC):
                                                             **needs.__dict__},
                 "outputs": {k: [list(v.shape), v.dtype, v.axis] for k, v in self.outputs.items()},
                 "primary": self.primary}
+
+
+class WindowedExtractor(Extractor):
+    """A clip network: units are windows of ``window`` frames ending at every ``stride``-th
+    decoded frame (see ``sliding_windows``); a step's time is its window's last frame."""
+
+    window: int
+    stride: int
+
+    def prepare(self, media: DecodedMedia) -> Units:
+        frames, times = media.frames[self.needs]
+        windows, ends = sliding_windows(frames, times, self.window, self.stride)
+        return Units(torch.from_numpy(windows), ends)  # (U, window, H, W, 3) uint8
 
 
 def normalized_images(frames: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD,

@@ -65,7 +65,7 @@ class ImageNetCNN(Extractor):
             raise ValueError(f"{arch}: outputs must be a non-empty subset of {sorted(known)}, "
                              f"got {list(outputs)}")
         self.name, self.precision = arch, precision
-        self._needs = FrameSpec(fps, image_size, crop)
+        self.needs = FrameSpec(fps, image_size, crop)
         file_name = backbone.weights.url.rsplit("/", 1)[-1]
         resolved = resolve_weights(
             file_name, path=weights_path, allow_random_init=allow_random_init, seed=seed,
@@ -90,16 +90,12 @@ class ImageNetCNN(Extractor):
 
     def _output_specs(self, names: tuple[str, ...]) -> dict[str, ArraySpec]:
         """Output shapes from one dummy frame (grid size depends on the image size)."""
-        probe = torch.zeros(1, self._needs.size, self._needs.size, 3, dtype=torch.uint8)
+        probe = torch.zeros(1, self.needs.size, self.needs.size, 3, dtype=torch.uint8)
         with torch.inference_mode():
             shapes = {k: v.shape[1:] for k, v in self.net(normalized_images(probe)).items()}
         # grids (C, h, w) are stored channels-last (h, w, C)
         return {k: ArraySpec(tuple(shapes[k]) if len(shapes[k]) == 1
                              else (*shapes[k][1:], shapes[k][0])) for k in names}
-
-    @property
-    def needs(self) -> FrameSpec:
-        return self._needs
 
     @torch.inference_mode()
     def forward(self, inputs: torch.Tensor) -> Outputs:

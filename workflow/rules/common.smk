@@ -13,6 +13,7 @@ ROOT = config["dataset"]["root"]
 SHARDS = [f"{k:03d}" for k in range(config["shards"])]
 LOGS = f"{OUT}/logs"
 RUNTIME = config.get("runtime", {})
+TEXT_STORE = f"{OUT}/text/sentences.zarr"
 
 
 def as_json(obj):
@@ -46,6 +47,11 @@ def report_tables():
         for name in config["experiments"]
         for ext in ("md", "tex", "csv")
     ]
+
+
+def text_targets():
+    """The sentence-embedding store, when the config names a text encoder."""
+    return [TEXT_STORE] if config["text"].get("encoder") else []
 
 
 def print_tables():

@@ -15,6 +15,23 @@ rule vocab:
         " --min-count {params.min_count} > {log:q} 2>&1"
 
 
+rule text_features:
+    input:
+        clips=f"{OUT}/tables/clips.parquet",
+    output:
+        directory(TEXT_STORE),
+    params:
+        settings=as_json(config["text"].get("encoder") or {}),
+    resources:
+        device=RUNTIME.get("device", "auto"),
+    log:
+        f"{LOGS}/text_features.log",
+    threads: RUNTIME.get("extract_threads", 8)
+    shell:
+        "python -m vlpipe --threads {threads} text-embed --clips {input.clips:q} --out {output:q}"
+        " --settings {params.settings:q} --device {resources.device} > {log:q} 2>&1"
+
+
 def run_inputs(wildcards):
     return {
         "clips": f"{OUT}/tables/clips.parquet",
