@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vlpipe.decode import AudioSpec, decode_media
-from vlpipe.extract import PreparedClips, extract_shard, resolve_device
+from vlpipe.extract import PreparedClips, extract_shard, resolve_device, single_threaded_worker
 from vlpipe.extractors import build_extractor
 from vlpipe.manifest import SHARD_COLUMNS, with_file_identity
 from vlpipe.synthetic import WorldConfig, generate_world
@@ -71,13 +71,14 @@ def bench_decode(extractor, rows, workers: int) -> tuple[float, int, list]:
     """Seconds to decode + prepare every clip in the job's workers; units; a few prepared."""
     dataset = PreparedClips([(row, [extractor.name]) for row in rows], {extractor.name: extractor})
     loader = DataLoader(dataset, batch_size=None, num_workers=workers,
+                        worker_init_fn=single_threaded_worker,
                         prefetch_factor=4 if workers else None)
     start, units, kept = time.perf_counter(), 0, []
     for prepared in loader:
         clip_units = prepared.units[extractor.name]
         units += len(clip_units)
         if len(kept) < 64:
-            kept.append(clip_units.inputs)
+            kept.append(torch.from_numpy(clip_units.inputs))
     return time.perf_counter() - start, units, kept
 
 

@@ -190,3 +190,49 @@ def test_missing_weights_name_the_file_and_where_looked(tmp_path):
     with pytest.raises(MissingWeightsError, match=r"'resnet34-b627a593\.pth'.*nowhere\.pth"):
         build_extractor("resnet34", {"weights_path": str(tmp_path / "nowhere.pth"),
                                      "allow_random_init": True})
+
+
+class _Recorder:
+    """A stand-in extractor: outputs its inputs (array) and their squares (ragged list)."""
+
+    def __init__(self):
+        self.batches = []
+
+    def forward(self, inputs):
+        self.batches.append(len(inputs))
+        values = inputs.numpy()
+        return {"value": values, "ragged": [np.full(int(v), v) for v in values]}
+
+    def finish(self, units, outputs):
+        return outputs
+
+
+class _Writer:
+    def __init__(self):
+        self.clips = []
+
+    def add(self, clip):
+        self.clips.append(clip)
+
+
+def test_batches_have_exactly_the_batch_size_and_clips_get_their_own_outputs():
+    recorder, writer = _Recorder(), _Writer()
+    batcher = extract._Batcher(recorder, 4, writer)
+    sizes = {"a": 3, "b": 5, "empty": 0, "c": 4, "d": 2}
+    start = 0
+    for clip_id, size in sizes.items():
+        inputs = np.arange(start, start + size)
+        batcher.add(clip_id, clip_id, extract.Units(inputs, np.zeros(size)))
+        start += size
+    batcher.flush()
+    assert recorder.batches == [4, 4, 4, 2]  # 14 units: full batches, then the rest
+    assert [c.clip_id for c in writer.clips] == list(sizes)
+    start = 0
+    for clip in writer.clips:
+        expected = np.arange(start, start + sizes[clip.clip_id])
+        start += len(expected)
+        if not len(expected):
+            assert clip.arrays == {}
+            continue
+        np.testing.assert_array_equal(clip.arrays["value"], expected)
+        assert [len(r) for r in clip.arrays["ragged"]] == list(expected)

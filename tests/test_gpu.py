@@ -16,15 +16,22 @@ SETTINGS = {"fps": 5, "image_size": 64, "allow_random_init": True, "seed": 0}
 
 
 def test_bf16_extraction_matches_fp32_cpu(tiny_clips, tmp_path):
+    """One job, four extractors (frames, windows, audio), decode workers: CUDA bf16 vs CPU."""
     shard = tmp_path / "shard.parquet"
     with_file_identity(tiny_clips.iloc[:4])[SHARD_COLUMNS].to_parquet(shard, index=False)
+    settings = {"resnet34": SETTINGS, "vggish": {"allow_random_init": True},
+                "c3d": {"fps": 10, "image_size": 32, "stride": 4, "allow_random_init": True},
+                "i3d": {"fps": 5, "image_size": 32, "allow_random_init": True}}
     for device in ["cuda", "cpu"]:
-        extract_shard(shard, {"resnet34": tmp_path / f"{device}.zarr"}, {"resnet34": SETTINGS},
-                      device=device, num_workers=0)
-    gpu, cpu = FeatureStore(tmp_path / "gpu.zarr"), FeatureStore(tmp_path / "cpu.zarr")
-    for clip_id in tiny_clips.clip_id[:4]:
-        a, b = gpu[clip_id][0].astype(np.float32), cpu[clip_id][0].astype(np.float32)
-        assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99
+        stores = {name: tmp_path / device / f"{name}.zarr" for name in settings}
+        extract_shard(shard, stores, settings, device=device, num_workers=2)
+    for name in settings:
+        gpu = FeatureStore(tmp_path / "cuda" / f"{name}.zarr")
+        cpu = FeatureStore(tmp_path / "cpu" / f"{name}.zarr")
+        for clip_id in tiny_clips.clip_id[:4]:
+            a, b = gpu[clip_id][0].astype(np.float32), cpu[clip_id][0].astype(np.float32)
+            assert a.shape == b.shape
+            assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99, (name, clip_id)
 
 
 def test_scoring_under_autocast_ranks_like_fp32(tiny_clips):

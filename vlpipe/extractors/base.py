@@ -89,7 +89,8 @@ class Extractor(ABC):
         """``inputs (N, ...)`` (units of several clips) → outputs with N rows/entries."""
 
     def finish(self, units: Units, outputs: Outputs) -> dict[str, np.ndarray]:
-        """Default: the units are the steps, the outputs are the arrays."""
+        """Default: the units are the steps, the outputs are the arrays. A clip without units
+        gets empty ``outputs`` ({})."""
         return outputs
 
     @property
