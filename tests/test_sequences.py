@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from vlpipe.sequences import pad_features, pad_tokens, pca_whiten, standardize, subsample
+from vlpipe.sequences import (
+    normalize_blocks,
+    pad_features,
+    pad_tokens,
+    pca_whiten,
+    standardize,
+    subsample,
+)
 
 
 def _clips(rng, scales, n_clips=20, steps=30):
@@ -48,3 +55,33 @@ def test_subsample_and_padding():
     tokens, token_mask = pad_tokens([[5, 6, 7], [8]])
     assert tokens.tolist() == [[5, 6, 7], [8, 0, 0]]
     assert token_mask.tolist() == [[True, True, True], [True, False, False]]
+
+
+def _explained(y, x):
+    """R² of regressing ``y`` on ``x`` (with intercept)."""
+    design = np.c_[x, np.ones(len(x))]
+    residual = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+    return 1 - residual.var() / y.var()
+
+
+def test_blocks_are_normalised_each_on_its_own():
+    rng = np.random.default_rng(0)
+    ids = [f"c{i}" for i in range(30)]
+    # block 1: 3 columns of small variance; block 2: 2 columns of huge variance
+    features = {c: np.concatenate([rng.normal(0, 0.05, (4, 3)), rng.normal(5, 100, (4, 2))],
+                                  axis=1) for c in ids}
+    small = np.concatenate([features[c][:, :3] for c in ids])
+    whole = np.concatenate(list(normalize_blocks(features, ids, "pca", None, pca_dims=2)
+                                .values()))
+    split = np.concatenate(list(normalize_blocks(features, ids, "pca", [3, 2], pca_dims=2)
+                                .values()))
+    assert whole.shape[1] == 2 and split.shape[1] == 4
+    # one PCA over everything keeps only the loud block; per block, the quiet one survives
+    assert max(_explained(whole[:, k], small) for k in range(2)) < 0.1
+    assert min(_explained(split[:, k], small) for k in range(2)) > 0.999
+    np.testing.assert_allclose(split.std(axis=0, ddof=1), 1.0, atol=1e-2)  # whitened
+    zscored = normalize_blocks(features, ids, "zscore", [3, 2])
+    np.testing.assert_allclose(np.concatenate(list(zscored.values())).std(axis=0), 1,
+                               atol=1e-3)
+    with pytest.raises(ValueError, match="do not add up"):
+        normalize_blocks(features, ids, "pca", [3, 3])

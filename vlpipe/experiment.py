@@ -2,8 +2,8 @@
 
 An experiment config (``config.yaml: experiments.<name>``) names the ``model``, the ``task``, the
 ``features`` (extractors, concatenated per step), ``model_args`` shared by all variants,
-``variants`` (name → flags overriding ``model_args``), ``task_args``, ``train`` settings and
-``seeds``.
+``variants`` (name → flags overriding ``model_args``, and optionally ``features``: the -noaudio
+ablation reads fewer extractors), ``task_args``, ``train`` settings and ``seeds``.
 """
 
 from __future__ import annotations
@@ -36,17 +36,24 @@ def _group_stores(stores: Sequence[str], extractors: Sequence[str]) -> list[list
     return [grouped[name] for name in extractors]
 
 
+def variant_features(experiment: dict, variant: str) -> list[str]:
+    """The extractors a variant reads: its own ``features`` or the experiment's."""
+    if variant not in experiment["variants"]:
+        raise KeyError(f"unknown variant {variant!r}; known: {sorted(experiment['variants'])}")
+    return (experiment["variants"][variant] or {}).get("features", experiment["features"])
+
+
 def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: str,
                          vocab_path: str, stores: Sequence[str], text: dict):
     """The task (data + objective) and a freshly initialised model for one run."""
     clips = pd.read_parquet(clips_path)
     vocab = Vocabulary.load(vocab_path)
-    store_groups = _group_stores(stores, experiment["features"])
-    features = load_clip_features(store_groups, list(clips["clip_id"]))
-    task = TASKS[experiment["task"]](clips, features, vocab, **experiment.get("task_args", {}))
-    if variant not in experiment["variants"]:
-        raise KeyError(f"unknown variant {variant!r}; known: {sorted(experiment['variants'])}")
-    model_args = {**experiment.get("model_args", {}), **(experiment["variants"][variant] or {})}
+    store_groups = _group_stores(stores, variant_features(experiment, variant))
+    features, blocks = load_clip_features(store_groups, list(clips["clip_id"]))
+    task = TASKS[experiment["task"]](clips, features, vocab, blocks=blocks,
+                                     **experiment.get("task_args", {}))
+    flags = {k: v for k, v in (experiment["variants"][variant] or {}).items() if k != "features"}
+    model_args = {**experiment.get("model_args", {}), **flags}
     seed_everything(seed)
     video_dim = task.feature_dim  # after the task's normalisation (PCA may reduce it)
     word_vectors = None

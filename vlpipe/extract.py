@@ -141,9 +141,15 @@ class _Batcher:
 
 
 def _previous(store_path: Path, provenance: dict) -> FeatureStore | None:
+    """The store's previous version if its clips can be reused (same provenance)."""
     if not store_path.exists():
         return None
-    old = FeatureStore(store_path)
+    try:
+        old = FeatureStore(store_path)
+    except (KeyError, OSError, ValueError) as err:  # e.g. written by an older vlpipe
+        log.warning("%s: cannot read the previous store (%s); recomputing every clip",
+                    store_path, err)
+        return None
     return old if old.attrs.get("provenance") == provenance else None
 
 

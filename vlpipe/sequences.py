@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,8 +13,9 @@ from vlpipe.features import FeatureStore
 
 
 def load_clip_features(stores: Sequence[Sequence[str | Path]],
-                       clip_ids: Sequence[str]) -> dict[str, np.ndarray]:
-    """Per-clip features (T, sum of dims) float32, concatenating extractors step by step.
+                       clip_ids: Sequence[str]) -> tuple[dict[str, np.ndarray], list[int]]:
+    """Per-clip features (T, sum of dims) float32, concatenating extractors step by step, and
+    the width of each extractor's block of columns.
 
     ``stores[e]`` lists the shard stores of extractor ``e``. Extractors sampled at the same rate
     have the same steps; longer sequences are cut to the shortest.
@@ -31,8 +33,11 @@ def load_clip_features(stores: Sequence[Sequence[str | Path]],
     for clip_id in clip_ids:
         parts = [feats[clip_id] for feats in per_extractor]
         steps = min(len(p) for p in parts)
-        combined[clip_id] = np.concatenate([p[:steps] for p in parts], axis=1).astype(np.float32)
-    return combined
+        combined[clip_id] = np.concatenate([p[:steps].reshape(steps, -1) for p in parts],
+                                           axis=1).astype(np.float32)
+    first = clip_ids[0] if clip_ids else None
+    blocks = [int(np.prod(feats[first].shape[1:])) for feats in per_extractor] if first else []
+    return combined, blocks
 
 
 def _fit_steps(features: dict[str, np.ndarray], fit_ids: Sequence[str],
@@ -68,6 +73,30 @@ def pca_whiten(features: dict[str, np.ndarray], fit_ids: Sequence[str], dims: in
     top = np.argsort(variances)[::-1][:dims]
     projection = components[:, top] / np.sqrt(variances[top] + 1e-6)  # (D, dims)
     return {c: ((f - mean) @ projection).astype(np.float32) for c, f in features.items()}
+
+
+def normalize_blocks(features: dict[str, np.ndarray], fit_ids: Sequence[str], method: str,
+                     blocks: Sequence[int] | None = None,
+                     pca_dims: int = 64) -> dict[str, np.ndarray]:
+    """Normalise each block of columns (one extractor's features) on its own, fitted on the
+    ``fit_ids`` clips: ``zscore``, ``pca`` (whitened, at most ``pca_dims`` components per block)
+    or ``none``. Per block, so that one extractor's scale (e.g. random VGGish vs random ResNet
+    activations) cannot crowd another out of the principal components."""
+    if method == "none":
+        return features
+    if method not in ("zscore", "pca"):
+        raise ValueError(f"feature_norm={method!r}; expected zscore, pca or none")
+    width = next(iter(features.values())).shape[1]
+    blocks = list(blocks) if blocks else [width]
+    if sum(blocks) != width:
+        raise ValueError(f"blocks {blocks} do not add up to the feature width {width}")
+    bounds = np.cumsum([0, *blocks])
+    parts = []
+    for lo, hi in itertools.pairwise(bounds):
+        block = {c: f[:, lo:hi] for c, f in features.items()}
+        parts.append(standardize(block, fit_ids) if method == "zscore"
+                     else pca_whiten(block, fit_ids, min(pca_dims, hi - lo)))
+    return {c: np.concatenate([part[c] for part in parts], axis=1) for c in features}
 
 
 def subsample(sequence: np.ndarray, max_steps: int) -> np.ndarray:

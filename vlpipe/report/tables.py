@@ -107,7 +107,7 @@ def write_report(metric_files: Sequence[str | Path], out_dir: str | Path, name: 
     md += ["## Provenance", ""]
     md += [f"- features `{f['extractor']}`: weights **{f['weights']}**"
            + ("" if f["pretrained"] else " — seeded RANDOM initialisation, not pretrained")
-           for f in runs[0]["features"]]
+           for f in {f["extractor"]: f for run in runs for f in run["features"]}.values()]
     md += [f"- {key}: `{json.dumps(value)}`" for key, value in config.items()]
     paths = {ext: out_dir / f"{name}.{ext}" for ext in ("md", "tex", "csv")}
     write_text(paths["md"], "\n".join(md) + "\n")

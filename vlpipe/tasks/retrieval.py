@@ -21,7 +21,7 @@ import torch
 
 from vlpipe.metrics.retrieval import bidirectional_retrieval
 from vlpipe.models.losses import in_batch_ranking_loss
-from vlpipe.sequences import pad_features, pad_tokens, pca_whiten, standardize, subsample
+from vlpipe.sequences import normalize_blocks, pad_features, pad_tokens, subsample
 from vlpipe.text import Vocabulary
 
 
@@ -43,15 +43,12 @@ class RetrievalTask:
     def __init__(self, clips: pd.DataFrame, features: dict[str, np.ndarray], vocab: Vocabulary,
                  max_frames: int = 40, max_words: int = 40, batch_size: int = 10,
                  margin: float = 10.0, directions: str = "t2v",
-                 feature_norm: str = "zscore", pca_dims: int = 64) -> None:
+                 feature_norm: str = "zscore", pca_dims: int = 64,
+                 blocks: list[int] | None = None) -> None:
         self.batch_size, self.margin, self.directions = batch_size, margin, directions
         train_ids = clips.loc[clips["split"] == "train", "clip_id"]
-        if feature_norm == "zscore":
-            features = standardize(features, train_ids)
-        elif feature_norm == "pca":
-            features = pca_whiten(features, train_ids, pca_dims)
-        elif feature_norm != "none":
-            raise ValueError(f"feature_norm={feature_norm!r}; expected zscore, pca or none")
+        # each extractor's block of columns (``blocks``) is normalised on its own
+        features = normalize_blocks(features, train_ids, feature_norm, blocks, pca_dims)
         self.features = {c: subsample(f, max_frames) for c, f in features.items()}
         # Sentences reduced to in-vocabulary ids; a sentence left empty carries no signal.
         self.sentences = {

@@ -2,7 +2,7 @@
 import json
 from pathlib import Path
 
-from vlpipe.experiment import run_settings
+from vlpipe.experiment import run_settings, variant_features
 from vlpipe.extractors import check_settings
 
 for _name, _settings in config["extractors"].items():
@@ -28,11 +28,11 @@ def feature_store(extractor, shard):
     return f"{OUT}/features/{extractor}/shard-{shard}.zarr"
 
 
-def experiment_stores(experiment):
-    """EXTRACTOR=STORE items for every (extractor, shard) an experiment reads."""
+def experiment_stores(experiment, variant):
+    """EXTRACTOR=STORE items for every (extractor, shard) a variant of an experiment reads."""
     return [
         f"{extractor}={feature_store(extractor, shard)}"
-        for extractor in config["experiments"][experiment]["features"]
+        for extractor in variant_features(config["experiments"][experiment], variant)
         for shard in SHARDS
     ]
 

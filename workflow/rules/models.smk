@@ -36,7 +36,10 @@ def run_inputs(wildcards):
     return {
         "clips": f"{OUT}/tables/clips.parquet",
         "vocab": f"{OUT}/text/vocab.json",
-        "stores": [item.split("=", 1)[1] for item in experiment_stores(wildcards.experiment)],
+        "stores": [
+            item.split("=", 1)[1]
+            for item in experiment_stores(wildcards.experiment, wildcards.variant)
+        ],
     }
 
 
@@ -55,7 +58,7 @@ rule train:
         log=f"{OUT}/models/{{experiment}}/{{variant}}/seed-{{seed}}/train_log.jsonl",
     params:
         experiment=lambda w: as_json(run_settings(config["experiments"][w.experiment], w.variant)),
-        stores=lambda w: experiment_stores(w.experiment),
+        stores=lambda w: experiment_stores(w.experiment, w.variant),
         text=as_json({"embeddings": config["text"].get("embeddings")}),
         out_dir=lambda w, output: str(Path(output.model).parent),
     log:
