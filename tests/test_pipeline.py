@@ -29,17 +29,21 @@ TINY_CONFIG = {
     },
     "shards": 2,
     "runtime": {"device": "cpu", "batch_frames": 32, "num_workers": 0},
-    "extractors": {"resnet34": {"fps": 5, "image_size": 32, "allow_random_init": True}},
-    "text": {"min_count": 1, "embeddings": None},
+    # one job ("av") decodes each clip once for both extractors
+    "extractors": {"resnet34": {"fps": 5, "image_size": 32, "allow_random_init": True,
+                                "job": "av"},
+                   "vggish": {"fps": 5, "allow_random_init": True, "job": "av"}},
+    "text": {"min_count": 1, "embeddings": None, "encoder": {"model": "all-MiniLM-L6-v2"}},
     "experiments": {
         "ret": {
-            "model": "jsfusion", "task": "retrieval", "features": ["resnet34"], "seeds": [0],
+            "model": "jsfusion", "task": "retrieval", "features": ["resnet34", "vggish"],
+            "seeds": [0],
             "model_args": {"word_dim": 8, "encoder_hidden": 8, "d1": 8, "d2": 8, "d3": 8,
                            "d4": 8, "conv_channels": 4, "d5": 4, "d6": 4, "d7": 4},
             "task_args": {"max_frames": 5, "max_words": 24, "batch_size": 4,
                           "feature_norm": "pca", "pca_dims": 8},
             "train": {"epochs": 1},
-            "variants": {"JSFusion-noaudio": {}},
+            "variants": {"JSFusion": {}, "JSFusion-noaudio": {"features": ["resnet34"]}},
         }
     },
 }
@@ -67,7 +71,8 @@ def tiny_run(tmp_path_factory):
 
 def test_dry_run_lists_the_whole_chain(tiny_run):
     _, dry, _ = tiny_run
-    for rule in ["synth_world", "extract_resnet34", "vocab", "train", "evaluate", "report"]:
+    for rule in ["synth_world", "extract_av", "text_features", "vocab", "train", "evaluate",
+                 "report"]:
         assert f"rule {rule}:" in dry
     assert "checkpoint manifest:" in dry
 
@@ -78,8 +83,13 @@ def test_run_writes_the_tables_and_a_rerun_does_nothing(tiny_run):
     assert "results/tiny/report/ret.md" in run  # the closing message prints the tables
     md = (out / "report" / "ret.md").read_text()
     assert "Ours tiny" in md and "random-seed-0" in md
-    metrics = json.loads((out / "metrics/ret/JSFusion-noaudio/seed-0.json").read_text())
-    assert metrics["n_test"] == 6 and set(metrics["test"]) == {"t2v", "v2t"}
+    for variant, extractors in [("JSFusion", {"resnet34", "vggish"}),
+                                ("JSFusion-noaudio", {"resnet34"})]:
+        metrics = json.loads((out / f"metrics/ret/{variant}/seed-0.json").read_text())
+        assert metrics["n_test"] == 6 and set(metrics["test"]) == {"t2v", "v2t"}
+        assert {f["extractor"] for f in metrics["features"]} == extractors
+    sentences = FeatureStore(out / "text" / "sentences.zarr")
+    assert len(sentences) == 30 and sentences.read(sentences.clip_ids[0]).shape[1] == 384
     assert "Nothing to be done" in snakemake(workdir, "-n")
 
 
@@ -88,15 +98,17 @@ def test_replaced_video_reruns_only_its_shard_and_clip(tiny_run):
     out = workdir / "results" / "tiny"
     manifest = pd.read_parquet(out / "tables" / "manifest.parquet")
     clip, other_clip = manifest.iloc[0], manifest.iloc[1]
-    stores = {k: out / f"features/resnet34/shard-{k:03d}.zarr" for k in range(2)}
-    before = {k: path.stat().st_mtime_ns for k, path in stores.items()}
+    stores = {(name, k): out / f"features/{name}/shard-{k:03d}.zarr"
+              for name in ["resnet34", "vggish"] for k in range(2)}
+    before = {key: path.stat().st_mtime_ns for key, path in stores.items()}
     # New content under the same name (Snakemake ignores a mere touch of a small file whose
     # checksum it recorded, so the test changes the bytes).
     shutil.copyfile(workdir / other_clip.video_path, workdir / clip.video_path)
 
     snakemake(workdir)
     touched, other = int(clip.shard), 1 - int(clip.shard)
-    counts = FeatureStore(stores[touched]).attrs["counts"]
-    assert counts["recomputed"] == 1 and counts["reused"] == counts["clips"] - 1
-    assert stores[other].stat().st_mtime_ns == before[other]  # its job did not run
+    for name in ["resnet34", "vggish"]:
+        counts = FeatureStore(stores[name, touched]).attrs["counts"]
+        assert counts["recomputed"] == 1 and counts["reused"] == counts["clips"] - 1
+        assert stores[name, other].stat().st_mtime_ns == before[name, other]  # did not run
     assert "Nothing to be done" in snakemake(workdir, "-n")
