@@ -236,3 +236,19 @@ def test_batches_have_exactly_the_batch_size_and_clips_get_their_own_outputs():
             continue
         np.testing.assert_array_equal(clip.arrays["value"], expected)
         assert [len(r) for r in clip.arrays["ragged"]] == list(expected)
+
+
+@pytest.mark.parametrize(("kind", "grid", "channels"), [("googlenet", "inception5b", 1024),
+                                                        ("resnet50", "res5c", 2048)])
+def test_imagenet_cnns_give_pool5_and_their_grid(kind, grid, channels):
+    extractor = build_extractor(kind, {"image_size": 64, "outputs": ["pool5", grid],
+                                       "allow_random_init": True})
+    frames = torch.randint(0, 255, (3, 64, 64, 3), dtype=torch.uint8)
+    outputs = extractor.forward(frames)
+    assert outputs["pool5"].shape == (3, channels)
+    assert outputs[grid].shape == (3, 2, 2, channels)  # 64 px / 32: a 2×2 grid, channels-last
+    assert extractor.outputs[grid].shape == (2, 2, channels)
+    np.testing.assert_allclose(outputs[grid].mean(axis=(1, 2)), outputs["pool5"], rtol=1e-4,
+                               atol=1e-5)
+    scale = np.abs(outputs["pool5"]).mean()
+    assert 1e-3 < scale < 1e3  # random init keeps the signal (float16-safe)
