@@ -252,3 +252,18 @@ def test_imagenet_cnns_give_pool5_and_their_grid(kind, grid, channels):
                                atol=1e-5)
     scale = np.abs(outputs["pool5"]).mean()
     assert 1e-3 < scale < 1e3  # random init keeps the signal (float16-safe)
+
+
+def test_weight_files_load_whatever_their_classifier(tmp_path):
+    """A GoogLeNet file with auxiliary heads and a 205-class classifier (Places205-style) loads;
+    the features come from the file's convolutions."""
+    torch.manual_seed(3)
+    source = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True,
+                                          num_classes=205)
+    weights = tmp_path / "googlenet-places205.pth"
+    torch.save(source.state_dict(), weights)
+    extractor = build_extractor("googlenet", {"image_size": 64, "weights_path": str(weights)})
+    assert extractor.weights_identity.startswith("googlenet-places205.pth@sha256:")
+    loaded = extractor.net.state_dict()
+    key = next(k for k in loaded if k.endswith("inception5b.branch1.conv.weight"))
+    torch.testing.assert_close(loaded[key], source.state_dict()["inception5b.branch1.conv.weight"])

@@ -17,6 +17,10 @@ from vlpipe.decode import FrameSpec
 from vlpipe.extractors.base import ArraySpec, Extractor, Outputs, normalized_images
 from vlpipe.extractors.weights import resolve_weights
 
+# Classifier parameters in weight files, unused here: so ImageNet files (GoogLeNet's keep their
+# auxiliary heads) and others, e.g. GoogLeNet-Places205 (GEAN's scene stream), load alike.
+CLASSIFIER_HEADS = ("fc.", "aux1.", "aux2.")
+
 
 @dataclass(frozen=True)
 class Backbone:
@@ -76,8 +80,10 @@ class ImageNetCNN(Extractor):
         # torchvision's pretrained GoogLeNet re-normalises its input (transform_input).
         extra = {"transform_input": True} if arch == "googlenet" and resolved.pretrained else {}
         net = getattr(torchvision.models, arch)(weights=None, **backbone.build_args, **extra)
+        net.fc = torch.nn.Identity()  # the classifier is not a feature: any class count loads
         if resolved.pretrained:
-            net.load_state_dict(resolved.state_dict)
+            net.load_state_dict({k: v for k, v in resolved.state_dict.items()
+                                 if not k.startswith(CLASSIFIER_HEADS)})
         elif arch == "googlenet":
             _keep_signal(net)
         nodes = {"flatten": "pool5", backbone.grid_node: backbone.grid_name}
