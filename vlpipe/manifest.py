@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -49,6 +50,22 @@ def with_file_identity(clips: pd.DataFrame) -> pd.DataFrame:
     return clips.assign(size=sizes, mtime_ns=mtimes)
 
 
+def files_digest(paths: Iterable[str]) -> str:
+    """One digest of every file's (path, size, mtime); a missing file counts as "missing".
+
+    Short enough to be a Snakemake param: the manifest reruns when a video is changed, added or
+    removed, without listing 10^5 videos as inputs (which makes Snakemake's DAG superlinear).
+    """
+    sha = hashlib.sha1()
+    for path in sorted(set(paths)):
+        try:
+            stat = os.stat(path)
+            sha.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        except FileNotFoundError:
+            sha.update(f"{path}\0missing\n".encode())
+    return sha.hexdigest()
+
+
 def _write_if_changed(path: Path, frame: pd.DataFrame) -> bool:
     if path.exists() and pd.read_parquet(path).equals(frame):
         return False
@@ -66,9 +83,10 @@ def build_manifest(dataset: dict, tables_dir: str | Path, shard_dir: str | Path,
     _write_if_changed(Path(tables_dir) / "manifest.parquet", clips)
     _write_if_changed(Path(tables_dir) / "clips.parquet", annotations)
     changed = []
+    members = dict(tuple(clips.groupby("shard")[SHARD_COLUMNS]))
     for shard in range(n_shards):
-        members = clips.loc[clips["shard"] == shard, SHARD_COLUMNS]
-        members = members.sort_values("clip_id").reset_index(drop=True)
-        if _write_if_changed(shard_path(shard_dir, shard), members):
+        rows = members.get(shard, clips.loc[[], SHARD_COLUMNS])
+        if _write_if_changed(shard_path(shard_dir, shard),
+                             rows.sort_values("clip_id").reset_index(drop=True)):
             changed.append(shard)
     return changed

@@ -1,12 +1,17 @@
 # Data set → manifest + shard plan.
+import functools
+
 from vlpipe.datasets import read_dataset
+from vlpipe.manifest import files_digest
 
 ANNOTATIONS = [f"{ROOT}/{name}" for name in config["dataset"]["options"]["annotations"]]
 
+SYNTHETIC_VIDEOS = [
+    f"{ROOT}/videos/video{i}.mp4"
+    for i in range(config["dataset"].get("synthetic", {}).get("n_clips", 0))
+]
+
 if "synthetic" in config["dataset"]:
-    SYNTHETIC_VIDEOS = [
-        f"{ROOT}/videos/video{i}.mp4" for i in range(config["dataset"]["synthetic"]["n_clips"])
-    ]
 
     rule synth_world:
         output:
@@ -23,25 +28,29 @@ if "synthetic" in config["dataset"]:
             " > {log:q} 2>&1"
 
 
-def dataset_files(wildcards):
-    """The annotations and every video, so that a changed video makes the manifest rerun (the
-    shard plan then rewrites only the shards that hold it)."""
+@functools.cache
+def videos_digest():
+    """(path, size, mtime) of every video of an external data set, as one digest: a params value
+    of the manifest, so a changed, added or removed video reruns it (Snakemake's params trigger)
+    and the shard plan then rewrites only the shards that hold it. Generated (synthetic) videos
+    are instead inputs: Snakemake tracks its own outputs."""
     if "synthetic" in config["dataset"]:
-        return ANNOTATIONS + SYNTHETIC_VIDEOS
+        return "generated"
     dataset = config["dataset"]
     clips = read_dataset(dataset["format"], dataset["root"], **dataset.get("options", {}))
-    return ANNOTATIONS + list(clips["video_path"])
+    return files_digest(clips["video_path"])
 
 
 checkpoint manifest:
     input:
-        dataset_files,
+        ANNOTATIONS + SYNTHETIC_VIDEOS,
     output:
         update(f"{OUT}/tables/manifest.parquet"),
         update(f"{OUT}/tables/clips.parquet"),
         [update(shard_file(shard)) for shard in SHARDS],
     params:
         dataset=as_json(config["dataset"]),
+        videos=lambda wildcards: videos_digest(),
         shard_dir=f"{OUT}/shards",
         shards=config["shards"],
         out=f"{OUT}/tables",
