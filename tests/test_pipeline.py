@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -141,3 +142,34 @@ def test_external_data_set_reruns_the_manifest_only_for_changed_videos(tiny_run,
     plan = pd.read_parquet(ext / f"results/ext/shards/shard-{int(clip.shard):03d}.parquet")
     assert plan.set_index("clip_id").loc[clip.clip_id, "size"] == other_clip["size"]
     assert "Nothing to be done" in snakemake(ext, "-n", "--until", "manifest")
+
+
+def test_slurm_profile_plans_gpu_jobs_without_a_cluster(tmp_path):
+    """`--profile profiles/slurm` (the slurm executor plugin) plans the DAG with each rule
+    group's resources; a dry run needs no SLURM commands (none exist here)."""
+    config = {**TINY_CONFIG, "runtime": {**TINY_CONFIG["runtime"], "device": "cuda",
+                                         "resources": {"train": {"runtime": 30}}}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    plan = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"))
+    jobs = plan.split("\n\n")
+    extract = next(job for job in jobs if "rule extract_av:" in job)
+    assert "gpu=1" in extract and "mem_mb=32000" in extract and "runtime=240" in extract
+    train = next(job for job in jobs if "rule train:" in job)
+    assert "gpu=0" in train and "runtime=30" in train
+    assert "checkpoint manifest:" in plan
+
+
+def test_every_rule_has_a_conda_env_pinned_like_requirements():
+    pins = dict(line.strip().split("==") for line in (REPO / "requirements.txt").read_text()
+                .splitlines() if "==" in line)
+    for env_file in sorted((REPO / "envs").glob("*.yaml")):
+        env = yaml.safe_load(env_file.read_text())
+        pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+        for requirement in pip:
+            name, version = requirement.split("==")
+            assert pins.get(name) == version, (env_file.name, requirement)
+    for rules in (REPO / "workflow" / "rules").glob("*.smk"):
+        text = rules.read_text()
+        assert text.count("shell:") == text.count("conda:"), rules.name
+        for group in set(re.findall(r'ENVS\["(\w+)"\]', text)):
+            assert (REPO / "envs" / f"{group}.yaml").is_file()

@@ -1,5 +1,6 @@
 # Paths and small helpers shared by the rules (wiring only; logic lives in vlpipe).
 import json
+import os
 from pathlib import Path
 
 from vlpipe.experiment import run_settings, variant_features
@@ -8,12 +9,37 @@ from vlpipe.extractors import check_settings
 for _name, _settings in config["extractors"].items():
     check_settings(_name, _settings)  # unknown kinds or settings fail before any job runs
 
+# Jobs import vlpipe from this checkout, also inside the per-rule conda environments
+# (`--software-deployment-method conda`, envs/*.yaml), which do not install it.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in [workflow.basedir, os.environ.get("PYTHONPATH")] if p
+)
+ENVS = {group: f"{workflow.basedir}/envs/{group}.yaml" for group in
+        ["data", "features", "models", "report"]}
+
 OUT = f"{config['results']}/{config['dataset']['name']}"
 ROOT = config["dataset"]["root"]
 SHARDS = [f"{k:03d}" for k in range(config["shards"])]
 LOGS = f"{OUT}/logs"
 RUNTIME = config.get("runtime", {})
 TEXT_STORE = f"{OUT}/text/sentences.zarr"
+
+
+# Cluster resources per rule group (SLURM: --gpus/--mem/--time); `runtime.resources` overrides.
+# The cheap bookkeeping rules (synth_world, manifest, vocab, report) are local rules.
+# Locally they only limit concurrency when given to `--resources` (e.g. `--resources gpu=1`).
+DEFAULT_RESOURCES = {
+    "extract": {"gpu": 1, "mem_mb": 32000, "runtime": 240},
+    "text": {"gpu": 1, "mem_mb": 16000, "runtime": 60},
+    "train": {"gpu": 0, "mem_mb": 16000, "runtime": 240},
+}
+
+
+def job_resources(group):
+    defaults = dict(DEFAULT_RESOURCES[group])
+    if RUNTIME.get("device") == "cpu":  # configured to run without a GPU: ask for none
+        defaults["gpu"] = 0
+    return {**defaults, **RUNTIME.get("resources", {}).get(group, {})}
 
 
 def as_json(obj):

@@ -23,6 +23,9 @@ if "synthetic" in config["dataset"]:
             settings=as_json(config["dataset"]["synthetic"]),
         log:
             f"{LOGS}/synth_world.log",
+        localrule: True
+        conda:
+            ENVS["data"]
         shell:
             "python -m vlpipe synth --root {params.root:q} --settings {params.settings:q}"
             " > {log:q} 2>&1"
@@ -56,6 +59,9 @@ checkpoint manifest:
         out=f"{OUT}/tables",
     log:
         f"{LOGS}/manifest.log",
+    localrule: True
+    conda:
+        ENVS["data"]
     shell:
         "python -m vlpipe manifest --dataset {params.dataset:q} --tables {params.out:q}"
         " --shard-dir {params.shard_dir:q} --shards {params.shards} > {log:q} 2>&1"

@@ -36,12 +36,15 @@ for job, members in extraction_jobs().items():
         resources:
             # How extraction runs, not what it computes: resources, unlike params, never
             # trigger a rerun when they change.
+            **job_resources("extract"),
             device=RUNTIME.get("device", "auto"),
             batch_frames=RUNTIME.get("batch_frames", 64),
             num_workers=RUNTIME.get("num_workers", 1),
         log:
             f"{LOGS}/extract/{job}-{{shard}}.log",
         threads: RUNTIME.get("extract_threads", 8)
+        conda:
+            ENVS["features"]
         shell:
             "python -m vlpipe --threads {threads} extract --shard {input.shard:q}"
             " --stores {params.stores:q} --settings {params.settings:q}"

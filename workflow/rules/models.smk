@@ -10,6 +10,9 @@ rule vocab:
         min_count=config["text"]["min_count"],
     log:
         f"{LOGS}/vocab.log",
+    localrule: True
+    conda:
+        ENVS["data"]
     shell:
         "python -m vlpipe vocab --clips {input.clips:q} --out {output:q}"
         " --min-count {params.min_count} > {log:q} 2>&1"
@@ -23,10 +26,13 @@ rule text_features:
     params:
         settings=as_json(config["text"].get("encoder") or {}),
     resources:
+        **job_resources("text"),
         device=RUNTIME.get("device", "auto"),
     log:
         f"{LOGS}/text_features.log",
     threads: RUNTIME.get("extract_threads", 8)
+    conda:
+        ENVS["features"]
     shell:
         "python -m vlpipe --threads {threads} text-embed --clips {input.clips:q} --out {output:q}"
         " --settings {params.settings:q} --device {resources.device} > {log:q} 2>&1"
@@ -61,9 +67,13 @@ rule train:
         stores=lambda w: experiment_stores(w.experiment, w.variant),
         text=as_json({"embeddings": config["text"].get("embeddings")}),
         out_dir=lambda w, output: str(Path(output.model).parent),
+    resources:
+        **job_resources("train"),
     log:
         f"{LOGS}/train/{{experiment}}-{{variant}}-{{seed}}.log",
     threads: RUNTIME.get("train_threads", 1)
+    conda:
+        ENVS["models"]
     shell:
         "python -m vlpipe --threads {threads} train " + RUN_ARGS + " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
@@ -79,9 +89,13 @@ rule evaluate:
         stores=rules.train.params.stores,
         text=rules.train.params.text,
         dataset=config["dataset"]["name"],
+    resources:
+        **job_resources("train"),
     log:
         f"{LOGS}/evaluate/{{experiment}}-{{variant}}-{{seed}}.log",
     threads: RUNTIME.get("train_threads", 1)
+    conda:
+        ENVS["models"]
     shell:
         "python -m vlpipe --threads {threads} evaluate " + RUN_ARGS + " --name {wildcards.experiment:q}"
         " --model {input.model:q} --dataset {params.dataset:q} --out {output:q} > {log:q} 2>&1"

@@ -27,6 +27,8 @@ rule report:
     log:
         f"{LOGS}/report/{{experiment}}.log",
     localrule: True
+    conda:
+        ENVS["report"]
     shell:
         "python -m vlpipe report --metrics {input:q} --out-dir {params.out_dir:q}"
         " --name {wildcards.experiment:q} --config {params.settings:q} > {log:q} 2>&1"
