@@ -1,3 +1,11 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -267,3 +275,30 @@ def test_weight_files_load_whatever_their_classifier(tmp_path):
     loaded = extractor.net.state_dict()
     key = next(k for k in loaded if k.endswith("inception5b.branch1.conv.weight"))
     torch.testing.assert_close(loaded[key], source.state_dict()["inception5b.branch1.conv.weight"])
+
+
+def test_a_killed_extraction_leaves_the_previous_store_and_the_rerun_repairs(tiny_clips,
+                                                                             tmp_path):
+    """SIGKILL while the new store is being written: readers still see the previous, complete
+    store; the next run removes the dead writer's temporary and reuses the unchanged clips."""
+    shard = _shard(tiny_clips.iloc[:4], tmp_path / "shard.parquet")
+    store = tmp_path / "resnet34.zarr"
+    extract_shard(shard, {"resnet34": store}, {"resnet34": SETTINGS}, num_workers=0)
+    shard = _shard(tiny_clips.iloc[:8], tmp_path / "shard.parquet")  # 4 new clips to compute
+    settings = json.dumps({"resnet34": SETTINGS})
+    job = subprocess.Popen([sys.executable, "-m", "vlpipe", "extract", "--shard", str(shard),
+                            "--stores", f"resnet34={store}", "--settings", settings,
+                            "--device", "cpu", "--num-workers", "0"],
+                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".tmp-resnet34.zarr-*")):
+        assert job.poll() is None and time.monotonic() < deadline, "no temporary store seen"
+        time.sleep(0.01)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    assert len(FeatureStore(store)) == 4  # the previous store, complete
+    assert list(tmp_path.glob(".tmp-resnet34.zarr-*"))  # what the killed writer left
+    counts = extract_shard(shard, {"resnet34": store}, {"resnet34": SETTINGS},
+                           num_workers=0)["resnet34"]["counts"]
+    assert counts == {"clips": 8, "recomputed": 4, "reused": 4, "removed": 0}
+    assert not list(tmp_path.glob(".tmp-*"))

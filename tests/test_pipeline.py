@@ -115,33 +115,82 @@ def test_replaced_video_reruns_only_its_shard_and_clip(tiny_run):
     assert "Nothing to be done" in snakemake(workdir, "-n")
 
 
-def test_external_data_set_reruns_the_manifest_only_for_changed_videos(tiny_run,
-                                                                       tmp_path_factory):
-    """Videos that no rule generates are tracked by a digest of (path, size, mtime) in the
-    manifest's params, not as 10^5 inputs: a replaced video reruns the manifest, which rewrites
-    only its shard's plan; an unchanged data set reruns nothing."""
+def test_external_data_set_reruns_exactly_the_work_of_changed_clips(tiny_run,
+                                                                    tmp_path_factory):
+    """An external data set (videos no rule generates, tracked by a digest in the manifest's
+    params), one job per extractor: a replaced, an added and a removed clip rerun only their
+    shards' extraction and there only those clips; new settings for one extractor rerun only
+    that extractor; an unchanged data set reruns nothing."""
     workdir, _, _ = tiny_run
     ext = tmp_path_factory.mktemp("external")
-    shutil.copytree(workdir / "results" / "tiny" / "raw", ext / "data")
-    config = {**TINY_CONFIG, "dataset": {**TINY_CONFIG["dataset"], "name": "ext",
-                                         "root": str(ext / "data")}}
+    data = ext / "data"
+    shutil.copytree(workdir / "results" / "tiny" / "raw", data)
+    extractors = {name: {k: v for k, v in settings.items() if k != "job"}
+                  for name, settings in TINY_CONFIG["extractors"].items()}
+    config = {**TINY_CONFIG, "extractors": extractors,
+              "text": {**TINY_CONFIG["text"], "encoder": None},
+              "dataset": {**TINY_CONFIG["dataset"], "name": "ext", "root": str(data)}}
     del config["dataset"]["synthetic"]
     (ext / "config.yaml").write_text(yaml.safe_dump(config))
-    snakemake(ext, "--until", "manifest")
-    assert "Nothing to be done" in snakemake(ext, "-n", "--until", "manifest")
-    manifest = pd.read_parquet(ext / "results/ext/tables/manifest.parquet")
+    out = ext / "results" / "ext"
+
+    def store(name, shard):
+        return out / f"features/{name}/shard-{shard:03d}.zarr"
+
+    targets = [str(store(name, shard).relative_to(ext)) for name in extractors for shard in (0, 1)]
+
+    def mtimes():
+        return {(n, k): store(n, k).stat().st_mtime_ns for n in extractors for k in range(2)}
+
+    def counts(name, shard):
+        return FeatureStore(store(name, shard)).attrs["counts"]
+
+    snakemake(ext, *targets)
+    assert "Nothing to be done" in snakemake(ext, "-n", *targets)
+
+    # A replaced video: its shard's jobs recompute that clip only; the other shard's don't run.
+    manifest = pd.read_parquet(out / "tables" / "manifest.parquet")
     clip, other_clip = manifest.iloc[0], manifest.iloc[1]
+    before = mtimes()
     shutil.copyfile(other_clip.video_path, clip.video_path)
-    assert "Params have changed" in snakemake(ext, "-n", "--until", "manifest")
-    snakemake(ext, "--until", "manifest")
-    # Snakemake touches every output of the job, but extraction reruns follow the recorded
-    # checksums of these small files: only a rewritten plan counts (the pipeline test above
-    # checks that the other shard's extraction does not rerun).
-    log = (ext / "results/ext/logs/manifest.log").read_text()
-    assert f"shards rewritten: [{int(clip.shard)}]" in log
-    plan = pd.read_parquet(ext / f"results/ext/shards/shard-{int(clip.shard):03d}.parquet")
-    assert plan.set_index("clip_id").loc[clip.clip_id, "size"] == other_clip["size"]
-    assert "Nothing to be done" in snakemake(ext, "-n", "--until", "manifest")
+    assert "Params have changed" in snakemake(ext, "-n", *targets)
+    snakemake(ext, *targets)
+    touched = int(clip.shard)
+    for name in extractors:
+        got = counts(name, touched)
+        assert (got["recomputed"], got["reused"], got["removed"]) == (1, got["clips"] - 1, 0)
+        assert mtimes()[name, 1 - touched] == before[name, 1 - touched]
+
+    # One clip added, one removed (annotations and files): only they count as work.
+    annotations = data / "annotations" / "videodatainfo.json"
+    info = json.loads(annotations.read_text())
+    removed = info["videos"][-1]["video_id"]
+    info["videos"] = [*info["videos"][:-1], {**info["videos"][0], "video_id": "added"}]
+    info["sentences"] = [s for s in info["sentences"] if s["video_id"] != removed] + [
+        {"video_id": "added", "caption": "a new clip"}]
+    shutil.copyfile(clip.video_path, data / "videos" / "added.mp4")
+    annotations.write_text(json.dumps(info))
+    snakemake(ext, *targets)
+    shards = pd.read_parquet(out / "tables" / "manifest.parquet").set_index("clip_id")["shard"]
+    removed_shard = int(manifest.set_index("clip_id").loc[removed, "shard"])
+    for name in extractors:
+        for shard in range(2):
+            got = counts(name, shard)
+            assert got["recomputed"] == int(shards["added"] == shard)
+            assert got["removed"] == int(removed_shard == shard)
+            assert got["clips"] == int((shards == shard).sum())
+            assert removed not in FeatureStore(store(name, shard))
+
+    # New settings for one extractor rerun its jobs only.
+    before = mtimes()
+    config["extractors"]["resnet34"]["fps"] = 2
+    (ext / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake(ext, *targets)
+    after = mtimes()
+    for shard in range(2):
+        assert counts("resnet34", shard)["recomputed"] == counts("resnet34", shard)["clips"]
+        assert after["vggish", shard] == before["vggish", shard]
+    assert "Nothing to be done" in snakemake(ext, "-n", *targets)
 
 
 def test_slurm_profile_plans_gpu_jobs_without_a_cluster(tmp_path):

@@ -7,6 +7,7 @@ step could mistake for a finished one.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -22,8 +23,12 @@ os.umask(_UMASK)
 
 
 def _temp_sibling(path: Path, directory: bool) -> Path:
+    """A new hidden temporary next to ``path``; the temporaries a killed writer of the same
+    path left behind are removed first (one job writes a given output at a time)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".tmp-{path.name}-"
+    for stale in path.parent.glob(f"{glob.escape(prefix)}*"):
+        _remove(stale)
     if directory:
         return Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
     fd, name = tempfile.mkstemp(prefix=prefix, dir=path.parent)
