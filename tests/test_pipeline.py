@@ -192,6 +192,12 @@ def test_external_data_set_reruns_exactly_the_work_of_changed_clips(tiny_run,
         assert after["vggish", shard] == before["vggish", shard]
     assert "Nothing to be done" in snakemake(ext, "-n", *targets)
 
+    # How jobs run (batch size, workers, cluster resources) is not what they compute.
+    config["runtime"] = {**config["runtime"], "batch_frames": 7, "num_workers": 1,
+                         "resources": {"extract": {"mem_mb": 1000, "runtime": 5}}}
+    (ext / "config.yaml").write_text(yaml.safe_dump(config))
+    assert "Nothing to be done" in snakemake(ext, "-n", *targets)
+
 
 def test_slurm_profile_plans_gpu_jobs_without_a_cluster(tmp_path):
     """`--profile profiles/slurm` (the slurm executor plugin) plans the DAG with each rule
