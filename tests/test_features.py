@@ -302,3 +302,26 @@ def test_a_killed_extraction_leaves_the_previous_store_and_the_rerun_repairs(tin
                            num_workers=0)["resnet34"]["counts"]
     assert counts == {"clips": 8, "recomputed": 4, "reused": 4, "removed": 0}
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_settings_read_from_source_match_the_constructors():
+    """The DAG checks settings without importing torch; the source reading must agree with the
+    real signatures of every registered extractor."""
+    import inspect
+
+    from vlpipe.extractors import EXTRACTORS, accepted_settings, extractor_factory
+
+    for kind, (_, _, fixed) in EXTRACTORS.items():
+        signature = inspect.signature(extractor_factory(kind)).parameters
+        assert accepted_settings(kind) == set(signature) - set(fixed), kind
+
+
+def test_planning_imports_no_deep_learning_package():
+    code = ("import sys; from vlpipe.extractors import check_settings; "
+            "import vlpipe.experiment_config, vlpipe.manifest; "
+            "check_settings('resnet152', {'fps': 5}); check_settings('vggish', {}); "
+            "print(sorted(m for m in ('torch', 'torchvision', 'ultralytics') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ,
+                                          "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert out.stdout.strip() == "[]"

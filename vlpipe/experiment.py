@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from vlpipe.atomic import write_json
+from vlpipe.experiment_config import variant_features
 from vlpipe.features import FeatureStore
 from vlpipe.models import build_model
 from vlpipe.sequences import load_clip_features
@@ -34,13 +35,6 @@ def _group_stores(stores: Sequence[str], extractors: Sequence[str]) -> list[list
         name, path = item.split("=", 1)
         grouped[name].append(path)
     return [grouped[name] for name in extractors]
-
-
-def variant_features(experiment: dict, variant: str) -> list[str]:
-    """The extractors a variant reads: its own ``features`` or the experiment's."""
-    if variant not in experiment["variants"]:
-        raise KeyError(f"unknown variant {variant!r}; known: {sorted(experiment['variants'])}")
-    return (experiment["variants"][variant] or {}).get("features", experiment["features"])
 
 
 def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: str,
@@ -109,10 +103,3 @@ def _to_builtin(value):
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value)}")
-
-
-def run_settings(experiment: dict, variant: str) -> dict:
-    """The part of an experiment config that one variant's runs depend on (no other variants,
-    no seed list), so adding a variant or a seed reruns nothing that exists."""
-    settings = {k: v for k, v in experiment.items() if k not in ("variants", "seeds")}
-    return {**settings, "variants": {variant: experiment["variants"][variant]}}
