@@ -1,4 +1,6 @@
 # vlpipe: decode → features → models → evaluation → tables. Rules only wire `python -m vlpipe`.
+import shutil
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -23,6 +25,14 @@ rule all:
         text_targets(),
     default_target: True
     localrule: True
+
+
+onstart:
+    # Snakemake copies every update() output (the feature stores) to .snakemake/backups before
+    # its job and deletes the copy afterwards; a killed run leaves the copy, and the next backup
+    # of that store then fails (FileExistsError). Stores are replaced atomically, so a stale
+    # copy holds nothing the store lacks, and this run holds the lock: none is in use.
+    shutil.rmtree(".snakemake/backups", ignore_errors=True)
 
 
 onsuccess:

@@ -7,8 +7,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -228,3 +230,36 @@ def test_every_rule_has_a_conda_env_pinned_like_requirements():
         assert text.count("shell:") == text.count("conda:"), rules.name
         for group in set(re.findall(r'ENVS\["(\w+)"\]', text)):
             assert (REPO / "envs" / f"{group}.yaml").is_file()
+
+
+def test_snakemake_killed_mid_extraction_leaves_complete_stores_and_reruns(tmp_path):
+    """SIGKILL to Snakemake and its job while a store is being rewritten: the previous store
+    stays complete and readable; after `--unlock`, `--rerun-incomplete` (the SLURM profile's
+    default) repairs."""
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY_CONFIG))
+    stores = [f"results/tiny/features/{name}/shard-{k:03d}.zarr"
+              for name in TINY_CONFIG["extractors"] for k in range(2)]
+    snakemake(tmp_path, *stores)
+    manifest = pd.read_parquet(tmp_path / "results/tiny/tables/manifest.parquet")
+    for clip, other in zip(manifest.iloc[:4].itertuples(), manifest.iloc[4:8].itertuples(),
+                           strict=True):  # new content for a few clips
+        shutil.copyfile(tmp_path / other.video_path, tmp_path / clip.video_path)
+    env = {**os.environ, "PYTHONPATH": str(REPO),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    run = subprocess.Popen([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+                            "--cores", "1", *stores], cwd=tmp_path, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    features = tmp_path / "results/tiny/features"
+    deadline = time.monotonic() + 120
+    while not list(features.glob("*/.tmp-*")):
+        assert run.poll() is None and time.monotonic() < deadline, "no store was rewritten"
+        time.sleep(0.01)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    for store in stores:
+        assert len(FeatureStore(tmp_path / store)) > 0  # complete: index, arrays, attrs
+    snakemake(tmp_path, "--unlock", *stores)  # the killed Snakemake's lock (its own message)
+    snakemake(tmp_path, "--rerun-incomplete", *stores)
+    assert not list(features.glob("*/.tmp-*"))
+    assert "Nothing to be done" in snakemake(tmp_path, "-n", *stores)
