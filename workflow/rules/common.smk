@@ -3,7 +3,7 @@ import json
 import os
 from pathlib import Path
 
-from vlpipe.experiment import run_settings, variant_features
+from vlpipe.experiment_config import run_settings, variant_features
 from vlpipe.extractors import check_settings
 
 for _name, _settings in config["extractors"].items():
