@@ -1,10 +1,8 @@
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +16,8 @@ from vlpipe.extractors import MissingWeightsError, build_extractor, check_settin
 from vlpipe.extractors.base import sliding_windows
 from vlpipe.features.store import ClipFeatures, FeatureStore, chunk_rows, write_store
 from vlpipe.manifest import SHARD_COLUMNS, with_file_identity
+
+from .helpers import subprocess_env
 
 SETTINGS = {"fps": 5, "image_size": 32, "allow_random_init": True, "seed": 0}
 ARRAYS = {"feat": ((4,), "float16", "step"), "mask": ((), "uint8", "step"),
@@ -288,8 +288,9 @@ def test_a_killed_extraction_leaves_the_previous_store_and_the_rerun_repairs(tin
     settings = json.dumps({"resnet34": SETTINGS})
     job = subprocess.Popen([sys.executable, "-m", "vlpipe", "extract", "--shard", str(shard),
                             "--stores", f"resnet34={store}", "--settings", settings,
-                            "--device", "cpu", "--num-workers", "0"],
-                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+                            "--device", "cpu", "--num-workers", "0",
+                            "--batch-frames", "1"],  # many small steps: a window to kill in
+                           env=subprocess_env())
     deadline = time.monotonic() + 60
     while not list(tmp_path.glob(".tmp-resnet34.zarr-*")):
         assert job.poll() is None and time.monotonic() < deadline, "no temporary store seen"
@@ -322,6 +323,5 @@ def test_planning_imports_no_deep_learning_package():
             "check_settings('resnet152', {'fps': 5}); check_settings('vggish', {}); "
             "print(sorted(m for m in ('torch', 'torchvision', 'ultralytics') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={**os.environ,
-                                          "PYTHONPATH": str(Path(__file__).parents[1])})
+                         check=True, env=subprocess_env())
     assert out.stdout.strip() == "[]"

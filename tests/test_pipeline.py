@@ -19,6 +19,8 @@ import yaml
 
 from vlpipe.features import FeatureStore
 
+from .helpers import subprocess_env
+
 REPO = Path(__file__).resolve().parents[1]
 
 TINY_CONFIG = {
@@ -53,8 +55,7 @@ TINY_CONFIG = {
 
 
 def snakemake(workdir: Path, *args: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(REPO),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = subprocess_env()
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2",
          *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
@@ -244,8 +245,7 @@ def test_snakemake_killed_mid_extraction_leaves_complete_stores_and_reruns(tmp_p
     for clip, other in zip(manifest.iloc[:4].itertuples(), manifest.iloc[4:8].itertuples(),
                            strict=True):  # new content for a few clips
         shutil.copyfile(tmp_path / other.video_path, tmp_path / clip.video_path)
-    env = {**os.environ, "PYTHONPATH": str(REPO),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = subprocess_env()
     run = subprocess.Popen([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
                             "--cores", "1", *stores], cwd=tmp_path, env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
