@@ -30,10 +30,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from vlpipe.decode import AudioSpec, decode_media
-from vlpipe.extract import PreparedClips, extract_shard, resolve_device, single_threaded_worker
+from vlpipe.extract import PreparedClips, extract_shard, single_threaded_worker
 from vlpipe.extractors import build_extractor
 from vlpipe.manifest import SHARD_COLUMNS, with_file_identity
 from vlpipe.synthetic import WorldConfig, generate_world
+from vlpipe.training.loop import resolve_device
 
 SETTINGS = {
     "resnet152": {"fps": 5, "image_size": 224, "allow_random_init": True},

@@ -27,6 +27,7 @@ from vlpipe import __version__
 from vlpipe.decode import DecodeError, decode_media
 from vlpipe.extractors import Extractor, Outputs, Units, build_extractor
 from vlpipe.features.store import ClipFeatures, FeatureStore, StoreWriter
+from vlpipe.training.loop import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,8 @@ class _Batcher:
 
     @torch.inference_mode()
     def _run(self, count: int) -> None:
-        inputs = np.concatenate(self.queue)  # (queued, ...)
+        # (queued, ...); one queued array (a long clip's remainder) is sliced, not copied again
+        inputs = self.queue[0] if len(self.queue) == 1 else np.concatenate(self.queue)
         self.queue = [inputs[count:]] if count < len(inputs) else []
         self.queued -= count
         self.done.append(self.extractor.forward(torch.from_numpy(inputs[:count])))
@@ -151,12 +153,6 @@ def _previous(store_path: Path, provenance: dict) -> FeatureStore | None:
                     store_path, err)
         return None
     return old if old.attrs.get("provenance") == provenance else None
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
 
 
 def extract_shard(shard_file: str | Path, stores: dict[str, str | Path],

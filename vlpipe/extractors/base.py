@@ -132,6 +132,28 @@ class WindowedExtractor(Extractor):
         return Units(torch.from_numpy(windows), ends)  # (U, window, H, W, 3) uint8
 
 
+def select_outputs(name: str, outputs, known) -> tuple[str, ...]:
+    """The configured ``outputs`` (the first is the primary), checked against the ``known``
+    ones; an empty or unknown choice is an error naming the extractor."""
+    outputs = tuple(outputs)
+    if not outputs or not set(outputs) <= set(known):
+        raise ValueError(f"{name}: outputs must be a non-empty subset of {list(known)}, "
+                         f"got {list(outputs)}")
+    return outputs
+
+
+def he_initialise(net: torch.nn.Module) -> None:
+    """He-initialise every conv and linear layer of a randomly initialised network (zero
+    biases). Frameworks' default inits shrink the signal layer by layer in deep ReLU networks
+    without normalisation (features of ~1e-12 to ~1e-3 that overflow or vanish in float16
+    stores); He init keeps it O(1) through the ReLUs."""
+    for module in net.modules():
+        if isinstance(module, torch.nn.Conv2d | torch.nn.Conv3d | torch.nn.Linear):
+            torch.nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+
+
 def normalized_images(frames: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                       channels_last: bool = True) -> torch.Tensor:
     """``frames (N, H, W, 3) uint8`` → ``(N, 3, H, W) float32``, scaled to [0, 1] and

@@ -22,7 +22,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from vlpipe.decode import FrameSpec
-from vlpipe.extractors.base import ArraySpec, Outputs, WindowedExtractor
+from vlpipe.extractors.base import (
+    ArraySpec,
+    Outputs,
+    WindowedExtractor,
+    he_initialise,
+    select_outputs,
+)
 from vlpipe.extractors.weights import resolve_weights
 
 WEIGHTS_FILE = "c3d.pickle"
@@ -81,13 +87,9 @@ def stack_time_in_channels(grid: torch.Tensor) -> torch.Tensor:
 def _keep_signal(net: C3DNet) -> None:
     """He-initialise a randomly initialised C3D. It has no normalisation layers, so PyTorch's
     default init (weight variance 1/(3·fan_in)) shrinks the signal at every layer (raw pixels
-    of RMS ~150 come out of fc6 at ~0.03); He init keeps its scale through the ReLUs. conv1 is
-    also divided by 255, as if the pixels were in [0, 1]: conv5b and fc6 are then O(1)
-    (RMS ~0.5–1) and float16-safe."""
-    for module in net.modules():
-        if isinstance(module, (nn.Conv3d, nn.Linear)):
-            nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
-            nn.init.zeros_(module.bias)
+    of RMS ~150 come out of fc6 at ~0.03). conv1 is also divided by 255, as if the pixels were
+    in [0, 1]: conv5b and fc6 are then O(1) (RMS ~0.5–1) and float16-safe."""
+    he_initialise(net)
     with torch.no_grad():
         net.conv1.weight.div_(255)
 
@@ -102,10 +104,7 @@ class C3D(WindowedExtractor):
                  image_size: int = 112, outputs: tuple[str, ...] = ("fc6",),
                  weights_path: str | None = None, allow_random_init: bool = False,
                  seed: int = 0, precision: str = "auto") -> None:
-        outputs = tuple(outputs)
-        if not outputs or not set(outputs) <= set(OUTPUTS):
-            raise ValueError(f"c3d: outputs must be a non-empty subset of {list(OUTPUTS)}, "
-                             f"got {list(outputs)}")
+        outputs = select_outputs("c3d", outputs, OUTPUTS)
         time, side = conv5b_size(window, image_size)
         if time < 2 or side < 1 or stride < 1:
             raise ValueError(f"c3d: needs window >= 16, image_size >= 16 and stride >= 1, got "

@@ -17,7 +17,13 @@ from pytorchvideo.models.hub.resnet import checkpoint_paths, i3d_r50
 from torch import nn
 
 from vlpipe.decode import FrameSpec
-from vlpipe.extractors.base import ArraySpec, Outputs, WindowedExtractor, normalized_images
+from vlpipe.extractors.base import (
+    ArraySpec,
+    Outputs,
+    WindowedExtractor,
+    normalized_images,
+    select_outputs,
+)
 from vlpipe.extractors.weights import resolve_weights
 
 KINETICS_MEAN = (0.45, 0.45, 0.45)
@@ -45,10 +51,7 @@ class I3D(WindowedExtractor):
                  image_size: int = 224, outputs: tuple[str, ...] = ("pooled",),
                  weights_path: str | None = None, allow_random_init: bool = False,
                  seed: int = 0, precision: str = "auto") -> None:
-        outputs = tuple(outputs)
-        if not outputs or not set(outputs) <= set(OUTPUTS):
-            raise ValueError(f"i3d: outputs must be a non-empty subset of {list(OUTPUTS)}, "
-                             f"got {list(outputs)}")
+        outputs = select_outputs("i3d", outputs, OUTPUTS)
         stride = window if stride is None else stride
         if window < 2 or stride < 1:  # res2's temporal max pool needs 2 frames
             raise ValueError(f"i3d: needs window >= 2 and stride >= 1, got window={window}, "

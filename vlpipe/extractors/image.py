@@ -14,7 +14,14 @@ import torchvision
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from vlpipe.decode import FrameSpec
-from vlpipe.extractors.base import ArraySpec, Extractor, Outputs, normalized_images
+from vlpipe.extractors.base import (
+    ArraySpec,
+    Extractor,
+    Outputs,
+    he_initialise,
+    normalized_images,
+    select_outputs,
+)
 from vlpipe.extractors.weights import resolve_weights
 
 # Classifier parameters in weight files, unused here: so ImageNet files (GoogLeNet's keep their
@@ -44,14 +51,6 @@ BACKBONES = {
 }
 
 
-def _keep_signal(net: torch.nn.Module) -> None:
-    """He-initialise the convs of a randomly initialised network: torchvision's GoogLeNet init
-    (std 0.01) shrinks the signal ~4× per layer, to ~1e-12 at inception5b."""
-    for module in net.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
-
-
 class ImageNetCNN(Extractor):
     """Frames → ``pool5`` and/or the conv grid of a torchvision ImageNet CNN."""
 
@@ -63,11 +62,8 @@ class ImageNetCNN(Extractor):
                  seed: int = 0, precision: str = "auto") -> None:
         if arch not in BACKBONES:
             raise KeyError(f"unknown backbone {arch!r}; known: {sorted(BACKBONES)}")
-        backbone, outputs = BACKBONES[arch], tuple(outputs)
-        known = {"pool5", backbone.grid_name}
-        if not outputs or not set(outputs) <= known:
-            raise ValueError(f"{arch}: outputs must be a non-empty subset of {sorted(known)}, "
-                             f"got {list(outputs)}")
+        backbone = BACKBONES[arch]
+        outputs = select_outputs(arch, outputs, ("pool5", backbone.grid_name))
         self.name, self.precision = arch, precision
         self.needs = FrameSpec(fps, image_size, crop)
         file_name = backbone.weights.url.rsplit("/", 1)[-1]
@@ -84,8 +80,8 @@ class ImageNetCNN(Extractor):
         if resolved.pretrained:
             net.load_state_dict({k: v for k, v in resolved.state_dict.items()
                                  if not k.startswith(CLASSIFIER_HEADS)})
-        elif arch == "googlenet":
-            _keep_signal(net)
+        elif arch == "googlenet":  # its std-0.01 init shrinks the signal to ~1e-12 at inception5b
+            he_initialise(net)
         nodes = {"flatten": "pool5", backbone.grid_node: backbone.grid_name}
         self.net = create_feature_extractor(
             net.eval(), {k: v for k, v in nodes.items() if v in outputs})

@@ -20,7 +20,7 @@ from torch import nn
 
 from vlpipe.decode import AudioSpec, DecodedMedia
 from vlpipe.extractors import logmel
-from vlpipe.extractors.base import ArraySpec, Extractor, Outputs, Units
+from vlpipe.extractors.base import ArraySpec, Extractor, Outputs, Units, he_initialise
 from vlpipe.extractors.weights import ResolvedWeights, resolve_weights
 
 WEIGHTS_FILE = "vggish-10086976.pth"
@@ -80,16 +80,6 @@ class PCAQuantize(nn.Module):
         return torch.floor((clipped - QUANTIZE_MIN) * (255.0 / (QUANTIZE_MAX - QUANTIZE_MIN)))
 
 
-def _keep_signal(net: VGGishNetwork) -> None:
-    """He-initialise a randomly initialised network with zero biases: torch's default init
-    halves the signal per layer, leaving embeddings of ~5e-3 that differ between inputs by
-    ~1e-4; He init keeps them O(1) and input differences O(0.1)."""
-    for module in net.modules():
-        if isinstance(module, nn.Conv2d | nn.Linear):
-            nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
-            nn.init.zeros_(module.bias)
-
-
 def _numpy_safe_globals() -> list:
     """What ``torch.load(weights_only=True)`` must allow to read plain float numpy arrays (the
     released PCA file holds numpy arrays, pickled by numpy 1.x or 2.x)."""
@@ -130,8 +120,8 @@ class VGGish(Extractor):
         network = VGGishNetwork()
         if resolved.pretrained:
             network.load_state_dict(resolved.state_dict)
-        else:
-            _keep_signal(network)
+        else:  # torch's default init leaves embeddings ~5e-3 that barely differ between inputs
+            he_initialise(network)
         modules = {"vggish": network.eval()}
         # The PCA (and its clip range) is fitted to the trained network's embeddings and means
         # nothing for a random network's, which therefore keeps its raw embeddings.

@@ -39,6 +39,7 @@ import torch
 from vlpipe import __version__
 from vlpipe.extractors.weights import MissingWeightsError, file_digest
 from vlpipe.features.store import ClipFeatures, StoreWriter
+from vlpipe.training.loop import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ def mention_tokens(text: str, offsets: list[tuple[int, int]]) -> list[int]:
 class TextEncoder:
     """A frozen Hugging Face encoder (``AutoModel`` + fast ``AutoTokenizer``) on one device."""
 
-    def __init__(self, model: str = PACKAGED_MODEL, device: str = "cpu") -> None:
+    def __init__(self, model: str = PACKAGED_MODEL, device: str | torch.device = "cpu") -> None:
         from transformers import AutoModel, AutoTokenizer
 
         self.name, directory = resolve_model(model)
@@ -217,12 +218,9 @@ class TextEncoder:
                               [np.asarray(m, dtype=np.int64) for m in mentions])
 
 
-def resolve_device(device: str) -> str:
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-
-
 @functools.lru_cache(maxsize=2)
-def load_encoder(model: str = PACKAGED_MODEL, device: str = "cpu") -> TextEncoder:
+def load_encoder(model: str = PACKAGED_MODEL,
+                 device: str | torch.device = "cpu") -> TextEncoder:
     """The encoder for ``model`` on ``device`` (cached: loading and hashing are done once)."""
     return TextEncoder(model, device)
 
