@@ -293,3 +293,21 @@ def test_training_learns_which_prototype_a_sentence_names():
             )
             recall_at_1.append(bidirectional_retrieval(matrix.T.numpy())["t2v"]["R@1"])
     assert np.mean(recall_at_1) > 2 * 100 / num_classes  # chance is 1 / num_classes
+
+
+def test_fill_in_blank_head_gives_word_logits_with_the_blank_skip():
+    with pytest.raises(ValueError, match="d1 .* must equal d7"):
+        JSFusionConfig(output="word", d1=8, d7=4)
+    with pytest.raises(ValueError, match="fusion='jst'"):
+        JSFusionConfig(output="word", fusion="lstm", d1=4, d7=4)
+    model = tiny_model(output="word", d7=8).eval()
+    feats, v_mask, tokens, t_mask = padded_batch([9, 4, 7], [6, 9, 3])
+    encoded = (*model.encode_video(feats, v_mask), *model.encode_text(tokens, t_mask))
+    blank = torch.tensor([0, 5, 2])
+    logits = model.word_logits(*encoded, blank)
+    assert logits.shape == (3, VOCAB)
+    # the skip term is D1w at the blank: another blank position changes only via the skip
+    moved = model.word_logits(*encoded, torch.tensor([1, 5, 2]))
+    assert not torch.allclose(logits[0], moved[0]) and torch.equal(logits[1:], moved[1:])
+    with pytest.raises(RuntimeError, match="output='word'"):
+        tiny_model().word_logits(*encoded, blank)

@@ -1,5 +1,7 @@
 """Evaluation metrics: pure functions on arrays."""
 
+from vlpipe.metrics.choice import choice_accuracy
 from vlpipe.metrics.retrieval import bidirectional_retrieval, ranks_of_positives, retrieval_metrics
 
-__all__ = ["bidirectional_retrieval", "ranks_of_positives", "retrieval_metrics"]
+__all__ = ["bidirectional_retrieval", "choice_accuracy", "ranks_of_positives",
+           "retrieval_metrics"]

@@ -2,8 +2,10 @@
 
 Both sequences are encoded per step; the Joint Semantic Tensor (JST) fuses every (frame, word)
 pair into a (N, M, D4) tensor; the Convolutional Hierarchical Decoder (CHD) reduces it to one
-compatibility score. The same model serves retrieval and multiple choice. The paper's ablations
-are flags of `JSFusionConfig`, not separate classes:
+compatibility score. The same model serves retrieval and multiple choice; with output="word"
+it fills in the blank (a softmax over the vocabulary instead of a score, plus the skip
+connection from the BLANK word). The paper's ablations are flags of `JSFusionConfig`, not
+separate classes:
 
     LSTM-fusion           fusion="lstm" (pooled states, Hadamard product, dense head)
     JST_fc / JST_lstm     text_encoder="fc" / "lstm"
@@ -61,6 +63,7 @@ class JSFusionConfig:
     activation: str = "tanh"  # of every dense layer but D8; the authors' RET code: "leaky_relu"
     batch_norm: bool = True
     dropout: float = 0.5  # after D1 (both modalities), D2 and D3
+    output: str = "score"  # "score" (RET, MC) | "word" (FIB: D8 = softmax over the vocabulary)
     # Nmax = Mmax = 40 are data settings: the retrieval task's max_frames / max_words.
 
     def __post_init__(self) -> None:
@@ -71,30 +74,43 @@ class JSFusionConfig:
             "chd_pool": ("conv", "max", "mean"),
             "activation": tuple(ACTIVATIONS),
             "conv_activation": (None, *ACTIVATIONS),
+            "output": ("score", "word"),
         }
         for field_name, allowed in choices.items():
             if getattr(self, field_name) not in allowed:
                 raise ValueError(f"{field_name}={getattr(self, field_name)!r}; allowed: {allowed}")
+        if self.output == "word":
+            if self.fusion != "jst":
+                raise ValueError("output='word' (fill-in-the-blank) needs fusion='jst'")
+            if self.d1 != self.d7:
+                raise ValueError(f"output='word' adds D1w(BLANK) to D7's output: d1 ({self.d1})"
+                                 f" must equal d7 ({self.d7})")
 
 
 class ScoreHead(nn.Module):
-    """D5 → D6 → D7 (dense) → D8 (linear): (P, in_dim) → (P,) scores.
+    """D5 → D6 → D7 (dense) → D8 (linear): (P, in_dim) → scores (P,), or → word logits
+    (P, out_dim) when `out_dim` > 1 (fill-in-the-blank, where `skip` (P, d7) — D1w of the
+    BLANK word — is added to D7's output).
 
     Runs in float32 even under autocast: it is tiny, and bfloat16 scores would tie often,
     which distorts rankings.
     """
 
-    def __init__(self, in_dim: int, config: JSFusionConfig) -> None:
+    def __init__(self, in_dim: int, config: JSFusionConfig, out_dim: int = 1) -> None:
         super().__init__()
         dims = (in_dim, config.d5, config.d6, config.d7)
         self.hidden = nn.Sequential(
             *(Dense(a, b, config.activation, config.batch_norm) for a, b in pairwise(dims))
         )
-        self.out = nn.Linear(config.d7, 1)
+        self.out = nn.Linear(config.d7, out_dim)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
         with torch.autocast(x.device.type, enabled=False):
-            return self.out(self.hidden(x.float())).squeeze(-1)
+            hidden = self.hidden(x.float())  # (P, d7)
+            if skip is not None:
+                hidden = hidden + skip.float()
+            out = self.out(hidden)  # (P, out_dim)
+            return out.squeeze(-1) if out.shape[-1] == 1 else out
 
 
 class JointSemanticTensor(nn.Module):
@@ -191,7 +207,7 @@ class ConvHierarchicalDecoder(nn.Module):
 
     strides = (1, 1, 2)
 
-    def __init__(self, in_channels: int, config: JSFusionConfig) -> None:
+    def __init__(self, in_channels: int, config: JSFusionConfig, out_dim: int = 1) -> None:
         super().__init__()
         channels = config.conv_channels if config.chd_pool == "conv" else in_channels
         stage = partial(
@@ -204,7 +220,7 @@ class ConvHierarchicalDecoder(nn.Module):
         self.stages = nn.ModuleList(
             stage(c_in, channels, s) for c_in, s in zip(in_sizes, self.strides, strict=True)
         )
-        self.head = ScoreHead(channels, config)
+        self.head = ScoreHead(channels, config, out_dim)
         self.receptive_field = 1
         for stride in reversed(self.strides):
             self.receptive_field = (self.receptive_field - 1) * stride + CHDStage.kernel_size
@@ -219,8 +235,14 @@ class ConvHierarchicalDecoder(nn.Module):
         frame_mask, word_mask = self._extend(frame_mask), self._extend(word_mask)
         return frame_mask[:, :, None] & word_mask[:, None, :]
 
-    def forward(self, joint: Tensor, frame_mask: Tensor, word_mask: Tensor) -> Tensor:
-        """joint (P, C, N, M), zero at padded cells; frame_mask (P, N), word_mask (P, M) → (P,)."""
+    def forward(self, joint: Tensor, frame_mask: Tensor, word_mask: Tensor,
+                skip: Tensor | None = None) -> Tensor:
+        """joint (P, C, N, M), zero at padded cells; frame_mask (P, N), word_mask (P, M) →
+        scores (P,) (or word logits, see `ScoreHead`)."""
+        return self.head(self.pool(joint, frame_mask, word_mask), skip)
+
+    def pool(self, joint: Tensor, frame_mask: Tensor, word_mask: Tensor) -> Tensor:
+        """The gated conv stages and the masked mean: (P, C, N, M) → (P, channels), float32."""
         mask = self.input_mask(frame_mask, word_mask)  # (P, n, m)
         n, m = mask.shape[1:]
         joint = F.pad(joint, (0, m - joint.shape[3], 0, n - joint.shape[2]))  # (P, C, n, m)
@@ -229,16 +251,17 @@ class ConvHierarchicalDecoder(nn.Module):
         # Masked mean pool (P, C, H, W) → (P, C), accumulated in float32.
         cells = mask.unsqueeze(1).to(joint.dtype)  # (P, 1, H, W)
         pooled = (joint * cells).sum(dim=(2, 3), dtype=torch.float32)
-        return self.head(pooled / mask.sum(dim=(1, 2)).unsqueeze(1))
+        return pooled / mask.sum(dim=(1, 2)).unsqueeze(1)
 
 
 class JointTensorFusion(nn.Module):
     """The JSFusion fusion proper: JST → CHD → score."""
 
-    def __init__(self, video_dim: int, text_dim: int, config: JSFusionConfig) -> None:
+    def __init__(self, video_dim: int, text_dim: int, config: JSFusionConfig,
+                 out_dim: int = 1) -> None:
         super().__init__()
         self.jst = JointSemanticTensor(video_dim, text_dim, config)
-        self.chd = ConvHierarchicalDecoder(self.jst.out_channels, config)
+        self.chd = ConvHierarchicalDecoder(self.jst.out_channels, config, out_dim)
 
     def project_video(self, v_enc: Tensor, v_mask: Tensor) -> Tensor:
         return self.jst.project_video(v_enc, v_mask)
@@ -246,11 +269,13 @@ class JointTensorFusion(nn.Module):
     def project_text(self, t_enc: Tensor, t_mask: Tensor) -> Tensor:
         return self.jst.project_text(t_enc, t_mask)
 
-    def forward(self, v: Tensor, v_mask: Tensor, t: Tensor, t_mask: Tensor) -> Tensor:
-        """Aligned pairs of projected sequences (P, N, d1), (P, M, d1) → scores (P,)."""
+    def forward(self, v: Tensor, v_mask: Tensor, t: Tensor, t_mask: Tensor,
+                skip: Tensor | None = None) -> Tensor:
+        """Aligned pairs of projected sequences (P, N, d1), (P, M, d1) → scores (P,), or
+        word logits (P, |V|) given the FIB skip term (P, d1)."""
         v, v_mask = trim_padding(v, v_mask)  # exact: scores ignore padding length
         t, t_mask = trim_padding(t, t_mask)
-        return self.chd(self.jst(v, v_mask, t, t_mask), v_mask, t_mask)
+        return self.chd(self.jst(v, v_mask, t, t_mask), v_mask, t_mask, skip)
 
 
 class HadamardFusion(nn.Module):
@@ -300,7 +325,8 @@ class JSFusion(nn.Module):
         self.video_encoder = SequenceEncoder(video_dim, config.video_encoder, hidden)
         if config.fusion == "jst":
             dims = (self.video_encoder.out_dim, self.text_encoder.out_dim)
-            self.fusion = JointTensorFusion(*dims, config)
+            out_dim = vocab_size if config.output == "word" else 1
+            self.fusion = JointTensorFusion(*dims, config, out_dim)
         else:
             dims = (self.video_encoder.state_dim, self.text_encoder.state_dim)
             self.fusion = HadamardFusion(*dims, config)
@@ -355,6 +381,16 @@ class JSFusion(nn.Module):
                 row.append(scores.view(len(videos), len(texts)))
             rows.append(torch.cat(row, dim=1))
         return torch.cat(rows, dim=0)
+
+    def word_logits(self, v_enc: Tensor, v_mask: Tensor, t_enc: Tensor, t_mask: Tensor,
+                    blank: Tensor) -> Tensor:
+        """Fill-in-the-blank (output="word"): logits (B, |V|) of the word at position
+        `blank` (B,) of each sentence; D1w of the BLANK word skips to D7's output."""
+        if self.config.output != "word":
+            raise RuntimeError("word_logits needs a model built with output='word'")
+        v, t = self._project(v_enc, v_mask, t_enc, t_mask)  # (B, N, d1), (B, M, d1)
+        skip = t[torch.arange(len(t), device=t.device), blank]  # (B, d1)
+        return self.fusion(v, v_mask, t, t_mask, skip)
 
     def forward(self, feats: Tensor, v_mask: Tensor, tokens: Tensor, t_mask: Tensor) -> Tensor:
         """Encode both sides and score the aligned pairs → (B,)."""

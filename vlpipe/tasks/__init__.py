@@ -1,7 +1,14 @@
-"""Tasks: the data, loss and evaluation of one problem, shared by every model that solves it."""
+"""Tasks: the data, loss and evaluation of one problem, shared by every model that solves it.
 
+A task is one module plus one line here; its name is also the name of its task list
+(``tables/tasks/<name>.parquet``, written by the manifest step).
+"""
+
+from vlpipe.tasks.fill_in_blank import FillInBlankTask
+from vlpipe.tasks.multiple_choice import MultipleChoiceTask
 from vlpipe.tasks.retrieval import RetrievalTask
 
-TASKS = {"retrieval": RetrievalTask}
+TASKS = {"retrieval": RetrievalTask, "multiple_choice": MultipleChoiceTask,
+         "fill_in_blank": FillInBlankTask}
 
-__all__ = ["TASKS", "RetrievalTask"]
+__all__ = ["TASKS", "FillInBlankTask", "MultipleChoiceTask", "RetrievalTask"]

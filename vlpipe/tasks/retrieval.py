@@ -1,17 +1,20 @@
 """Text ↔ video retrieval (LSMDC / MSR-VTT RET protocol).
 
-Training: batches of ``batch_size`` clips with one random sentence each; every sentence's own clip
-is its positive and the other clips of the batch are its negatives (JSFusion: 1 positive +
-9 random negatives). Evaluation: one sentence per test clip, every sentence scored against every
-clip, R@1/5/10 and median rank in both directions.
+Training, ``negatives="sampled"`` (JSFusion): each of ``batch_size`` sentences is scored against
+its own clip and ``num_negatives`` random other training clips (1 positive + 9 random
+negatives), hinge loss over them. ``negatives="in_batch"`` (the authors' code): ``batch_size``
+clips with one sentence each, every other clip of the batch a negative, in the configured
+``directions``. Evaluation: the data set's fixed test pairs (its retrieval list, e.g. LSMDC's
+1,000 pairs) — elsewhere one sentence per clip — every sentence scored against every clip,
+R@1/5/10 and median rank in both directions.
 
-Models plug in through three methods: ``encode_video(feats, mask)``, ``encode_text(tokens, mask)``
-and ``score_matrix(v_enc, v_mask, t_enc, t_mask) -> (n_videos, n_texts)``.
+Models plug in through ``encode_video(feats, mask)``, ``encode_text(tokens, mask)``,
+``pair_scores(...)`` and ``score_matrix(v_enc, v_mask, t_enc, t_mask) -> (n_videos, n_texts)``.
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,64 +23,84 @@ import pandas as pd
 import torch
 
 from vlpipe.metrics.retrieval import bidirectional_retrieval
-from vlpipe.models.losses import in_batch_ranking_loss
-from vlpipe.sequences import normalize_blocks, pad_features, pad_tokens, subsample
-from vlpipe.text import Vocabulary
+from vlpipe.models.losses import in_batch_ranking_loss, max_margin_ranking_loss
+from vlpipe.sequences import pad_tokens
+from vlpipe.tasks.base import PairBatch, TensorBatch, VideoTextTask, autocast_for, pair_scores
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
-class RetrievalBatch:
+class RetrievalBatch(TensorBatch):
+    """Aligned clips and sentences: sentence i belongs to clip i."""
+
     feats: torch.Tensor  # (B, N, D)
     feat_mask: torch.Tensor  # (B, N)
     tokens: torch.Tensor  # (B, M)
     token_mask: torch.Tensor  # (B, M)
 
-    def to(self, device: torch.device) -> RetrievalBatch:
-        return RetrievalBatch(*(t.to(device) for t in (self.feats, self.feat_mask,
-                                                          self.tokens, self.token_mask)))
 
-
-class RetrievalTask:
+class RetrievalTask(VideoTextTask):
     """Data and objective of sentence → video retrieval."""
 
-    def __init__(self, clips: pd.DataFrame, features: dict[str, np.ndarray], vocab: Vocabulary,
-                 max_frames: int = 40, max_words: int = 40, batch_size: int = 10,
-                 margin: float = 10.0, directions: str = "t2v",
-                 feature_norm: str = "zscore", pca_dims: int = 64,
-                 blocks: list[int] | None = None) -> None:
-        self.batch_size, self.margin, self.directions = batch_size, margin, directions
-        train_ids = clips.loc[clips["split"] == "train", "clip_id"]
-        # each extractor's block of columns (``blocks``) is normalised on its own
-        features = normalize_blocks(features, train_ids, feature_norm, blocks, pca_dims)
-        self.features = {c: subsample(f, max_frames) for c, f in features.items()}
-        # Sentences reduced to in-vocabulary ids; a sentence left empty carries no signal.
-        self.sentences = {
-            row.clip_id: [ids for s in row.sentences if (ids := vocab.encode(s, max_words))]
-            for row in clips.itertuples()
-        }
-        self.splits = {split: [c for c in group["clip_id"] if self.sentences[c]]
-                       for split, group in clips.groupby("split")}
+    def __init__(self, clips: pd.DataFrame, features: dict[str, np.ndarray], vocab,
+                 task_list: pd.DataFrame | None = None, batch_size: int = 10,
+                 negatives: str = "sampled", num_negatives: int = 9, margin: float = 10.0,
+                 directions: str = "t2v", **common) -> None:
+        super().__init__(clips, features, vocab, **common)
+        if negatives not in ("sampled", "in_batch"):
+            raise ValueError(f"negatives={negatives!r}; expected 'sampled' or 'in_batch'")
+        self.batch_size, self.negatives, self.num_negatives = batch_size, negatives, num_negatives
+        self.margin, self.directions = margin, directions
+        self.eval_pairs = {split: [(c, self.sentences[c][0]) for c in self.splits.get(split, [])]
+                           for split in ("val", "test")}
+        if task_list is not None and len(task_list):
+            self.eval_pairs["test"] = self._listed_pairs(task_list)
 
-    @property
-    def feature_dim(self) -> int:
-        """Size of one step's features as the model sees them."""
-        return next(iter(self.features.values())).shape[1]
+    def _listed_pairs(self, task_list: pd.DataFrame) -> list[tuple[str, list[int]]]:
+        unknown = sorted(set(task_list["clip_id"]) - set(self.features))
+        if unknown:
+            raise KeyError(f"retrieval list: no features for clip(s) {unknown[:5]}")
+        pairs = [(c, self.encode(s)) for c, s in zip(task_list["clip_id"], task_list["sentence"],
+                                                    strict=True)]
+        kept = [(c, ids) for c, ids in pairs if ids]
+        if len(kept) < len(pairs):
+            log.warning("retrieval list: %d of %d sentences have no in-vocabulary word and "
+                        "are left out of the test", len(pairs) - len(kept), len(pairs))
+        return kept
 
-    def _batch(self, clip_ids: list[str], sentences: list[list[int]]) -> RetrievalBatch:
-        feats, feat_mask = pad_features([self.features[c] for c in clip_ids])
-        tokens, token_mask = pad_tokens(sentences)
-        return RetrievalBatch(feats, feat_mask, tokens, token_mask)
+    def num_items(self, split: str) -> int:
+        return len(self.eval_pairs[split])
 
-    def train_batches(self, rng: np.random.Generator) -> Iterator[RetrievalBatch]:
+    def _random_sentence(self, clip_id: str, rng: np.random.Generator) -> list[int]:
+        return self.sentences[clip_id][rng.integers(len(self.sentences[clip_id]))]
+
+    def train_batches(self, rng: np.random.Generator) -> Iterator[RetrievalBatch | PairBatch]:
         """One epoch: the training clips in random order, a random sentence of each."""
         clip_ids = self.splits["train"]
         order = rng.permutation(len(clip_ids))
         for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
             batch = [clip_ids[i] for i in order[start : start + self.batch_size]]
-            sentences = [self.sentences[c][rng.integers(len(self.sentences[c]))] for c in batch]
-            yield self._batch(batch, sentences)
+            sentences = [self._random_sentence(c, rng) for c in batch]
+            if self.negatives == "in_batch":
+                tokens, token_mask = pad_tokens(sentences)
+                yield RetrievalBatch(*self.video_batch(batch), tokens, token_mask)
+            else:
+                candidates = [[c, *self._other_clips(c, rng)] for c in batch]
+                yield self.pair_batch(candidates, [[s] * len(row) for s, row in
+                                                   zip(sentences, candidates, strict=True)],
+                                      positive=[0] * len(batch))
 
-    def loss(self, model: torch.nn.Module, batch: RetrievalBatch) -> torch.Tensor:
+    def _other_clips(self, clip_id: str, rng: np.random.Generator) -> list[str]:
+        """``num_negatives`` distinct random training clips other than ``clip_id``."""
+        pool = self.splits["train"]
+        picks = rng.choice(len(pool), size=self.num_negatives + 1, replace=False)
+        return [pool[i] for i in picks if pool[i] != clip_id][: self.num_negatives]
+
+    def loss(self, model: torch.nn.Module, batch: RetrievalBatch | PairBatch) -> torch.Tensor:
+        if isinstance(batch, PairBatch):
+            return max_margin_ranking_loss(pair_scores(model, batch), batch.positive,
+                                           self.margin)
         v_enc, v_mask = model.encode_video(batch.feats, batch.feat_mask)
         t_enc, t_mask = model.encode_text(batch.tokens, batch.token_mask)
         scores = model.score_matrix(v_enc, v_mask, t_enc, t_mask)  # (B videos, B texts)
@@ -86,18 +109,16 @@ class RetrievalTask:
     @torch.no_grad()
     def score(self, model: torch.nn.Module, split: str, device: torch.device,
               block: int = 100) -> np.ndarray:
-        """Scores (n_texts, n_videos) of each clip's first sentence against every clip."""
-        clip_ids = self.splits[split]
-        first_sentences = [self.sentences[c][0] for c in clip_ids]
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                    else contextlib.nullcontext())
+        """Scores (n_texts, n_videos) of the split's test sentences against its clips; the
+        positive of sentence q is clip q. Each clip and sentence is encoded once."""
+        clip_ids, sentences = zip(*self.eval_pairs[split], strict=True)
         videos, texts = [], []
-        with autocast:
+        with autocast_for(device):
             for start in range(0, len(clip_ids), block):
-                batch = self._batch(clip_ids[start : start + block],
-                                    first_sentences[start : start + block]).to(device)
-                videos.append(model.encode_video(batch.feats, batch.feat_mask))
-                texts.append(model.encode_text(batch.tokens, batch.token_mask))
+                feats, feat_mask = self.video_batch(list(clip_ids[start : start + block]))
+                tokens, token_mask = pad_tokens(sentences[start : start + block])
+                videos.append(model.encode_video(feats.to(device), feat_mask.to(device)))
+                texts.append(model.encode_text(tokens.to(device), token_mask.to(device)))
             rows = []
             for v_enc, v_mask in videos:  # (block videos) × (all texts), block by block
                 rows.append(torch.cat([model.score_matrix(v_enc, v_mask, t_enc, t_mask)

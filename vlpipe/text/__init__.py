@@ -1,5 +1,5 @@
 """Text: tokenizer, vocabulary and word-embedding loading."""
 
-from vlpipe.text.vocab import PAD, Vocabulary, load_embeddings, tokenize
+from vlpipe.text.vocab import BLANK, PAD, SPECIALS, Vocabulary, load_embeddings, tokenize
 
-__all__ = ["PAD", "Vocabulary", "load_embeddings", "tokenize"]
+__all__ = ["BLANK", "PAD", "SPECIALS", "Vocabulary", "load_embeddings", "tokenize"]

@@ -14,6 +14,8 @@ import numpy as np
 from vlpipe.atomic import write_json
 
 PAD = "<pad>"
+BLANK = "<blank>"  # the fill-in-the-blank gap; never produced by `tokenize`
+SPECIALS = (PAD, BLANK)
 TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
@@ -23,10 +25,13 @@ def tokenize(sentence: str) -> list[str]:
 
 
 class Vocabulary:
-    """Word ↔ id; id 0 is padding. Words outside the vocabulary are dropped when encoding."""
+    """Word ↔ id; id 0 is padding and id 1 the BLANK of fill-in-the-blank sentences. Words
+    outside the vocabulary are dropped when encoding."""
+
+    blank_id = SPECIALS.index(BLANK)
 
     def __init__(self, words: list[str]) -> None:
-        self.words = [PAD, *words]
+        self.words = [*SPECIALS, *words]
         self.ids = {w: i for i, w in enumerate(self.words)}
 
     @classmethod
@@ -46,7 +51,7 @@ class Vocabulary:
         return [self.ids[w] for w in tokenize(sentence) if w in self.ids][:max_words]
 
     def save(self, path: str | Path) -> None:
-        write_json(path, {"words": self.words[1:]})
+        write_json(path, {"words": self.words[len(SPECIALS):]})
 
     @classmethod
     def load(cls, path: str | Path) -> Vocabulary:

@@ -1,0 +1,114 @@
+"""What the video-sentence tasks share: normalised, subsampled clip features, sentences as
+vocabulary ids, padded batches and the scoring of arbitrary (clip, sentence) pairs.
+
+A task provides what `vlpipe.training.train` calls — ``train_batches(rng)``,
+``loss(model, batch)``, ``evaluate(model, split, device)``, ``selection_metric(metrics)`` —
+plus ``num_items(split)`` (the evaluation set's size), ``report_info()`` and ``model_output``
+(what the model's head must produce: "score" or "word").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from vlpipe.sequences import normalize_blocks, pad_features, pad_tokens, subsample
+from vlpipe.text import Vocabulary
+
+
+class TensorBatch:
+    """Mixin for batch dataclasses whose fields are all tensors: ``.to(device)``."""
+
+    def to(self, device: torch.device):
+        return dataclasses.replace(self, **{f.name: getattr(self, f.name).to(device)
+                                            for f in dataclasses.fields(self)})
+
+
+@dataclass
+class PairBatch(TensorBatch):
+    """K queries with L candidates each, as indices into the batch's clips and sentences.
+
+    Each clip and sentence is encoded once however many pairs it is part of.
+    """
+
+    feats: torch.Tensor  # (U, N, D) the batch's distinct clips
+    feat_mask: torch.Tensor  # (U, N)
+    tokens: torch.Tensor  # (S, M) the batch's distinct sentences
+    token_mask: torch.Tensor  # (S, M)
+    clip_index: torch.Tensor  # (K, L) clip of each pair
+    sentence_index: torch.Tensor  # (K, L) sentence of each pair
+    positive: torch.Tensor  # (K,) column of each query's right pair
+
+
+def autocast_for(device: torch.device):
+    """bf16 autocast on CUDA; full precision elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+class VideoTextTask:
+    """Clip features and tokenised sentences of one data set, ready for batching."""
+
+    model_output = "score"
+
+    def __init__(self, clips: pd.DataFrame, features: dict[str, np.ndarray], vocab: Vocabulary,
+                 max_frames: int = 40, max_words: int = 40, feature_norm: str = "zscore",
+                 pca_dims: int = 64, blocks: list[int] | None = None) -> None:
+        self.vocab, self.max_words = vocab, max_words
+        train_ids = clips.loc[clips["split"] == "train", "clip_id"]
+        # each extractor's block of columns (``blocks``) is normalised on its own
+        features = normalize_blocks(features, train_ids, feature_norm, blocks, pca_dims)
+        self.features = {c: subsample(f, max_frames) for c, f in features.items()}
+        # Sentences reduced to in-vocabulary ids; a sentence left empty carries no signal.
+        self.sentences = {
+            row.clip_id: [ids for s in row.sentences if (ids := self.encode(s))]
+            for row in clips.itertuples()
+        }
+        self.splits = {split: [c for c in group["clip_id"] if self.sentences[c]]
+                       for split, group in clips.groupby("split")}
+
+    @property
+    def feature_dim(self) -> int:
+        """Size of one step's features as the model sees them."""
+        return next(iter(self.features.values())).shape[1]
+
+    def report_info(self) -> dict:
+        """What the report prints beside the metrics (chance levels)."""
+        return {"vocab_size": len(self.vocab)}
+
+    def encode(self, sentence: str) -> list[int]:
+        return self.vocab.encode(sentence, self.max_words)
+
+    def video_batch(self, clip_ids: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded features (B, N, D) and mask (B, N) of the given clips."""
+        return pad_features([self.features[c] for c in clip_ids])
+
+    def pair_batch(self, clip_ids: list[list[str]], sentences: list[list[list[int]]],
+                   positive: list[int]) -> PairBatch:
+        """K queries × L candidates given as (clip, token ids) per pair → a `PairBatch`."""
+        distinct_clips = list(dict.fromkeys(c for row in clip_ids for c in row))
+        distinct_sentences = list(dict.fromkeys(tuple(s) for row in sentences for s in row))
+        clip_pos = {c: i for i, c in enumerate(distinct_clips)}
+        sentence_pos = {s: i for i, s in enumerate(distinct_sentences)}
+        feats, feat_mask = self.video_batch(distinct_clips)
+        tokens, token_mask = pad_tokens(distinct_sentences)
+        return PairBatch(
+            feats, feat_mask, tokens, token_mask,
+            torch.tensor([[clip_pos[c] for c in row] for row in clip_ids]),
+            torch.tensor([[sentence_pos[tuple(s)] for s in row] for row in sentences]),
+            torch.tensor(positive))
+
+
+def pair_scores(model: torch.nn.Module, batch: PairBatch) -> torch.Tensor:
+    """Scores (K, L) of a `PairBatch`'s pairs; every clip and sentence is encoded once."""
+    v_enc, v_mask = model.encode_video(batch.feats, batch.feat_mask)  # (U, N, E)
+    t_enc, t_mask = model.encode_text(batch.tokens, batch.token_mask)  # (S, M, E)
+    vi, ti = batch.clip_index.flatten(), batch.sentence_index.flatten()  # (K·L,)
+    scores = model.pair_scores(v_enc[vi], v_mask[vi], t_enc[ti], t_mask[ti])  # (K·L,)
+    return scores.view(batch.clip_index.shape)

@@ -1,0 +1,112 @@
+"""Multiple choice (LSMDC MC / MSR-VTT-MC): pick the clip's sentence among 5 candidates.
+
+Training (JSFusion): each training clip is a query whose candidates are its own sentence plus
+``num_negatives`` others — the 4 distractors of its MC item when the data set lists training
+items, then random sentences of other training clips (GT + 4 distractors + 5 random in the
+paper) — hinge loss over the candidates. Evaluation: the data set's MC items of a split (the
+task list, see `vlpipe.datasets.task_lists`); accuracy = share of items whose highest-scoring
+candidate is the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+
+from vlpipe.metrics.choice import choice_accuracy
+from vlpipe.models.losses import max_margin_ranking_loss
+from vlpipe.tasks.base import PairBatch, VideoTextTask, autocast_for, pair_scores
+
+log = logging.getLogger(__name__)
+
+
+class MultipleChoiceTask(VideoTextTask):
+    """Data and objective of video → sentence multiple choice."""
+
+    def __init__(self, clips: pd.DataFrame, features: dict[str, np.ndarray], vocab,
+                 task_list: pd.DataFrame | None = None, batch_size: int = 10,
+                 num_negatives: int = 9, margin: float = 10.0, **common) -> None:
+        super().__init__(clips, features, vocab, **common)
+        if task_list is None or not len(task_list):
+            raise ValueError("multiple choice needs its task list (tables/tasks/"
+                             "multiple_choice.parquet): the data set's MC items")
+        self.batch_size, self.num_negatives, self.margin = batch_size, num_negatives, margin
+        unknown = sorted(set(task_list["clip_id"]) - set(self.features))
+        if unknown:
+            raise KeyError(f"multiple-choice list: no features for clip(s) {unknown[:5]}")
+        self.items = {split: self._encode_items(group)
+                      for split, group in task_list.groupby("split")}
+        self.distractors = {clip_id: candidates[:answer] + candidates[answer + 1 :]
+                            for clip_id, candidates, answer in self.items.get("train", [])}
+
+    def _encode_items(self, items: pd.DataFrame) -> list[tuple[str, list[list[int]], int]]:
+        """(clip, candidate token ids, answer) per item. An out-of-vocabulary-only candidate
+        becomes a lone padding id (it scores, but carries no words)."""
+        encoded = []
+        for item in items.itertuples():
+            candidates = [self.encode(s) or [0] for s in item.candidates]
+            encoded.append((item.clip_id, candidates, int(item.answer)))
+        return encoded
+
+    def report_info(self) -> dict:
+        candidates = {len(cands) for items in self.items.values() for _, cands, _ in items}
+        return {**super().report_info(), "n_candidates": max(candidates)}
+
+    def num_items(self, split: str) -> int:
+        return len(self.items.get(split, []))
+
+    def train_batches(self, rng: np.random.Generator) -> Iterator[PairBatch]:
+        """One epoch: training clips in random order, each with its candidate sentences."""
+        clip_ids = self.splits["train"]
+        order = rng.permutation(len(clip_ids))
+        for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
+            batch = [clip_ids[i] for i in order[start : start + self.batch_size]]
+            candidates = [self._candidates(c, rng) for c in batch]
+            yield self.pair_batch([[c] * len(row) for c, row in zip(batch, candidates,
+                                                                    strict=True)],
+                                  candidates, positive=[0] * len(batch))
+
+    def _candidates(self, clip_id: str, rng: np.random.Generator) -> list[list[int]]:
+        """The clip's sentence, its listed distractors, then random sentences of other clips."""
+        own = self.sentences[clip_id]
+        candidates = [own[rng.integers(len(own))], *self.distractors.get(clip_id, [])]
+        pool = self.splits["train"]
+        while len(candidates) < self.num_negatives + 1:
+            other = pool[rng.integers(len(pool))]
+            if other != clip_id:
+                sentences = self.sentences[other]
+                candidates.append(sentences[rng.integers(len(sentences))])
+        return candidates[: self.num_negatives + 1]
+
+    def loss(self, model: torch.nn.Module, batch: PairBatch) -> torch.Tensor:
+        return max_margin_ranking_loss(pair_scores(model, batch), batch.positive, self.margin)
+
+    @torch.no_grad()
+    def score(self, model: torch.nn.Module, split: str, device: torch.device,
+              block: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """Scores (items, candidates) of a split's MC items and their answers (items,)."""
+        items = self.items.get(split, [])
+        if not items:
+            raise ValueError(f"no multiple-choice items in split {split!r}")
+        scores = []
+        with autocast_for(device):
+            for start in range(0, len(items), block):
+                chunk = items[start : start + block]
+                batch = self.pair_batch([[c] * len(cands) for c, cands, _ in chunk],
+                                        [cands for _, cands, _ in chunk],
+                                        positive=[answer for _, _, answer in chunk])
+                scores.append(pair_scores(model, batch.to(device)).float().cpu())
+        return torch.cat(scores).numpy(), np.array([answer for _, _, answer in items])
+
+    def evaluate(self, model: torch.nn.Module, split: str, device: torch.device) -> dict:
+        model.eval()
+        scores, answers = self.score(model, split, device)
+        return {"mc": {"accuracy": choice_accuracy(scores, answers)}}
+
+    @staticmethod
+    def selection_metric(metrics: dict) -> float:
+        return metrics["mc"]["accuracy"]
