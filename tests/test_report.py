@@ -1,27 +1,44 @@
 import json
 
 import pandas as pd
+import pytest
 
 from vlpipe.report import write_report
-from vlpipe.report.paper import jsfusion_retrieval
+from vlpipe.report.paper import paper_table
+
+FEATURES = [{"extractor": "resnet152", "weights": "random-seed-0", "pretrained": False}]
 
 
-def _run(tmp_path, variant, seed, r1):
-    metrics = {"R@1": r1, "R@5": 2 * r1, "R@10": 3 * r1, "MedR": 10.0 - r1, "MeanR": 20.0}
-    run = {"experiment": "exp", "variant": variant, "seed": seed, "dataset": "demo",
-           "n_test": 100, "test": {"t2v": metrics, "v2t": metrics},
-           "features": [{"extractor": "resnet152", "weights": "random-seed-0",
-                         "pretrained": False}]}
-    path = tmp_path / f"{variant}-{seed}.json"
+def _write(tmp_path, run):
+    path = tmp_path / f"{run['variant']}-{run['seed']}.json"
     path.write_text(json.dumps(run))
     return path
 
 
+def _run(tmp_path, variant, seed, r1):
+    metrics = {"R@1": r1, "R@5": 2 * r1, "R@10": 3 * r1, "MedR": 10.0 - r1, "MeanR": 20.0}
+    return _write(tmp_path, {"experiment": "exp", "variant": variant, "seed": seed,
+                             "dataset": "demo", "n_test": 100, "features": FEATURES,
+                             "test": {"t2v": metrics, "v2t": metrics}})
+
+
+def _accuracy_run(tmp_path, task, key, variant, seed, accuracy, **extra):
+    return _write(tmp_path, {"experiment": "exp", "variant": variant, "seed": seed,
+                             "dataset": "demo", "task": task, "n_test": 40,
+                             "features": FEATURES, "test": {key: {"accuracy": accuracy}},
+                             **extra})
+
+
 def test_paper_numbers_are_the_published_ones():
-    paper = jsfusion_retrieval()
+    paper = paper_table("retrieval")
     assert paper.loc["JSFusion", ("Paper LSMDC", "R@5")] == 21.2  # the thesis' typo fixed
     assert paper.loc["JSFusion", ("Paper MSR-VTT", "MedR")] == 13
     assert paper.loc["LSTM-fusion", ("Paper LSMDC", "R@10")] == 15.9
+    mc = paper_table("multiple_choice")
+    assert mc.loc["MLB", ("Paper MSR-VTT", "accuracy")] == 76.1 and len(mc) == 11
+    fib = paper_table("fill_in_blank")
+    assert fib.loc["JSFusion-noaudio", ("Paper LSMDC", "accuracy")] == 45.26
+    assert list(fib.columns) == [("Paper LSMDC", "accuracy")] and len(fib) == 11
 
 
 def test_report_puts_mean_and_std_beside_the_paper(tmp_path):
@@ -35,6 +52,7 @@ def test_report_puts_mean_and_std_beside_the_paper(tmp_path):
     paper = "3.0 | 8.9 | 15.9 | 95 | 3.0 | 9.6 | 17.1 | 67"
     assert f"| LSTM-fusion | {paper} | 1.0 | 2.0 | 3.0 | 9.0 |" in md
     assert "RANDOM initialisation" in md and "chance R@1 = 1.00%" in md
+    assert md.startswith("# exp: retrieval on demo")
     tex = paths["tex"].read_text()
     assert r"\toprule" in tex and r"5.0 $\pm$ 1.4" in tex and r"JST\_fc" in tex
     csv = pd.read_csv(paths["csv"])
@@ -42,3 +60,61 @@ def test_report_puts_mean_and_std_beside_the_paper(tmp_path):
                (csv.direction == "t2v") & (csv.metric == "R@1")]
     assert ours[["mean", "seeds"]].values.tolist() == [[5.0, 2]]
     assert len(csv[csv.source == "paper"]) == 10 * 8
+
+
+def test_multiple_choice_report(tmp_path):
+    files = [_accuracy_run(tmp_path, "multiple_choice", "mc", variant, seed, accuracy,
+                           n_candidates=4)
+             for variant, seed, accuracy in [("JSFusion", 0, 60.0), ("JSFusion", 1, 64.0),
+                                             ("Mine", 0, 30.0), ("Mine", 1, 31.0)]]
+    paths = write_report(files, tmp_path / "report", "exp", {})
+    md = paths["md"].read_text()
+    assert md.startswith("# exp: multiple choice on demo")
+    assert "Test: 40 items, 4 candidate sentences each; chance accuracy = 25.0%." in md
+    assert "| model | Paper LSMDC accuracy | Paper MSR-VTT accuracy | Ours demo accuracy |" in md
+    assert "| JSFusion | 73.5 | 83.4 | 62.0 ± 2.8 |" in md
+    assert "| MLB | 69.0 | 76.1 |  |" in md
+    assert "| Mine |  |  | 30.5 ± 0.7 |" in md  # a variant the paper lacks still gets a row
+    assert "video → text" not in md
+    tex = paths["tex"].read_text()
+    assert r"62.0 $\pm$ 2.8" in tex and r"multiple-choice accuracy (\%)" in tex
+    csv = pd.read_csv(paths["csv"])
+    paper = csv[csv.source == "paper"]
+    assert len(paper) == 11 * 2 and set(paper.direction) == {"mc"}
+    ours = csv[(csv.source == "ours") & (csv.variant == "Mine")]
+    assert ours[["direction", "metric", "mean", "seeds"]].values.tolist() == [
+        ["mc", "accuracy", 30.5, 2]]
+
+
+def test_multiple_choice_chance_defaults_to_five_candidates(tmp_path):
+    files = [_accuracy_run(tmp_path, "multiple_choice", "mc", "JSFusion", 0, 50.0)]
+    md = write_report(files, tmp_path / "report", "exp", {})["md"].read_text()
+    assert "5 candidate sentences each; chance accuracy = 20.0%." in md
+    assert "| JSFusion | 73.5 | 83.4 | 50.0 |" in md
+
+
+def test_fill_in_blank_report(tmp_path):
+    files = [_accuracy_run(tmp_path, "fill_in_blank", "fib", variant, seed, accuracy,
+                           vocab_size=500)
+             for variant, seed, accuracy in [("JSFusion-noaudio", 0, 40.0),
+                                             ("JSFusion-noaudio", 1, 42.0),
+                                             ("LSTM-fusion", 0, 20.0), ("LSTM-fusion", 1, 24.0)]]
+    paths = write_report(files, tmp_path / "report", "exp", {})
+    md = paths["md"].read_text()
+    assert md.startswith("# exp: fill in the blank on demo")
+    assert ("Test: 40 blanks; accuracy (%) of the word predicted over the vocabulary "
+            "(500 words; uniform chance 0.20%).") in md
+    assert "| model | Paper LSMDC accuracy | Ours demo accuracy |" in md
+    assert "| JSFusion-noaudio | 45.26 | 41.0 ± 1.4 |" in md
+    assert "| Human | 68.7 |  |" in md
+    assert "| LSTM-fusion |  | 22.0 ± 2.8 |" in md  # not in the paper's FIB table
+    csv = pd.read_csv(paths["csv"])
+    assert len(csv[csv.source == "paper"]) == 11
+    assert set(csv[csv.source == "paper"].dataset) == {"LSMDC"}
+
+
+def test_report_refuses_mixed_tasks(tmp_path):
+    files = [_run(tmp_path, "JSFusion", 0, 4.0),
+             _accuracy_run(tmp_path, "multiple_choice", "mc", "Mine", 0, 50.0)]
+    with pytest.raises(ValueError, match="one task"):
+        write_report(files, tmp_path / "report", "exp", {})

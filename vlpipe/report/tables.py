@@ -1,7 +1,8 @@
 """Result tables: our runs (mean ± std over seeds) beside the paper's numbers.
 
-Every run's ``metrics.json`` holds ``experiment, variant, seed, dataset, n_test, weights`` and the
-test metrics per direction. The report writes, per experiment:
+Every run's ``metrics.json`` holds ``experiment, variant, seed, dataset, n_test, features``, its
+``task`` (``retrieval`` when absent, ``multiple_choice`` or ``fill_in_blank``) and the test
+metrics per direction (``t2v``/``v2t``, ``mc`` or ``fib``). The report writes, per experiment:
 ``<name>.md`` (tables + provenance notes), ``<name>.tex`` (booktabs) and ``<name>.csv``
 (long format: one row per source, model, direction and metric, with mean, std and seeds).
 """
@@ -9,16 +10,68 @@ test metrics per direction. The report writes, per experiment:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from vlpipe.atomic import write_text
-from vlpipe.report.paper import PAPER_TABLES, RETRIEVAL_METRICS
+from vlpipe.report.paper import paper_table
 
-DIRECTIONS = {"t2v": "text → video", "v2t": "video → text"}
+
+def _retrieval_test(run: dict) -> str:
+    n_test = run["n_test"]
+    return (f"Test: {n_test} clips, one sentence each; chance R@1 = {100 / n_test:.2f}%, "
+            f"chance MedR ≈ {(n_test + 1) / 2:.0f}.")
+
+
+def _multiple_choice_test(run: dict) -> str:
+    candidates = run.get("n_candidates", 5)
+    return (f"Test: {run['n_test']} items, {candidates} candidate sentences each; "
+            f"chance accuracy = {100 / candidates:.1f}%.")
+
+
+def _fill_in_blank_test(run: dict) -> str:
+    vocab = run.get("vocab_size")
+    words = f" ({vocab} words; uniform chance {100 / vocab:.2f}%)" if vocab else ""
+    return (f"Test: {run['n_test']} blanks; accuracy (%) of the word predicted over the "
+            f"vocabulary{words}.")
+
+
+@dataclass(frozen=True)
+class Task:
+    """How one task's runs are tabulated: our metric columns, one table per direction (the
+    paper's numbers beside the first), the caption template and the header's test line."""
+
+    title: str
+    metrics: tuple[str, ...]
+    sections: dict[str, str]
+    caption: str
+    paper: str
+    describe: Callable[[dict], str]
+
+
+TASKS = {
+    "retrieval": Task("retrieval", ("R@1", "R@5", "R@10", "MedR"),
+                      {"t2v": "text → video", "v2t": "video → text"}, "{heading} retrieval",
+                      "JSFusion (ECCV 2018) on LSMDC / MSR-VTT 1k", _retrieval_test),
+    "multiple_choice": Task("multiple choice", ("accuracy",),
+                            {"mc": "multiple-choice accuracy (%)"}, "{heading}",
+                            "JSFusion (ECCV 2018) on LSMDC / MSR-VTT", _multiple_choice_test),
+    "fill_in_blank": Task("fill in the blank", ("accuracy",),
+                          {"fib": "fill-in-the-blank accuracy (%)"}, "{heading}",
+                          "JSFusion (ECCV 2018) on LSMDC", _fill_in_blank_test),
+}
+
+
+def run_task(runs: Sequence[dict]) -> str:
+    """The one task of ``runs`` (files without a ``task`` key are retrieval)."""
+    tasks = {run.get("task", "retrieval") for run in runs}
+    if len(tasks) != 1:
+        raise ValueError(f"one report needs runs of one task, got {sorted(tasks)}")
+    return tasks.pop()
 
 
 def runs_frame(runs: Sequence[dict]) -> pd.DataFrame:
@@ -45,25 +98,25 @@ def _mean_std(mean: float, std: float, seeds: int) -> str:
 
 
 def _paper_cell(value: float, metric: str) -> str:
+    """The published precision, at least one decimal except for ranks."""
     if pd.isna(value):
         return ""
-    return f"{value:g}" if metric == "MedR" else f"{value:.1f}"
+    text = f"{value:g}"
+    return text if metric == "MedR" or "." in text else f"{value:.1f}"
 
 
-def retrieval_table(summary: pd.DataFrame, ours_label: str, direction: str = "t2v",
-                    with_paper: bool = True) -> pd.DataFrame:
+def result_table(summary: pd.DataFrame, task: str, ours_label: str, direction: str,
+                 with_paper: bool = True) -> pd.DataFrame:
     """Rows = models (the paper's, then ours); columns = (source, metric)."""
     ours = summary[summary["direction"] == direction]
-    cells = {(variant, metric): _mean_std(r.mean, r.std, r.seeds)
-             for variant, metric, r in zip(ours["variant"], ours["metric"], ours.itertuples(),
-                                           strict=True)}
+    cells = {(r.variant, r.metric): _mean_std(r.mean, r.std, r.seeds) for r in ours.itertuples()}
     variants = list(dict.fromkeys(ours["variant"]))
-    paper = PAPER_TABLES["retrieval"]() if with_paper else pd.DataFrame()
+    paper = paper_table(task) if with_paper else pd.DataFrame()
     models = list(paper.index) + [v for v in variants if v not in paper.index]
     table = pd.DataFrame(index=pd.Index(models, name="model"))
     for column in paper.columns:
         table[column] = [_paper_cell(v, column[1]) for v in paper[column].reindex(models)]
-    for metric in RETRIEVAL_METRICS:
+    for metric in TASKS[task].metrics:
         table[(ours_label, metric)] = [cells.get((m, metric), "") for m in models]
     table.columns = pd.MultiIndex.from_tuples(table.columns)
     return table
@@ -80,30 +133,31 @@ def _markdown(table: pd.DataFrame) -> str:
 def _latex(table: pd.DataFrame, caption: str) -> str:
     escaped = table.rename(index=lambda m: m.replace("_", r"\_")).rename_axis(None)
     escaped = escaped.map(lambda cell: cell.replace("±", r"$\pm$"))
-    caption = caption.replace("→", r"$\rightarrow$").replace("_", r"\_")
+    caption = caption.replace("→", r"$\rightarrow$").replace("_", r"\_").replace("%", r"\%")
     return escaped.style.to_latex(hrules=True, caption=caption, multicol_align="c",
                                   position="t") + "\n"
 
 
 def write_report(metric_files: Sequence[str | Path], out_dir: str | Path, name: str,
                  config: dict) -> dict[str, Path]:
-    """Write ``name``.{md,tex,csv} under ``out_dir`` from the runs' metrics files; ``config``
-    (the experiment and data set settings) is printed with the provenance notes."""
+    """Write ``name``.{md,tex,csv} under ``out_dir`` from the runs' metrics files (all of one
+    task); ``config`` (the experiment and data set settings) is printed with the provenance."""
     out_dir = Path(out_dir)
     runs = [json.loads(Path(path).read_text()) for path in metric_files]
+    task_name = run_task(runs)
+    task = TASKS[task_name]
     summary = summarise(runs_frame(runs))
-    dataset, n_test = runs[0]["dataset"], runs[0]["n_test"]
+    dataset = runs[0]["dataset"]
     seeds = sorted({run["seed"] for run in runs})
     label = f"Ours {dataset}"
-    md = [f"# {name}: retrieval on {dataset}", "",
-          f"Test: {n_test} clips, one sentence each; chance R@1 = {100 / n_test:.2f}%, "
-          f"chance MedR ≈ {(n_test + 1) / 2:.0f}. Ours: mean ± std over seeds {seeds}. "
-          "Paper: JSFusion (ECCV 2018) on LSMDC / MSR-VTT 1k.", ""]
+    md = [f"# {name}: {task.title} on {dataset}", "",
+          f"{task.describe(runs[0])} Ours: mean ± std over seeds {seeds}. "
+          f"Paper: {task.paper}.", ""]
     tex = []
-    for direction, title in DIRECTIONS.items():
-        table = retrieval_table(summary, label, direction, with_paper=direction == "t2v")
-        md += [f"## {title}", "", _markdown(table), ""]
-        tex.append(_latex(table, f"{name}: {title} retrieval, {dataset}"))
+    for index, (direction, heading) in enumerate(task.sections.items()):
+        table = result_table(summary, task_name, label, direction, with_paper=index == 0)
+        md += [f"## {heading}", "", _markdown(table), ""]
+        tex.append(_latex(table, f"{name}: {task.caption.format(heading=heading)}, {dataset}"))
     md += ["## Provenance", ""]
     md += [f"- features `{f['extractor']}`: weights **{f['weights']}**"
            + ("" if f["pretrained"] else " — seeded RANDOM initialisation, not pretrained")
@@ -112,15 +166,15 @@ def write_report(metric_files: Sequence[str | Path], out_dir: str | Path, name: 
     paths = {ext: out_dir / f"{name}.{ext}" for ext in ("md", "tex", "csv")}
     write_text(paths["md"], "\n".join(md) + "\n")
     write_text(paths["tex"], "\n".join(tex))
-    write_text(paths["csv"], _long_csv(summary, dataset))
+    write_text(paths["csv"], _long_csv(summary, task_name, dataset))
     return paths
 
 
-def _long_csv(summary: pd.DataFrame, dataset: str) -> str:
+def _long_csv(summary: pd.DataFrame, task: str, dataset: str) -> str:
     ours = summary.assign(source="ours", dataset=dataset)
-    paper = PAPER_TABLES["retrieval"]().stack(level=[0, 1], future_stack=True).rename("mean")
+    paper = paper_table(task).stack(level=[0, 1], future_stack=True).rename("mean")
     paper = paper.reset_index().set_axis(["variant", "source", "metric", "mean"], axis=1)
     paper = paper.assign(dataset=paper["source"].str.removeprefix("Paper "), source="paper",
-                         direction="t2v", std=np.nan, seeds=np.nan)
+                         direction=next(iter(TASKS[task].sections)), std=np.nan, seeds=np.nan)
     columns = ["source", "dataset", "variant", "direction", "metric", "mean", "std", "seeds"]
     return pd.concat([ours[columns], paper[columns]]).to_csv(index=False)
