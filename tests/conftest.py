@@ -25,4 +25,4 @@ def tiny_world(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_clips(tiny_world):
-    return read_dataset("msrvtt", tiny_world, **MSRVTT_OPTIONS)
+    return read_dataset("msrvtt", tiny_world, **MSRVTT_OPTIONS).clips

@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vlpipe.datasets import AnnotationError, read_dataset
+from vlpipe.datasets import TASK_COLUMNS, AnnotationError, read_dataset
 from vlpipe.manifest import MissingVideoError, build_manifest, shard_of, shard_path
+from vlpipe.synthetic.world import synthetic_dataset_options
 from vlpipe.text import Vocabulary, load_embeddings, tokenize
 
 from .conftest import MSRVTT_OPTIONS
@@ -32,6 +33,29 @@ def test_manifest_rewrites_only_changed_shards(tiny_world, tmp_path):
     assert build_manifest(dataset, tmp_path / "tables", tmp_path / "shards", 3) == [clip.shard]
     for k in set(range(3)) - {clip.shard}:
         assert shard_path(tmp_path / "shards", k).stat().st_mtime_ns == mtimes[k]
+
+
+def test_manifest_writes_task_lists_only_when_changed(tiny_world, tmp_path):
+    dataset = {"format": "lsmdc", "root": str(tiny_world), "synthetic": {},
+               "options": synthetic_dataset_options("lsmdc")}
+    tables = tmp_path / "tables"
+    build_manifest(dataset, tables, tmp_path / "shards", 2)
+    files = [tables / "manifest.parquet", tables / "clips.parquet",
+             *(tables / "tasks" / f"{name}.parquet" for name in TASK_COLUMNS)]
+    for name, columns in TASK_COLUMNS.items():
+        assert list(pd.read_parquet(tables / "tasks" / f"{name}.parquet").columns) == columns
+    mtimes = [path.stat().st_mtime_ns for path in files]
+    build_manifest(dataset, tables, tmp_path / "shards", 2)
+    assert [path.stat().st_mtime_ns for path in files] == mtimes  # list cells compare equal
+
+    # MSR-VTT ships no lists: all are built, with the configured settings
+    dataset = {**dataset, "format": "msrvtt", "options": synthetic_dataset_options("msrvtt"),
+               "tasks": {"retrieval_size": 2, "multiple_choice": "lsmdc", "seed": 1}}
+    build_manifest(dataset, tmp_path / "built", tmp_path / "shards", 2)
+    retrieval = pd.read_parquet(tmp_path / "built" / "tasks" / "retrieval.parquet")
+    blanks = pd.read_parquet(tmp_path / "built" / "tasks" / "fill_in_blank.parquet")
+    clips = pd.read_parquet(tmp_path / "built" / "clips.parquet")
+    assert len(retrieval) == 2 and len(blanks) == sum(map(len, clips.sentences))
 
 
 def test_missing_video_names_the_clip(tiny_world, tmp_path):
@@ -64,9 +88,10 @@ def test_bad_annotation_rows_are_named(tiny_world, tmp_path, mutate, message):
 def test_vocabulary_threshold_and_encoding():
     sentences = ["A red circle grows.", "a red square", "a red circle", "a blue circle"]
     vocab = Vocabulary.build(sentences, min_count=3)
-    assert vocab.words == ["<pad>", "a", "circle", "red"]  # by count, then alphabetical
-    assert vocab.encode("A red star spins", max_words=40) == [1, 3]  # OOV words dropped
-    assert vocab.encode("a red circle", max_words=2) == [1, 3]
+    # the specials first, then by count, then alphabetical
+    assert vocab.words == ["<pad>", "<blank>", "a", "circle", "red"]
+    assert vocab.encode("A red star spins", max_words=40) == [2, 4]  # OOV words dropped
+    assert vocab.encode("a red circle", max_words=2) == [2, 4]
     assert tokenize("It's a RED, red circle!") == ["it's", "a", "red", "red", "circle"]
 
 
@@ -74,11 +99,11 @@ def test_glove_format_embeddings(tmp_path):
     vocab = Vocabulary(["red", "circle", "grows"])
     (tmp_path / "glove.txt").write_text("red 1 2 3\nblue 4 5 6\ncircle 0.5 0 -1\n")
     matrix, found = load_embeddings(tmp_path / "glove.txt", vocab, dim=3)
-    assert found == 2 and matrix.shape == (4, 3)
+    assert found == 2 and matrix.shape == (5, 3)  # <pad>, <blank>, the 3 words
     np.testing.assert_array_equal(matrix[0], 0)
-    np.testing.assert_array_equal(matrix[1], [1, 2, 3])
-    np.testing.assert_array_equal(matrix[2], [0.5, 0, -1])
-    assert np.abs(matrix[3]).sum() > 0  # not in the file: random
+    np.testing.assert_array_equal(matrix[2], [1, 2, 3])
+    np.testing.assert_array_equal(matrix[3], [0.5, 0, -1])
+    assert np.abs(matrix[4]).sum() > 0  # not in the file: random
     (tmp_path / "bad.txt").write_text("red 1 2\n")
     with pytest.raises(ValueError, match=r"bad.txt:1: word 'red' has 2 values"):
         load_embeddings(tmp_path / "bad.txt", vocab, dim=3)

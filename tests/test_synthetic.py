@@ -11,8 +11,10 @@ import av
 import numpy as np
 import pytest
 
+from vlpipe.datasets import annotation_files, read_dataset
 from vlpipe.synthetic import WorldConfig, generate_world, writer
 from vlpipe.synthetic.scene import COLOURS, describe_many, sample_scene, vocabulary
+from vlpipe.synthetic.world import salient_actions, synthetic_dataset_options
 
 SMALL = WorldConfig(seed=3, n_clips=10, sentences_per_clip=3)
 PALETTE_NAMES = list(COLOURS)
@@ -54,7 +56,8 @@ def _colour_counts(frame: np.ndarray) -> Counter:
 
 
 def _world_files(n_clips: int) -> list[str]:
-    return ["annotations/videodatainfo.json", "annotations/scenes.jsonl",
+    return [*annotation_files("lsmdc", "", synthetic_dataset_options("lsmdc")),
+            "annotations/videodatainfo.json", "annotations/scenes.jsonl",
             *(f"videos/video{i}.mp4" for i in range(n_clips))]
 
 
@@ -120,6 +123,24 @@ def test_splits_and_sentence_ids(world: Path) -> None:
     assert set(per_video.values()) == {SMALL.sentences_per_clip}
     sen_ids = [s["sen_id"] for s in annotations["sentences"]]
     assert sen_ids == list(range(len(sen_ids)))
+
+
+def test_lsmdc_multiple_choice_distractors_show_another_activity(tmp_path: Path) -> None:
+    config = WorldConfig(seed=1, n_clips=40, size=16, fps=2, duration_s=0.5,
+                         train_fraction=0.5, validate_fraction=0.25, test_fraction=0.25)
+    generate_world(tmp_path, config)
+    tables = read_dataset("lsmdc", tmp_path, **synthetic_dataset_options("lsmdc"))
+    activity, clips = salient_actions(tmp_path), tables.clips
+    sentences = dict(zip(clips.clip_id, clips.sentences, strict=True))
+    assert len(tables.multiple_choice) == 20  # every val and test clip
+    for item in tables.multiple_choice.itertuples():
+        assert item.candidates[item.answer] in sentences[item.clip_id]
+        same_split = clips[clips.split == item.split]
+        for k, candidate in enumerate(item.candidates):
+            owners = [c for c, s in zip(same_split.clip_id, same_split.sentences, strict=True)
+                      if candidate in s]
+            if k != item.answer:
+                assert any(activity[c] != activity[item.clip_id] for c in owners), candidate
 
 
 def test_grammar_is_small_and_names_every_object() -> None:

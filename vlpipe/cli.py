@@ -62,14 +62,14 @@ def _vocab(args: argparse.Namespace) -> None:
     train = clips.loc[clips["split"] == "train", "sentences"]
     vocab = Vocabulary.build((s for sentences in train for s in sentences), args.min_count)
     vocab.save(args.out)
-    print(f"{args.out}: {len(vocab)} words (incl. padding)")
+    print(f"{args.out}: {len(vocab)} words (incl. padding and blank)")
 
 
 def _run_args(args: argparse.Namespace) -> dict:
     experiments = json.loads(args.experiment)
     return {"experiment": experiments, "variant": args.variant, "seed": args.seed,
             "clips_path": args.clips, "vocab_path": args.vocab, "stores": args.stores,
-            "text": json.loads(args.text)}
+            "text": json.loads(args.text), "task_list_path": args.task_list}
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -84,7 +84,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     result = run_evaluation(**_run_args(args), name=args.name, model_path=args.model,
                             dataset=args.dataset, out_path=args.out)
-    print(f"{args.out}: test {result['test']['t2v']}")
+    print(f"{args.out}: test {result['test']}")
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -143,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
         step.add_argument("--vocab", required=True)
         step.add_argument("--stores", nargs="+", required=True, help="EXTRACTOR=STORE ...")
         step.add_argument("--text", default="{}", help="text config as JSON")
+        step.add_argument("--task-list", help="the task's list (tables/tasks/<task>.parquet)")
         step.set_defaults(run=run)
         if name == "train":
             step.add_argument("--out-dir", required=True)

@@ -38,13 +38,15 @@ def _group_stores(stores: Sequence[str], extractors: Sequence[str]) -> list[list
 
 
 def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: str,
-                         vocab_path: str, stores: Sequence[str], text: dict):
+                         vocab_path: str, stores: Sequence[str], text: dict,
+                         task_list_path: str | None = None):
     """The task (data + objective) and a freshly initialised model for one run."""
     clips = pd.read_parquet(clips_path)
     vocab = Vocabulary.load(vocab_path)
     store_groups = _group_stores(stores, variant_features(experiment, variant))
     features, blocks = load_clip_features(store_groups, list(clips["clip_id"]))
-    task = TASKS[experiment["task"]](clips, features, vocab, blocks=blocks,
+    task_list = pd.read_parquet(task_list_path) if task_list_path else None
+    task = TASKS[experiment["task"]](clips, features, vocab, task_list=task_list, blocks=blocks,
                                      **experiment.get("task_args", {}))
     flags = {k: v for k, v in (experiment["variants"][variant] or {}).items() if k != "features"}
     model_args = {**experiment.get("model_args", {}), **flags}
@@ -55,7 +57,7 @@ def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: 
         word_vectors, _ = load_embeddings(text["embeddings"], vocab,
                                           model_args.get("word_dim", 300), seed)
     model = build_model(experiment["model"], vocab_size=len(vocab), video_dim=video_dim,
-                        word_vectors=word_vectors, **model_args)
+                        word_vectors=word_vectors, output=task.model_output, **model_args)
     return task, model, store_groups
 
 
@@ -64,12 +66,14 @@ def fingerprint(*parts) -> str:
 
 
 def run_training(experiment: dict, variant: str, seed: int, clips_path: str, vocab_path: str,
-                 stores: Sequence[str], text: dict, out_dir: str) -> dict:
+                 stores: Sequence[str], text: dict, out_dir: str,
+                 task_list_path: str | None = None) -> dict:
     task, model, _ = build_task_and_model(experiment, variant, seed, clips_path, vocab_path,
-                                          stores, text)
+                                          stores, text, task_list_path)
     settings = TrainSettings(**{**experiment.get("train", {}), "seed": seed})
     store_paths = [item.split("=", 1)[1] for item in stores]
-    inputs = [Path(p).stat().st_mtime_ns for p in [clips_path, vocab_path, *store_paths]]
+    inputs = [Path(p).stat().st_mtime_ns for p in [clips_path, vocab_path, *store_paths,
+                                                   *([task_list_path] if task_list_path else [])]]
     return train(model, task, settings, out_dir,
                  fingerprint=fingerprint(experiment, variant, seed, stores, inputs))
 
@@ -85,14 +89,15 @@ def features_provenance(store_groups: list[list[str]]) -> list[dict]:
 
 def run_evaluation(experiment: dict, name: str, variant: str, seed: int, clips_path: str,
                    vocab_path: str, stores: Sequence[str], text: dict, model_path: str,
-                   dataset: str, out_path: str) -> dict:
+                   dataset: str, out_path: str, task_list_path: str | None = None) -> dict:
     task, model, store_groups = build_task_and_model(experiment, variant, seed, clips_path,
-                                                     vocab_path, stores, text)
+                                                     vocab_path, stores, text, task_list_path)
     device = resolve_device(experiment.get("train", {}).get("device", "auto"))
     model.load_state_dict(torch.load(model_path, map_location="cpu", weights_only=True)["model"])
     model.to(device)
     result = {"experiment": name, "variant": variant, "seed": seed, "dataset": dataset,
-              "n_test": len(task.splits["test"]), "features": features_provenance(store_groups),
+              "task": experiment["task"], "n_test": task.num_items("test"), **task.report_info(),
+              "features": features_provenance(store_groups),
               "test": task.evaluate(model, "test", device),
               "val": task.evaluate(model, "val", device)}
     write_json(out_path, json.loads(json.dumps(result, default=_to_builtin)))

@@ -6,11 +6,14 @@ model steps read, so touching a video does not rebuild the vocabulary.
 ``shards/shard-XXX.parquet`` split the clips by a stable hash of their id, keep only what
 extraction depends on, and are rewritten only when their content changes — so an unchanged
 shard keeps its mtime and its extraction job does not rerun.
+``tasks/{retrieval,multiple_choice,fill_in_blank}.parquet`` are the task lists: the ones the data
+set ships, else lists built from the clips (``vlpipe.datasets.task_lists``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,6 +22,8 @@ import pandas as pd
 
 from vlpipe.atomic import write_parquet
 from vlpipe.datasets import read_dataset
+from vlpipe.datasets.task_lists import task_tables
+from vlpipe.synthetic.world import salient_actions
 
 SHARD_COLUMNS = ["clip_id", "video_path", "start", "end", "size", "mtime_ns"]
 
@@ -67,21 +72,30 @@ def files_digest(paths: Iterable[str]) -> str:
 
 
 def _write_if_changed(path: Path, frame: pd.DataFrame) -> bool:
-    if path.exists() and pd.read_parquet(path).equals(frame):
-        return False
+    if path.exists():
+        buffer = io.BytesIO()  # compared as read back: list cells come back as arrays
+        frame.to_parquet(buffer, index=False)
+        if pd.read_parquet(path).equals(pd.read_parquet(buffer)):
+            return False
     write_parquet(path, frame)
     return True
 
 
 def build_manifest(dataset: dict, tables_dir: str | Path, shard_dir: str | Path,
                    n_shards: int) -> list[int]:
-    """Read the data set, write the manifest, the clip table and the shard plan (each only if
-    its content changed); return the shards rewritten."""
-    annotations = read_dataset(dataset["format"], dataset["root"], **dataset.get("options", {}))
-    clips = with_file_identity(annotations)
+    """Read the data set, write the manifest, the clip table, the task lists and the shard plan
+    (each only if its content changed); return the shards rewritten.
+
+    A synthetic world's activity label (for the ``lsmdc`` multiple-choice protocol) is the
+    action of each clip's salient object."""
+    tables = read_dataset(dataset["format"], dataset["root"], **dataset.get("options", {}))
+    activity = salient_actions(dataset["root"]) if "synthetic" in dataset else None
+    clips = with_file_identity(tables.clips)
     clips["shard"] = [shard_of(c, n_shards) for c in clips["clip_id"]]
     _write_if_changed(Path(tables_dir) / "manifest.parquet", clips)
-    _write_if_changed(Path(tables_dir) / "clips.parquet", annotations)
+    _write_if_changed(Path(tables_dir) / "clips.parquet", tables.clips)
+    for name, table in task_tables(tables, dataset.get("tasks"), activity).items():
+        _write_if_changed(Path(tables_dir) / "tasks" / f"{name}.parquet", table)
     changed = []
     members = dict(tuple(clips.groupby("shard")[SHARD_COLUMNS]))
     for shard in range(n_shards):

@@ -1,12 +1,42 @@
-"""Shared pieces of the dataset adapters: the canonical columns and row-numbered errors."""
+"""Shared pieces of the dataset adapters: the canonical tables and row-numbered errors."""
 
 from __future__ import annotations
 
+import csv
 import math
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
 CLIP_COLUMNS = ["clip_id", "video_path", "start", "end", "split", "sentences"]
+# Task lists (tables/tasks/<name>.parquet). Splits are train / val / test as in the clip table.
+TASK_COLUMNS = {
+    # the fixed retrieval test pairs (LSMDC's 1,000-pair list, MSR-VTT 1k-A)
+    "retrieval": ["clip_id", "sentence"],
+    # 5 candidate sentences, ``answer`` = 0-based index of the right one
+    "multiple_choice": ["item_id", "clip_id", "split", "candidates", "answer"],
+    # ``sentence`` holds BLANK_MARKER exactly once; ``answer`` is the blanked word
+    "fill_in_blank": ["item_id", "clip_id", "split", "sentence", "answer"],
+}
+BLANK_MARKER = "_____"
+N_CANDIDATES = 5  # multiple choice: the answer and 4 distractors
+
+
+@dataclass
+class DatasetTables:
+    """What an adapter reads: the clip table and the task lists the data set ships (None =
+    not given; the manifest step then builds it from the clips, see ``task_lists``)."""
+
+    clips: pd.DataFrame
+    retrieval: pd.DataFrame | None = None
+    multiple_choice: pd.DataFrame | None = None
+    fill_in_blank: pd.DataFrame | None = None
+
+
+SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
                  "validate": "val", "validation": "val", "test": "test", "public_test": "test"}
 
@@ -23,6 +53,17 @@ def normalise_split(value: object, where: str) -> str:
     return split
 
 
+def split_files(files: dict[str, str], option: str) -> list[tuple[str, str]]:
+    """``(split, file)`` pairs of a per-split option, in train / val / test order whatever the
+    option's key order (the workflow passes options with sorted keys)."""
+    pairs = sorted(((normalise_split(key, f"option {option}"), name)
+                    for key, name in files.items()), key=lambda pair: SPLITS.index(pair[0]))
+    splits = [split for split, _ in pairs]
+    if len(set(splits)) < len(splits):
+        raise AnnotationError(f"option {option}: a split given twice: {sorted(files)}")
+    return pairs
+
+
 def check_clip_table(clips: pd.DataFrame, source: str) -> pd.DataFrame:
     """Validate the canonical table an adapter built; errors name the source and clip."""
     duplicated = clips["clip_id"][clips["clip_id"].duplicated()]
@@ -35,3 +76,100 @@ def check_clip_table(clips: pd.DataFrame, source: str) -> pd.DataFrame:
         if not row.sentences or any(not s.strip() for s in row.sentences):
             raise AnnotationError(f"{source}: clip {row.clip_id!r} has an empty sentence")
     return clips[CLIP_COLUMNS].reset_index(drop=True)
+
+
+def _records(path: Path, delimiter: str, quoting: int) -> Iterator[tuple[str, list[str]]]:
+    """``(<file>:<line>, fields)`` of each non-blank record of a UTF-8 delimited file."""
+    line = 0
+    try:
+        with path.open(encoding="utf-8", newline="") as file:
+            reader = csv.reader(file, delimiter=delimiter, quoting=quoting)
+            for fields in reader:
+                line = reader.line_num
+                if fields:
+                    yield f"{path}:{line}", fields
+    except FileNotFoundError:
+        raise AnnotationError(f"{path}: annotation file not found") from None
+    except UnicodeDecodeError as err:
+        raise AnnotationError(f"{path}: not valid UTF-8 ({err})") from None
+    except csv.Error as err:
+        raise AnnotationError(f"{path}:{line + 1}: {err}") from None
+
+
+def read_rows(path: Path, columns: int) -> Iterator[tuple[str, list[str]]]:
+    """Rows of a header-less, unquoted, tab-separated file (the LSMDC release files), each with
+    its ``<file>:<line>`` for error messages; a row without exactly ``columns`` fields is an
+    error. Fields are stripped; blank lines are skipped."""
+    for where, fields in _records(path, "\t", csv.QUOTE_NONE):
+        if len(fields) != columns:
+            raise AnnotationError(f"{where}: {len(fields)} columns; expected {columns}")
+        yield where, [field.strip() for field in fields]
+
+
+def read_records(path: Path, required: Sequence[str], delimiter: str = ",",
+                 quoting: int = csv.QUOTE_MINIMAL) -> Iterator[tuple[str, dict[str, str]]]:
+    """Rows of a delimited file with a header line, as ``(<file>:<line>, {column: field})``;
+    the header must name every ``required`` column."""
+    rows = _records(path, delimiter, quoting)
+    where, header = next(rows, (f"{path}:1", []))
+    header = [name.strip() for name in header]
+    missing = [name for name in required if name not in header]
+    if missing:
+        raise AnnotationError(f"{where}: header lacks column(s) {missing}")
+    for where, fields in rows:
+        if len(fields) != len(header):
+            raise AnnotationError(f"{where}: {len(fields)} columns; expected {len(header)}")
+        yield where, {name: field.strip() for name, field in zip(header, fields, strict=True)}
+
+
+def nonempty(text: str, what: str, where: str) -> str:
+    """``text`` stripped; empty is an error."""
+    if not text.strip():
+        raise AnnotationError(f"{where}: empty {what}")
+    return text.strip()
+
+
+def clip_split(clip_id: str, splits: dict[str, str], where: str, expected: str | None = None
+               ) -> str:
+    """The split of a clip a task list names: it must be in the clip table (and in ``expected``
+    when given)."""
+    if clip_id not in splits:
+        raise AnnotationError(f"{where}: unknown clip {clip_id!r} (not in the clip table)")
+    if expected is not None and splits[clip_id] != expected:
+        raise AnnotationError(f"{where}: clip {clip_id!r} is a {splits[clip_id]} clip, "
+                              f"listed as {expected}")
+    return splits[clip_id]
+
+
+def answer_index(text: str, first: int, where: str) -> int:
+    """A multiple-choice answer written ``first``-based, as a 0-based index."""
+    try:
+        answer = int(text) - first
+    except ValueError:
+        answer = -1
+    if not 0 <= answer < N_CANDIDATES:
+        raise AnnotationError(f"{where}: answer {text!r} is not one of "
+                              f"{list(range(first, first + N_CANDIDATES))}")
+    return answer
+
+
+def item_ids(clip_ids: Iterable[str]) -> list[str]:
+    """Item ids ``<clip_id>#<k>``: the k-th item of a clip within its list."""
+    seen: Counter[str] = Counter()
+    ids = []
+    for clip_id in clip_ids:
+        ids.append(f"{clip_id}#{seen[clip_id]}")
+        seen[clip_id] += 1
+    return ids
+
+
+def task_table(name: str, rows: list[tuple]) -> pd.DataFrame:
+    """A task list from rows without ``item_id`` (added here, where the list has one)."""
+    columns = TASK_COLUMNS[name]
+    if columns[0] != "item_id":
+        return pd.DataFrame(rows, columns=columns)
+    table = pd.DataFrame(rows, columns=columns[1:])
+    table.insert(0, "item_id", item_ids(table["clip_id"]))
+    if name == "multiple_choice":
+        table["answer"] = table["answer"].astype("int64")
+    return table

@@ -382,6 +382,13 @@ class JSFusion(nn.Module):
             rows.append(torch.cat(row, dim=1))
         return torch.cat(rows, dim=0)
 
+    def inference_scorer(self):
+        """The eval-mode scorer of every (video, sentence) pair: dense, BatchNorm folded, bf16
+        on CUDA (`vlpipe.models.jsfusion_scoring.PairScorer`); rebuild it after training."""
+        from vlpipe.models.jsfusion_scoring import PairScorer  # it builds on this module
+
+        return PairScorer(self)
+
     def word_logits(self, v_enc: Tensor, v_mask: Tensor, t_enc: Tensor, t_mask: Tensor,
                     blank: Tensor) -> Tensor:
         """Fill-in-the-blank (output="word"): logits (B, |V|) of the word at position

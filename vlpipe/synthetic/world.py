@@ -1,4 +1,10 @@
-"""Generate the synthetic world: clips, MSR-VTT-style annotations and ground-truth scenes.
+"""Generate the synthetic world: clips, ground-truth scenes and annotations in two formats.
+
+The same world is written as MSR-VTT (``annotations/videodatainfo.json``, every caption) and as
+LSMDC 2016 (``annotations/lsmdc/``: one sentence per clip, the first caption, with the task
+lists built as LSMDC's: multiple choice with distractors of another activity — the salient
+object's action — fill in the blank, and the public-test retrieval list);
+``synthetic_dataset_options`` gives the adapter options that read either.
 
 Clip ``i`` depends only on ``(seed, i)``, and its scene, sentences and audio noise draw from
 separate random streams, so changing ``n_clips`` or ``sentences_per_clip`` leaves the other
@@ -12,13 +18,52 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from vlpipe.atomic import write_json, write_text
+from vlpipe.datasets.base import normalise_split
+from vlpipe.datasets.task_lists import (
+    build_fill_in_blank,
+    build_multiple_choice,
+    build_retrieval_test,
+)
 from vlpipe.synthetic.render import render_audio, render_frames
 from vlpipe.synthetic.scene import ACTIONS, describe_many, sample_scene
 from vlpipe.synthetic.writer import write_clip
 
 SPLITS = ("train", "validate", "test")
+LSMDC_DIR = "annotations/lsmdc"
+LSMDC_FILES = {  # adapter option → the release's file names
+    "annotations": {"train": "LSMDC16_annos_training.csv", "val": "LSMDC16_annos_val.csv",
+                    "test": "LSMDC16_annos_test.csv"},
+    "multiple_choice": {"val": "LSMDC16_multiple_choice_valid.csv",
+                        "test": "LSMDC16_multiple_choice_test.csv"},
+    "fill_in_blank": {"train": "LSMDC16_FIB_training.csv", "val": "LSMDC16_FIB_val.csv",
+                      "test": "LSMDC16_FIB_test.csv"},
+    "retrieval_test": "LSMDC16_challenge_1000_publictest.csv",
+}
+
+
+def synthetic_dataset_options(format: str) -> dict:
+    """The adapter options (``dataset.options``) that read a synthetic world in ``format``."""
+    if format == "msrvtt":
+        return {"annotations": ["annotations/videodatainfo.json"], "video_dir": "videos"}
+    if format == "lsmdc":
+        options = {key: ({split: f"{LSMDC_DIR}/{name}" for split, name in value.items()}
+                         if isinstance(value, dict) else f"{LSMDC_DIR}/{value}")
+                   for key, value in LSMDC_FILES.items()}
+        return {**options, "video_dir": "videos", "video_pattern": "{clip_id}.mp4"}
+    raise KeyError(f"the synthetic world is written as msrvtt or lsmdc, not {format!r}")
+
+
+def _salient_action(record: dict) -> str:
+    return record["scene"]["objects"][0]["action"]["name"]
+
+
+def salient_actions(root: str | Path) -> dict[str, str]:
+    """Each clip's activity label, its salient object's action, from ``scenes.jsonl``."""
+    lines = (Path(root) / "annotations" / "scenes.jsonl").read_text().splitlines()
+    return {record["video_id"]: _salient_action(record) for record in map(json.loads, lines)}
 
 
 @dataclass(frozen=True)
@@ -87,8 +132,47 @@ def _make_clip(config: WorldConfig, index: int, split: str, silent: bool,
                 scene.objects[0].action.name), "captions": captions, "scene": scene.to_dict()}
 
 
+def _lsmdc_time(seconds: float) -> str:
+    """An LSMDC timestamp, ``HH.MM.SS.mmm``."""
+    millis = round(seconds * 1000)
+    return (f"{millis // 3_600_000:02d}.{millis // 60_000 % 60:02d}."
+            f"{millis // 1000 % 60:02d}.{millis % 1000:03d}")
+
+
+def _write_tsv(path: Path, rows: list[list[str]]) -> None:
+    write_text(path, "".join("\t".join(row) + "\n" for row in rows))
+
+
+def _write_lsmdc(root: Path, records: list[dict], config: WorldConfig) -> None:
+    """The world in the LSMDC 2016 release format (``LSMDC_FILES`` under ``LSMDC_DIR``)."""
+    clips = pd.DataFrame({
+        "clip_id": [r["video_id"] for r in records],
+        "split": [normalise_split(r["split"], r["video_id"]) for r in records],
+        "sentences": [r["captions"][:1] for r in records]})
+    times = [_lsmdc_time(0.0), _lsmdc_time(config.duration_s)] * 2
+    activity = {r["video_id"]: _salient_action(r) for r in records}
+    choice = build_multiple_choice(clips, "lsmdc", config.seed, activity)
+    blank = build_fill_in_blank(clips, config.seed)
+    retrieval = build_retrieval_test(clips, 1000, config.seed)
+    rows = {  # option → (split, fields) of each row
+        "annotations": [(r.split, [r.clip_id, *times, r.sentences[0]])
+                        for r in clips.itertuples()],
+        "multiple_choice": [(r.split, [r.clip_id, *times, *r.candidates, str(r.answer + 1)])
+                            for r in choice.itertuples()],
+        "fill_in_blank": [(r.split, [r.clip_id, *times, r.sentence, r.answer])
+                          for r in blank.itertuples()],
+    }
+    out = root / LSMDC_DIR
+    for option, split_rows in rows.items():
+        for split, name in LSMDC_FILES[option].items():
+            _write_tsv(out / name, [fields for where, fields in split_rows if where == split])
+    _write_tsv(out / LSMDC_FILES["retrieval_test"],
+               [[r.clip_id, *times, r.sentence] for r in retrieval.itertuples()])
+
+
 def generate_world(root: Path, config: WorldConfig) -> None:
-    """Write ``videos/video{i}.mp4`` and ``annotations/{videodatainfo.json,scenes.jsonl}``.
+    """Write ``videos/video{i}.mp4``, ``annotations/scenes.jsonl``, the LSMDC files and
+    ``annotations/videodatainfo.json``.
 
     Every file is written atomically; ``videodatainfo.json`` is written last, so its presence
     means the whole world is complete.
@@ -99,6 +183,7 @@ def generate_world(root: Path, config: WorldConfig) -> None:
                for i, split in enumerate(config.splits())]
     lines = [json.dumps(record, sort_keys=True) for record in records]
     write_text(root / "annotations" / "scenes.jsonl", "\n".join(lines) + "\n")
+    _write_lsmdc(root, records, config)
     videos = [{"category": r["category"], "url": "", "video_id": r["video_id"],
                "start time": 0.0, "end time": config.duration_s, "split": r["split"],
                "id": r["id"]} for r in records]

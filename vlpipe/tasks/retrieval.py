@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from vlpipe.metrics.retrieval import bidirectional_retrieval
 from vlpipe.models.losses import in_batch_ranking_loss, max_margin_ranking_loss
@@ -38,6 +39,16 @@ class RetrievalBatch(TensorBatch):
     feat_mask: torch.Tensor  # (B, N)
     tokens: torch.Tensor  # (B, M)
     token_mask: torch.Tensor  # (B, M)
+
+
+def _concat_padded(blocks: list[tuple[torch.Tensor, torch.Tensor]]
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encoded blocks [(B_i, T_i, E), (B_i, T_i)] → one (ΣB_i, max T_i, E) batch and its mask;
+    the padding is masked, so scores do not change."""
+    steps = max(enc.shape[1] for enc, _ in blocks)
+    encodings = torch.cat([F.pad(enc, (0, 0, 0, steps - enc.shape[1])) for enc, _ in blocks])
+    masks = torch.cat([F.pad(mask, (0, steps - mask.shape[1])) for _, mask in blocks])
+    return encodings, masks
 
 
 class RetrievalTask(VideoTextTask):
@@ -110,7 +121,9 @@ class RetrievalTask(VideoTextTask):
     def score(self, model: torch.nn.Module, split: str, device: torch.device,
               block: int = 100) -> np.ndarray:
         """Scores (n_texts, n_videos) of the split's test sentences against its clips; the
-        positive of sentence q is clip q. Each clip and sentence is encoded once."""
+        positive of sentence q is clip q. Each clip and sentence is encoded once, then every
+        pair is scored by the model's ``inference_scorer()`` if it has one (JSFusion's dense,
+        blocked scorer), else by ``score_matrix``."""
         clip_ids, sentences = zip(*self.eval_pairs[split], strict=True)
         videos, texts = [], []
         with autocast_for(device):
@@ -119,11 +132,9 @@ class RetrievalTask(VideoTextTask):
                 tokens, token_mask = pad_tokens(sentences[start : start + block])
                 videos.append(model.encode_video(feats.to(device), feat_mask.to(device)))
                 texts.append(model.encode_text(tokens.to(device), token_mask.to(device)))
-            rows = []
-            for v_enc, v_mask in videos:  # (block videos) × (all texts), block by block
-                rows.append(torch.cat([model.score_matrix(v_enc, v_mask, t_enc, t_mask)
-                                       for t_enc, t_mask in texts], dim=1))
-        return torch.cat(rows).T.float().cpu().numpy()
+            scorer = getattr(model, "inference_scorer", lambda: model.score_matrix)()
+            scores = scorer(*_concat_padded(videos), *_concat_padded(texts))  # (Nv, Nt)
+        return scores.T.float().cpu().numpy()
 
     def evaluate(self, model: torch.nn.Module, split: str, device: torch.device) -> dict:
         model.eval()

@@ -1,10 +1,14 @@
 # Data set → manifest + shard plan.
 import functools
 
-from vlpipe.datasets import read_dataset
+from vlpipe.datasets import TASK_COLUMNS, annotation_files, read_dataset
 from vlpipe.manifest import files_digest
 
-ANNOTATIONS = [f"{ROOT}/{name}" for name in config["dataset"]["options"]["annotations"]]
+ANNOTATIONS = annotation_files(
+    config["dataset"]["format"], ROOT, config["dataset"].get("options", {})
+)
+# the synthetic world's ground truth: its activity labels (multiple-choice protocol "lsmdc")
+SCENES = [f"{ROOT}/annotations/scenes.jsonl"] if "synthetic" in config["dataset"] else []
 
 SYNTHETIC_VIDEOS = [
     f"{ROOT}/videos/video{i}.mp4"
@@ -16,7 +20,7 @@ if "synthetic" in config["dataset"]:
     rule synth_world:
         output:
             ANNOTATIONS,
-            f"{ROOT}/annotations/scenes.jsonl",
+            SCENES,
             SYNTHETIC_VIDEOS,
         params:
             root=ROOT,
@@ -40,19 +44,22 @@ def videos_digest():
     if "synthetic" in config["dataset"]:
         return "generated"
     dataset = config["dataset"]
-    clips = read_dataset(dataset["format"], dataset["root"], **dataset.get("options", {}))
-    return files_digest(clips["video_path"])
+    tables = read_dataset(dataset["format"], dataset["root"], **dataset.get("options", {}))
+    return files_digest(tables.clips["video_path"])
 
 
 checkpoint manifest:
     input:
-        ANNOTATIONS + SYNTHETIC_VIDEOS,
+        ANNOTATIONS + SCENES + SYNTHETIC_VIDEOS,
     output:
         update(f"{OUT}/tables/manifest.parquet"),
         update(f"{OUT}/tables/clips.parquet"),
+        [update(f"{OUT}/tables/tasks/{name}.parquet") for name in TASK_COLUMNS],
         [update(shard_file(shard)) for shard in SHARDS],
     params:
-        dataset=as_json(config["dataset"]),
+        # a function: the adapter options may hold braces (video_pattern "{movie}/{clip_id}.avi")
+        # that Snakemake would otherwise read as wildcards
+        dataset=lambda wildcards: as_json(config["dataset"]),
         videos=lambda wildcards: videos_digest(),
         shard_dir=f"{OUT}/shards",
         shards=config["shards"],

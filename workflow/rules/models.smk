@@ -39,9 +39,11 @@ rule text_features:
 
 
 def run_inputs(wildcards):
+    task = config["experiments"][wildcards.experiment]["task"]
     return {
         "clips": f"{OUT}/tables/clips.parquet",
         "vocab": f"{OUT}/text/vocab.json",
+        "task_list": f"{OUT}/tables/tasks/{task}.parquet",
         "stores": [
             item.split("=", 1)[1]
             for item in experiment_stores(wildcards.experiment, wildcards.variant)
@@ -52,7 +54,7 @@ def run_inputs(wildcards):
 RUN_ARGS = (
     "--experiment {params.experiment:q} --variant {wildcards.variant:q}"
     " --seed {wildcards.seed} --clips {input.clips:q} --vocab {input.vocab:q}"
-    " --stores {params.stores:q} --text {params.text:q}"
+    " --stores {params.stores:q} --text {params.text:q} --task-list {input.task_list:q}"
 )
 
 
