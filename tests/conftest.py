@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -26,3 +27,13 @@ def tiny_world(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_clips(tiny_world):
     return read_dataset("msrvtt", tiny_world, **MSRVTT_OPTIONS).clips
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Tiny tensors run faster on one thread, which also survives a busy, oversubscribed CPU
+    (use with ``pytestmark = pytest.mark.usefixtures("single_thread")``)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -19,12 +19,7 @@ from .test_jsfusion import calibrate_batch_norm, padded_batch, tiny_model
 VIDEO_LENGTHS, TEXT_LENGTHS = [9, 2, 5, 12, 7, 3, 11], [3, 10, 1, 6, 8]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def encoded(model, seed=0):
