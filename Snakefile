@@ -23,6 +23,7 @@ rule all:
     input:
         report_tables(),
         text_targets(),
+        QUARANTINE,
     default_target: True
     localrule: True
 

@@ -109,7 +109,8 @@ def test_extract_shapes_provenance_and_incremental_reuse(tiny_clips, tmp_path):
         return extract_shard(shard, {"resnet34": store_path}, {"resnet34": settings},
                              num_workers=0)["resnet34"]
 
-    assert run()["counts"] == {"clips": 4, "recomputed": 4, "reused": 0, "removed": 0}
+    assert run()["counts"] == {"clips": 4, "recomputed": 4, "reused": 0, "removed": 0,
+                                 "quarantined": 0}
     store = FeatureStore(store_path)
     features, _ = store[tiny_clips.clip_id[0]]
     assert features.shape == (10, 512) and np.isfinite(features).all()
@@ -117,14 +118,16 @@ def test_extract_shapes_provenance_and_incremental_reuse(tiny_clips, tmp_path):
     assert store.attrs["provenance"]["needs"]["fps"] == 5
 
     # Same inputs: nothing recomputed, features identical.
-    assert run()["counts"] == {"clips": 4, "recomputed": 0, "reused": 4, "removed": 0}
+    assert run()["counts"] == {"clips": 4, "recomputed": 0, "reused": 4, "removed": 0,
+                                 "quarantined": 0}
     np.testing.assert_array_equal(FeatureStore(store_path)[tiny_clips.clip_id[0]][0], features)
 
     # One clip changed (new identity), one removed, one added: only the changed/new recomputed.
     changed = tiny_clips.iloc[[0, 1, 2, 4]].copy()
     changed.loc[changed.index[1], "start"] = 0.4
     shard = _shard(changed, tmp_path / "shard.parquet")
-    assert run()["counts"] == {"clips": 4, "recomputed": 2, "reused": 2, "removed": 1}
+    assert run()["counts"] == {"clips": 4, "recomputed": 2, "reused": 2, "removed": 1,
+                                 "quarantined": 0}
     store = FeatureStore(store_path)
     assert tiny_clips.clip_id[3] not in store
     assert len(store[tiny_clips.clip_id[1]][0]) == 8  # 1.6 s left at 5 fps
@@ -301,7 +304,8 @@ def test_a_killed_extraction_leaves_the_previous_store_and_the_rerun_repairs(tin
     assert list(tmp_path.glob(".tmp-resnet34.zarr-*"))  # what the killed writer left
     counts = extract_shard(shard, {"resnet34": store}, {"resnet34": SETTINGS},
                            num_workers=0)["resnet34"]["counts"]
-    assert counts == {"clips": 8, "recomputed": 4, "reused": 4, "removed": 0}
+    assert counts == {"clips": 8, "recomputed": 4, "reused": 4, "removed": 0,
+                      "quarantined": 0}
     assert not list(tmp_path.glob(".tmp-*"))
 
 

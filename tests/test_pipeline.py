@@ -76,7 +76,7 @@ def tiny_run(tmp_path_factory):
 def test_dry_run_lists_the_whole_chain(tiny_run):
     _, dry, _ = tiny_run
     for rule in ["synth_world", "extract_av", "text_features", "vocab", "train", "evaluate",
-                 "report"]:
+                 "report", "quarantine"]:
         assert f"rule {rule}:" in dry
     assert "checkpoint manifest:" in dry
 
@@ -94,6 +94,9 @@ def test_run_writes_the_tables_and_a_rerun_does_nothing(tiny_run):
         assert {f["extractor"] for f in metrics["features"]} == extractors
     sentences = FeatureStore(out / "text" / "sentences.zarr")
     assert len(sentences) == 30 and sentences.read(sentences.clip_ids[0]).shape[1] == 384
+    quarantine = pd.read_csv(out / "quarantine.csv")  # every clip decoded: an empty table
+    assert list(quarantine.columns) == ["clip_id", "extractor", "video_path", "reason"]
+    assert quarantine.empty
     assert "Nothing to be done" in snakemake(workdir, "-n")
 
 

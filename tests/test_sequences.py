@@ -85,3 +85,52 @@ def test_blocks_are_normalised_each_on_its_own():
                                atol=1e-3)
     with pytest.raises(ValueError, match="do not add up"):
         normalize_blocks(features, ids, "pca", [3, 3])
+
+
+def test_quarantined_clips_leave_training_and_evaluation(tmp_path):
+    """A clip its extraction job quarantined is listed in the quarantine table and left out of
+    the run's clips and task list; the others train and evaluate as usual."""
+    import pandas as pd
+
+    from vlpipe.experiment import build_task_and_model
+    from vlpipe.features.store import ClipFeatures, write_store
+    from vlpipe.sequences import quarantine_table, quarantined_clips
+    from vlpipe.text import Vocabulary
+
+    ids = [f"c{k}" for k in range(6)]
+    reason = "cannot open video (Invalid data found when processing input)"
+    rng = np.random.default_rng(0)
+    store = tmp_path / "rgb.zarr"
+    write_store(store, [ClipFeatures(c, f"id-{c}", np.arange(4) / 5,
+                                     {"feat": rng.normal(size=(4, 8)).astype(np.float32)})
+                        for c in ids[:5]],
+                {"feat": ((8,), "float32", "step")},
+                {"provenance": {"extractor": "rgb", "weights": "random-seed-0",
+                                "primary": "feat"},
+                 "quarantined": {"c5": {"video_path": "v/c5.mp4", "identity": "x",
+                                        "reason": reason}}})
+    assert quarantined_clips([[store]]) == {"c5": reason}
+    table = quarantine_table({"rgb": [store]})
+    assert table.to_dict("records") == [{"clip_id": "c5", "extractor": "rgb",
+                                         "video_path": "v/c5.mp4", "reason": reason}]
+
+    clips = pd.DataFrame({"clip_id": ids, "video_path": [f"v/{c}.mp4" for c in ids],
+                          "start": 0.0, "end": np.nan,
+                          "split": ["train", "train", "train", "test", "test", "test"],
+                          "sentences": [[f"a {w} circle"] for w in
+                                        ("red", "blue", "green", "pink", "gray", "cyan")]})
+    clips.to_parquet(tmp_path / "clips.parquet")
+    Vocabulary.build([s for ss in clips["sentences"] for s in ss], 1).save(tmp_path / "v.json")
+    pd.DataFrame({"clip_id": ids[3:], "sentence": ["a pink circle", "a gray circle",
+                                                   "a cyan circle"]}
+                 ).to_parquet(tmp_path / "ret.parquet")
+    experiment = {"model": "jsfusion", "task": "retrieval", "features": ["rgb"],
+                  "variants": {"JSFusion": {}},
+                  "model_args": {"word_dim": 4, "encoder_hidden": 4, "d1": 4, "d2": 4, "d3": 4,
+                                 "d4": 4, "conv_channels": 4, "d5": 4, "d6": 4, "d7": 4},
+                  "task_args": {"feature_norm": "none", "batch_size": 2, "num_negatives": 1}}
+    task, _, _ = build_task_and_model(experiment, "JSFusion", 0, str(tmp_path / "clips.parquet"),
+                                      str(tmp_path / "v.json"), [f"rgb={store}"], {},
+                                      str(tmp_path / "ret.parquet"))
+    assert "c5" not in task.features
+    assert [c for c, _ in task.eval_pairs["test"]] == ["c3", "c4"]

@@ -30,7 +30,8 @@ def _extract(args: argparse.Namespace) -> None:
 
     stores = dict(_pairs(args.stores, "--stores"))
     results = extract_shard(args.shard, stores, json.loads(args.settings), device=args.device,
-                            batch_frames=args.batch_frames, num_workers=args.num_workers)
+                            batch_frames=args.batch_frames, num_workers=args.num_workers,
+                            bad_clips=args.bad_clips)
     for name, attrs in results.items():
         print(f"{stores[name]}: {attrs['counts']}")
 
@@ -43,6 +44,18 @@ def _pairs(values: list[str], option: str) -> list[tuple[str, str]]:
     if bad:
         raise SystemExit(f"{option}: expected NAME=PATH, got {bad}")
     return [(name, path) for name, _, path in pairs]
+
+
+def _quarantine(args: argparse.Namespace) -> None:
+    from vlpipe.atomic import write_text
+    from vlpipe.sequences import quarantine_table
+
+    stores: dict[str, list[str]] = {}
+    for name, path in _pairs(args.stores, "--stores"):
+        stores.setdefault(name, []).append(path)
+    table = quarantine_table(stores)
+    write_text(args.out, table.to_csv(index=False))
+    print(f"{args.out}: {table['clip_id'].nunique()} quarantined clip(s)")
 
 
 def _text_embed(args: argparse.Namespace) -> None:
@@ -119,7 +132,15 @@ def _parser() -> argparse.ArgumentParser:
     step.add_argument("--device", default="auto", help="auto = cuda if available")
     step.add_argument("--batch-frames", type=int, default=64, help="frames per forward pass")
     step.add_argument("--num-workers", type=int, default=1, help="decoding worker processes")
+    step.add_argument("--bad-clips", choices=["fail", "quarantine"], default="fail",
+                      help="a clip that cannot be decoded or prepared: fail the job (naming "
+                           "it), or leave it out of the stores, recorded in their attrs")
     step.set_defaults(run=_extract)
+
+    step = steps.add_parser("quarantine", help="list the clips extraction left out as bad")
+    step.add_argument("--stores", nargs="+", required=True, help="EXTRACTOR=STORE ...")
+    step.add_argument("--out", required=True)
+    step.set_defaults(run=_quarantine)
 
     step = steps.add_parser("text-embed", help="sentence + SOMEONE-mention embeddings")
     step.add_argument("--clips", required=True)

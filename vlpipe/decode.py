@@ -3,7 +3,26 @@
 ``decode_media(path, needs)`` demuxes the video and/or audio stream once and hands each
 ``FrameSpec`` its frames (sampled at its rate, resized its way) and each ``AudioSpec`` its
 mono waveform (resampled by FFmpeg). Nothing is re-encoded or written to temporary files.
-Decoding streams packet by packet: memory is bounded by what is kept, i.e. the sampled frames.
+Decoding streams packet by packet: memory is bounded by what is kept, i.e. the sampled frames
+at their small size (never a list of full-resolution frames) and the resampled audio.
+
+Bad input, case by case (``vlpipe.faults`` writes each; ``tests/test_bad_videos.py`` checks it):
+
+- unreadable (empty, truncated before the index, not a video): ``DecodeError`` "cannot open";
+- data the decoder rejects (corrupt packets mid-stream, a truncated last packet): ``DecodeError``
+  naming the stream and the time: such a clip is not trusted, even if later frames decode;
+- damage the decoder conceals without an error (a few flipped bytes in a frame): the clip is
+  good, as FFmpeg plays it; ``DecodedMedia.corrupt_frames`` counts the frames it flagged;
+- a video stream that ends more than ``TRUNCATION_SLACK`` seconds before the length its file
+  declares (media data cut off at a packet boundary): ``DecodeError`` "truncated";
+- frames needed but no video stream (audio only), or no frame in the span: ``DecodeError``;
+  audio needed but no audio stream: ``None`` (extractors fill zeros and a mask);
+- variable frame rate: frames are sampled by their timestamps, not counted;
+- rotation metadata (display matrix): frames are turned upright, in quarter turns as FFmpeg's
+  autorotate does (mirroring is ignored);
+- one frame, odd sizes, any path (spaces, quotes, unicode): decoded like any other clip.
+
+Every PyAV/FFmpeg error is wrapped in a ``DecodeError`` naming the file.
 """
 
 from __future__ import annotations
@@ -15,9 +34,18 @@ from dataclasses import dataclass, field
 import av
 import numpy as np
 
+TRUNCATION_SLACK = 0.5  # seconds a video stream may end before its declared length
+
 
 class DecodeError(RuntimeError):
-    """A video that cannot be decoded; the message names the file and the reason."""
+    """A video that cannot be decoded: ``path`` and ``reason``; the message names both."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(path, reason)  # both in args: the error pickles (worker processes)
+        self.path, self.reason = path, reason
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -40,21 +68,28 @@ class AudioSpec:
 @dataclass
 class DecodedMedia:
     """One clip, decoded for a set of specs. Times are seconds from the clip start;
-    ``duration`` is the span's length in seconds (NaN if neither the span nor the file says)."""
+    ``duration`` is the span's length in seconds (NaN if neither the span nor the file says);
+    ``corrupt_frames`` counts decoded frames the decoder flagged as damaged (concealed errors)."""
 
     duration: float = math.nan
+    corrupt_frames: int = 0
     frames: dict[FrameSpec, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     audio: dict[AudioSpec, np.ndarray | None] = field(default_factory=dict)  # None: no audio
 
 
 def _resize(frame: av.VideoFrame, size: int, crop: bool) -> np.ndarray:
+    """The frame upright (its display matrix's rotation, in counter-clockwise quarter turns),
+    resized the spec's way. Rotating the small image equals resizing the rotated one."""
+    turns = round(frame.rotation / 90) % 4
     if not crop:
-        return frame.reformat(width=size, height=size, format="rgb24").to_ndarray()
+        return np.rot90(frame.reformat(width=size, height=size, format="rgb24").to_ndarray(),
+                        turns)
     scale = size / min(frame.width, frame.height)
     width = max(size, round(frame.width * scale))
     height = max(size, round(frame.height * scale))
-    rgb = frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
-    top, left = (height - size) // 2, (width - size) // 2
+    rgb = np.rot90(frame.reformat(width=width, height=height, format="rgb24").to_ndarray(),
+                   turns)
+    top, left = (rgb.shape[0] - size) // 2, (rgb.shape[1] - size) // 2
     return rgb[top : top + size, left : left + size]
 
 
@@ -130,73 +165,106 @@ class _AudioCollector:
         return samples.astype(np.float32, copy=False)
 
 
+def _why(err: av.error.FFmpegError | OSError) -> str:
+    """An FFmpeg/OS error's reason, without the file name or function it names."""
+    return err.strerror or str(err)
+
+
 def _decoded(container: av.container.InputContainer, streams: list, path: str) -> Iterator:
+    packet = None
     try:
         for packet in container.demux(*streams):
             yield from packet.decode()
     except av.error.FFmpegError as err:
-        raise DecodeError(f"{path}: decoding failed ({err})") from None
+        where = ""
+        if packet is not None and packet.pts is not None:
+            where = (f" near {float(packet.pts * packet.time_base):.2f} s in the "
+                     f"{packet.stream.type} stream")
+        raise DecodeError(path, f"corrupt data{where} ({_why(err)})") from None
+
+
+def _check_length(video: av.video.stream.VideoStream, last: float, stop: float,
+                  path: str) -> None:
+    """A video stream decoded to its end must reach (nearly) the length its file declares."""
+    if not video.duration:
+        return
+    declared = float((video.start_time or 0) + video.duration) * video.time_base
+    if last < min(declared, stop) - TRUNCATION_SLACK:
+        raise DecodeError(path, f"truncated: the video stream ends at {last:.2f} s, the file "
+                                f"declares {declared:.2f} s")
 
 
 def decode_media(path: str, needs: Iterable[FrameSpec | AudioSpec], start: float = 0.0,
                  end: float = math.nan) -> DecodedMedia:
     """Decode ``[start, end)`` of ``path`` (NaN end: the end of the file) once for all ``needs``.
 
-    A file without an audio stream gives ``None`` for each ``AudioSpec``; a file without video,
-    or with no frame in the span, is a ``DecodeError`` when frames are needed.
+    A file without an audio stream gives ``None`` for each ``AudioSpec``; anything else that
+    goes wrong is a ``DecodeError`` naming the file (see the module docstring, case by case).
     """
-    needs = list(dict.fromkeys(needs))
-    frame_specs = [n for n in needs if isinstance(n, FrameSpec)]
-    audio_specs = [n for n in needs if isinstance(n, AudioSpec)]
-    stop = end if not math.isnan(end) else math.inf
     try:
         container = av.open(path)
     except (av.error.FFmpegError, OSError) as err:
-        raise DecodeError(f"{path}: cannot open video ({err})") from None
-    with container:
-        length = container.duration / av.time_base if container.duration else math.nan
-        media = DecodedMedia(duration=(min(stop, length) if not math.isnan(length) else
-                                       (stop if not math.isinf(stop) else math.nan)) - start)
-        video = container.streams.video[0] if container.streams.video else None
-        audio = container.streams.audio[0] if container.streams.audio else None
-        if frame_specs and video is None:
-            raise DecodeError(f"{path}: no video stream")
-        samplers = [_FrameSampler(s, start, stop) for s in frame_specs] if video else []
-        collectors = [_AudioCollector(s, start, stop) for s in audio_specs] if audio else []
-        media.audio = {s: None for s in audio_specs}
-        streams = ([video] if samplers else []) + ([audio] if collectors else [])
-        if not streams:
-            return media
-        for stream in streams:
-            stream.thread_type = "AUTO"
-        if start > 0:
-            anchor = streams[0]
-            container.seek(int(start / anchor.time_base), stream=anchor, backward=True)
-        resized: dict = {}  # a frame resized once per (size, crop), shared by the samplers
-        for frame in _decoded(container, streams, path):
-            if frame.time is None:
-                continue
-            if isinstance(frame, av.AudioFrame):
-                for collector in collectors:
-                    collector.feed(frame)
-            else:
-                resized.clear()
-                for sampler in samplers:
-                    sampler.feed(frame, resized)
-            if all(s.done for s in samplers) and all(c.done for c in collectors):
-                break
-        if video is not None:
-            period = 1 / float(video.average_rate) if video.average_rate else 0.0
+        raise DecodeError(path, f"cannot open video ({_why(err)})") from None
+    try:
+        with container:
+            return _decode(container, path, list(dict.fromkeys(needs)), start, end)
+    except av.error.FFmpegError as err:
+        raise DecodeError(path, f"decoding failed ({_why(err)})") from None
+
+
+def _decode(container: av.container.InputContainer, path: str,
+            needs: list[FrameSpec | AudioSpec], start: float, end: float) -> DecodedMedia:
+    frame_specs = [n for n in needs if isinstance(n, FrameSpec)]
+    audio_specs = [n for n in needs if isinstance(n, AudioSpec)]
+    stop = end if not math.isnan(end) else math.inf
+    length = container.duration / av.time_base if container.duration else math.nan
+    media = DecodedMedia(duration=(min(stop, length) if not math.isnan(length) else
+                                   (stop if not math.isinf(stop) else math.nan)) - start)
+    video = container.streams.video[0] if container.streams.video else None
+    audio = container.streams.audio[0] if container.streams.audio else None
+    if frame_specs and video is None:
+        raise DecodeError(path, "no video stream")
+    samplers = [_FrameSampler(s, start, stop) for s in frame_specs] if video else []
+    collectors = [_AudioCollector(s, start, stop) for s in audio_specs] if audio else []
+    media.audio = {s: None for s in audio_specs}
+    streams = ([video] if samplers else []) + ([audio] if collectors else [])
+    if not streams:
+        return media
+    for stream in streams:
+        stream.thread_type = "AUTO"
+    if start > 0:
+        anchor = streams[0]
+        container.seek(int(start / anchor.time_base), stream=anchor, backward=True)
+    period = 1 / float(video.average_rate) if video is not None and video.average_rate else 0.0
+    resized: dict = {}  # a frame resized once per (size, crop), shared by the samplers
+    last = -math.inf  # the time of the last video frame
+    for frame in _decoded(container, streams, path):
+        if frame.time is None:
+            continue
+        media.corrupt_frames += frame.is_corrupt
+        if isinstance(frame, av.AudioFrame):
+            for collector in collectors:
+                collector.feed(frame)
+        else:
+            resized.clear()
+            last = max(last, frame.time)
             for sampler in samplers:
-                sampler.finish(period or 1 / sampler.spec.fps, resized)
-                if not sampler.frames:
-                    raise DecodeError(f"{path}: no frames between {start}s and {end}s")
-                media.frames[sampler.spec] = (np.stack(sampler.frames),
-                                              np.asarray(sampler.times))
-        for collector in collectors:
-            if math.isinf(collector.stop) and not math.isnan(media.duration):
-                collector.stop = start + media.duration  # drop the codec's padding at the end
-            media.audio[collector.spec] = collector.waveform()
+                sampler.feed(frame, resized)
+        if all(s.done for s in samplers) and all(c.done for c in collectors):
+            break
+    else:  # the end of the file: did the video reach it?
+        if samplers and not math.isinf(last):
+            _check_length(video, last + period, stop, path)
+    for sampler in samplers:
+        sampler.finish(period or 1 / sampler.spec.fps, resized)
+        if not sampler.frames:
+            span = "" if start == 0 and math.isinf(stop) else f" in [{start}, {end}) s"
+            raise DecodeError(path, f"no video frames{span}")
+        media.frames[sampler.spec] = (np.stack(sampler.frames), np.asarray(sampler.times))
+    for collector in collectors:
+        if math.isinf(collector.stop) and not math.isnan(media.duration):
+            collector.stop = start + media.duration  # drop the codec's padding at the end
+        media.audio[collector.spec] = collector.waveform()
     return media
 
 

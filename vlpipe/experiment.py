@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,11 +22,13 @@ from vlpipe.atomic import write_json
 from vlpipe.experiment_config import variant_features
 from vlpipe.features import FeatureStore
 from vlpipe.models import build_model
-from vlpipe.sequences import load_clip_features
+from vlpipe.sequences import load_clip_features, quarantined_clips
 from vlpipe.tasks import TASKS
 from vlpipe.text import Vocabulary, load_embeddings
 from vlpipe.training import TrainSettings, train
 from vlpipe.training.loop import resolve_device, seed_everything
+
+log = logging.getLogger(__name__)
 
 
 def _group_stores(stores: Sequence[str], extractors: Sequence[str]) -> list[list[str]]:
@@ -44,8 +47,15 @@ def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: 
     clips = pd.read_parquet(clips_path)
     vocab = Vocabulary.load(vocab_path)
     store_groups = _group_stores(stores, variant_features(experiment, variant))
-    features, blocks = load_clip_features(store_groups, list(clips["clip_id"]))
     task_list = pd.read_parquet(task_list_path) if task_list_path else None
+    bad = quarantined_clips(store_groups)
+    if bad:  # left out of extraction as bad input (runtime.bad_clips: quarantine)
+        log.warning("%d quarantined clip(s) left out of training and evaluation: %s", len(bad),
+                    sorted(bad)[:5])
+        clips = clips[~clips["clip_id"].isin(bad)]
+        if task_list is not None:
+            task_list = task_list[~task_list["clip_id"].isin(bad)]
+    features, blocks = load_clip_features(store_groups, list(clips["clip_id"]))
     task = TASKS[experiment["task"]](clips, features, vocab, task_list=task_list, blocks=blocks,
                                      **experiment.get("task_args", {}))
     flags = {k: v for k, v in (experiment["variants"][variant] or {}).items() if k != "features"}

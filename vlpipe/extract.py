@@ -8,6 +8,13 @@ the results into the new store.
 Incremental: a clip whose identity (file, size, mtime, span) matches the previous store, with
 the same extractor provenance (settings, version, weights), keeps its arrays; removed clips
 disappear; only new or changed clips are decoded and recomputed.
+
+Bad clips (``bad_clips``): a clip that cannot be decoded (``DecodeError``) or that an extractor's
+``prepare`` fails on is, with "fail", a ``ClipError`` naming the clip, its file and the reason
+(no store is replaced); with "quarantine", it is left out of every store of the job, which
+record it in their attrs (``quarantined``: clip → video_path, identity, reason) and go on. A
+quarantined clip whose identity is unchanged stays quarantined on the next run without being
+decoded again; a changed file is retried ("fail" retries every one).
 """
 
 from __future__ import annotations
@@ -30,6 +37,19 @@ from vlpipe.features.store import ClipFeatures, FeatureStore, StoreWriter
 from vlpipe.training.loop import resolve_device
 
 log = logging.getLogger(__name__)
+BAD_CLIPS = ("fail", "quarantine")
+
+
+class ClipError(RuntimeError):
+    """A clip an extraction job cannot use: ``clip_id``, ``video_path`` and ``reason``; the
+    message names all three."""
+
+    def __init__(self, clip_id: str, video_path: str, reason: str) -> None:
+        super().__init__(clip_id, video_path, reason)
+        self.clip_id, self.video_path, self.reason = clip_id, video_path, reason
+
+    def __str__(self) -> str:
+        return f"clip {self.clip_id!r} ({self.video_path}): {self.reason}"
 
 
 def clip_identity(row) -> str:
@@ -43,9 +63,23 @@ class PreparedClip:
     units: dict[str, Units]  # extractor name → its units, inputs as numpy (see __getitem__)
 
 
+@dataclass
+class BadClip:
+    """A clip that could not be decoded or prepared: returned, not raised, by the workers, so
+    one bad clip does not end the loader."""
+
+    clip_id: str
+    identity: str
+    video_path: str
+    reason: str
+
+    def record(self) -> dict[str, str]:
+        return {"video_path": self.video_path, "identity": self.identity, "reason": self.reason}
+
+
 class PreparedClips(Dataset):
     """Decodes a clip once for the extractors that need it and prepares their units (run
-    inside DataLoader workers)."""
+    inside DataLoader workers); a clip that fails gives a ``BadClip``."""
 
     def __init__(self, todo: list[tuple], extractors: dict[str, Extractor]) -> None:
         self.todo, self.extractors = todo, extractors  # todo: (row, [extractor names])
@@ -53,18 +87,29 @@ class PreparedClips(Dataset):
     def __len__(self) -> int:
         return len(self.todo)
 
-    def __getitem__(self, i: int) -> PreparedClip:
+    def __getitem__(self, i: int) -> PreparedClip | BadClip:
         row, names = self.todo[i]
+        identity = clip_identity(row)
         try:
             media = decode_media(row.video_path, [self.extractors[n].needs for n in names],
                                  row.start, row.end)
         except DecodeError as err:
-            raise DecodeError(f"clip {row.clip_id!r}: {err}") from None
-        units = {n: self.extractors[n].prepare(media) for n in names}
+            return BadClip(row.clip_id, identity, row.video_path, err.reason)
+        if media.corrupt_frames:
+            log.warning("clip %r (%s): %d frames decoded with concealed errors", row.clip_id,
+                        row.video_path, media.corrupt_frames)
+        units = {}
+        for name in names:
+            try:
+                units[name] = self.extractors[name].prepare(media)
+            except Exception as err:  # e.g. too short for a window; the log keeps the trace
+                log.warning("clip %r: %s cannot prepare it", row.clip_id, name, exc_info=True)
+                return BadClip(row.clip_id, identity, row.video_path,
+                               f"{name}: cannot prepare the clip ({type(err).__name__}: {err})")
         # Inputs travel to the main process as numpy, pickled through the worker's pipe: torch
         # tensors would go through shared memory with a file-descriptor handshake each, which
         # cost ~9 ms per clip in the main process (measured), more than decoding saved.
-        return PreparedClip(row.clip_id, clip_identity(row),
+        return PreparedClip(row.clip_id, identity,
                             {n: replace(u, inputs=u.inputs.numpy()) for n, u in units.items()})
 
 
@@ -157,16 +202,19 @@ def _previous(store_path: Path, provenance: dict) -> FeatureStore | None:
 
 def extract_shard(shard_file: str | Path, stores: dict[str, str | Path],
                   settings: dict[str, dict], device: str = "auto", batch_frames: int = 64,
-                  num_workers: int = 1,
-                  built: dict[str, Extractor] | None = None) -> dict[str, dict]:
+                  num_workers: int = 1, built: dict[str, Extractor] | None = None,
+                  bad_clips: str = "fail") -> dict[str, dict]:
     """Run the extractors ``settings`` (name → settings, ``kind`` defaulting to the name) on the
     clips of ``shard_file``, writing ``stores[name]``; return each store's attrs.
 
-    ``built`` may hold extractors already built from the same settings (benchmarks reuse one).
+    ``built`` may hold extractors already built from the same settings (benchmarks reuse one);
+    ``bad_clips`` is "fail" or "quarantine" (see the module docstring).
     """
+    if bad_clips not in BAD_CLIPS:
+        raise ValueError(f"bad_clips must be one of {BAD_CLIPS}, got {bad_clips!r}")
     clips = pd.read_parquet(shard_file)
     rows = list(clips.itertuples(index=False))
-    identities = [clip_identity(row) for row in rows]
+    identities = {row.clip_id: clip_identity(row) for row in rows}
     target = resolve_device(device)
     torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its kernels
     extractors, previous, writers, batchers, reused = {}, {}, {}, {}, {}
@@ -176,39 +224,54 @@ def extract_shard(shard_file: str | Path, stores: dict[str, str | Path],
         provenance = {**extractor.provenance(), "settings": settings[name]}
         extractors[name], previous[name] = extractor, _previous(Path(stores[name]), provenance)
         old = previous[name]
-        reused[name] = {c for c, i in zip(clips["clip_id"], identities, strict=True)
+        reused[name] = {c for c, i in identities.items()
                         if old is not None and old.identities.get(c) == i}
         arrays = {k: (v.shape, v.dtype, v.axis) for k, v in extractor.outputs.items()}
         attrs = {"provenance": provenance, "vlpipe_version": __version__}
         writers[name] = StoreWriter(stores[name], arrays, attrs)
         units_per_batch = max(1, batch_frames // extractor.frames_per_unit)
         batchers[name] = _Batcher(extractor, units_per_batch, writers[name])
+    # clip → record; a quarantined clip whose identity is unchanged is not decoded again
+    quarantined = {c: record for old in previous.values() if old and bad_clips == "quarantine"
+                   for c, record in old.quarantined.items()
+                   if identities.get(c) == record["identity"]}
     try:
-        for name, old in previous.items():
-            for clip in old.iter_clips() if reused[name] else ():
-                if clip.clip_id in reused[name]:
-                    writers[name].add(clip)
-        todo = [(row, [n for n in settings if row.clip_id not in reused[n]]) for row in rows]
+        todo = [(row, [n for n in settings if row.clip_id not in reused[n]]) for row in rows
+                if row.clip_id not in quarantined]
         todo = [(row, names) for row, names in todo if names]
         loader = DataLoader(PreparedClips(todo, extractors), batch_size=None,
                             num_workers=num_workers, worker_init_fn=single_threaded_worker,
                             prefetch_factor=4 if num_workers else None)
         for prepared in loader:
+            if isinstance(prepared, BadClip):
+                if bad_clips == "fail":
+                    raise ClipError(prepared.clip_id, prepared.video_path, prepared.reason)
+                log.warning("clip %r (%s) quarantined: %s", prepared.clip_id,
+                            prepared.video_path, prepared.reason)
+                quarantined[prepared.clip_id] = prepared.record()
+                continue
             for name, units in prepared.units.items():
                 batchers[name].add(prepared.clip_id, prepared.identity, units)
         for batcher in batchers.values():
             batcher.flush()
+        # reused clips last: a clip that failed for one extractor is in none of the stores
+        for name, old in previous.items():
+            reused[name] -= set(quarantined)
+            for clip in old.iter_clips() if reused[name] else ():
+                if clip.clip_id in reused[name]:
+                    writers[name].add(clip)
     except BaseException as error:
         for writer in writers.values():
             writer.abort(error)
         raise
+    quarantined = dict(sorted(quarantined.items()))
     results = {}
     for name, writer in writers.items():
         counts = {"clips": len(rows), "recomputed": batchers[name].computed,
                   "reused": len(reused[name]),
-                  "removed": len(set(previous[name].identities) - set(clips["clip_id"]))
-                  if previous[name] else 0}
-        writer.attrs["counts"] = counts
+                  "removed": len(set(previous[name].identities) - set(identities))
+                  if previous[name] else 0, "quarantined": len(quarantined)}
+        writer.attrs.update(counts=counts, quarantined=quarantined)
         results[name] = writer.close()
         log.info("%s: %s", stores[name], counts)
     return results

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from vlpipe.features import FeatureStore
@@ -38,6 +39,24 @@ def load_clip_features(stores: Sequence[Sequence[str | Path]],
     first = clip_ids[0] if clip_ids else None
     blocks = [int(np.prod(feats[first].shape[1:])) for feats in per_extractor] if first else []
     return combined, blocks
+
+
+def quarantined_clips(stores: Sequence[Sequence[str | Path]]) -> dict[str, str]:
+    """Clips the extraction jobs of these stores left out as bad input: clip_id → reason."""
+    return {clip_id: record["reason"]
+            for shard_paths in stores for path in shard_paths
+            for clip_id, record in FeatureStore(path).quarantined.items()}
+
+
+def quarantine_table(stores: dict[str, Sequence[str | Path]]) -> pd.DataFrame:
+    """One row per (clip, extractor) left out as bad input, from every extractor's stores."""
+    rows = [{"clip_id": clip_id, "extractor": name, "video_path": record["video_path"],
+             "reason": record["reason"]}
+            for name, shard_paths in stores.items() for path in shard_paths
+            for clip_id, record in FeatureStore(path).quarantined.items()]
+    columns = ["clip_id", "extractor", "video_path", "reason"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["clip_id", "extractor"],
+                                                            ignore_index=True)
 
 
 def _fit_steps(features: dict[str, np.ndarray], fit_ids: Sequence[str],

@@ -9,7 +9,8 @@ Layout::
                                        instance/step says which of its clip's steps it is in
       index/clip_id, index/identity    (n_clips,) str
       index/step_offset, step_length, instance_offset, instance_length   (n_clips,) int64
-      attrs: provenance (extractor, version, weights, decode spec, outputs), arrays, counts
+      attrs: provenance (extractor, version, weights, decode spec, outputs), arrays, counts,
+             quarantined (clip_id → video_path, identity, reason: clips left out as bad input)
 
 A clip's rows are contiguous (clip i owns steps ``step_offset[i] : + step_length[i]``), and
 arrays are chunked along rows (about 1 MiB per chunk), so reading one clip touches one or two
@@ -155,7 +156,8 @@ class FeatureStore:
     """Read access to one store.
 
     ``store[clip_id]`` → ``(primary array (T, ...), times (T,))``; ``store.read(clip_id, name)``
-    any array; ``store.read_all(name)`` every clip's rows of one array in one sequential read.
+    any array; ``store.read_all(name)`` every clip's rows of one array in one sequential read;
+    ``store.quarantined`` the clips its job left out (clip_id → video_path, identity, reason).
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -163,6 +165,7 @@ class FeatureStore:
         self.group = zarr.open_group(str(self.path), mode="r")
         self.attrs = dict(self.group.attrs)
         self.arrays: dict[str, dict] = self.attrs.get("arrays", {})
+        self.quarantined: dict[str, dict[str, str]] = self.attrs.get("quarantined", {})
         index = {name: self.group[f"index/{name}"][:] for name in
                  ["clip_id", "identity", "step_offset", "step_length", "instance_offset",
                   "instance_length"]}

@@ -50,6 +50,10 @@ def shard_file(shard):
     return f"{OUT}/shards/shard-{shard}.parquet"
 
 
+# clips left out of extraction as bad input (runtime.bad_clips: quarantine), with the reason
+QUARANTINE = f"{OUT}/quarantine.csv"
+
+
 def feature_store(extractor, shard):
     return f"{OUT}/features/{extractor}/shard-{shard}.zarr"
 

@@ -40,6 +40,7 @@ for job, members in extraction_jobs().items():
             device=RUNTIME.get("device", "auto"),
             batch_frames=RUNTIME.get("batch_frames", 64),
             num_workers=RUNTIME.get("num_workers", 1),
+            bad_clips=RUNTIME.get("bad_clips", "fail"),
         log:
             f"{LOGS}/extract/{job}-{{shard}}.log",
         threads: RUNTIME.get("extract_threads", 8)
@@ -49,4 +50,25 @@ for job, members in extraction_jobs().items():
             "python -m vlpipe --threads {threads} extract --shard {input.shard:q}"
             " --stores {params.stores:q} --settings {params.settings:q}"
             " --device {resources.device} --batch-frames {resources.batch_frames}"
-            " --num-workers {resources.num_workers} > {log:q} 2>&1"
+            " --num-workers {resources.num_workers} --bad-clips {resources.bad_clips}"
+            " > {log:q} 2>&1"
+
+
+rule quarantine:
+    input:
+        [feature_store(name, shard) for name in config["extractors"] for shard in SHARDS],
+    output:
+        QUARANTINE,
+    params:
+        stores=[
+            f"{name}={feature_store(name, shard)}"
+            for name in config["extractors"]
+            for shard in SHARDS
+        ],
+    log:
+        f"{LOGS}/quarantine.log",
+    localrule: True
+    conda:
+        ENVS["data"]
+    shell:
+        "python -m vlpipe quarantine --stores {params.stores:q} --out {output:q} > {log:q} 2>&1"
