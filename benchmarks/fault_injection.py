@@ -1,11 +1,13 @@
-"""Fault injection: every bad-video case of ``vlpipe.faults`` through real extraction jobs.
+"""Fault injection: every bad-video case of ``vlpipe.faults`` through real extraction jobs, then
+every other case of ``vlpipe.fault_checks`` (annotations, config, runs, security).
 
-Writes each case from a good clip, extracts it alone with ``bad_clips="fail"`` and all of them
-together (with the good clip) with ``bad_clips="quarantine"``, and prints case → outcome (ok,
-quarantined: reason, error: message) beside the expected one. Exits 1 if any case is not as
-expected. Cheap extractors by default (ResNet-34 and VGGish, random weights, 32 px), on the CPU:
+Videos: writes each case from a good clip, extracts it alone with ``bad_clips="fail"`` and all of
+them together (with the good clip) with ``bad_clips="quarantine"``, and prints case → outcome
+(ok, quarantined: reason, error: message) beside the expected one. Cheap extractors by default
+(ResNet-34 and VGGish, random weights, 32 px), on the CPU. The other cases: group, case →
+expected → outcome. Exits 1 if any case is not as expected:
 
-    python benchmarks/fault_injection.py [--keep DIR] [--settings JSON]
+    python benchmarks/fault_injection.py [--keep DIR] [--settings JSON] [--only videos|checks]
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vlpipe import faults
+from vlpipe import fault_checks, faults
 
 
 def main() -> None:
@@ -26,15 +28,27 @@ def main() -> None:
     parser.add_argument("--keep", help="write the videos and stores here (default: a temp dir)")
     parser.add_argument("--settings", default=json.dumps(faults.CHEAP_SETTINGS),
                         help="extractor name → settings, JSON")
+    parser.add_argument("--only", choices=["videos", "checks"], help="run one table only")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the quarantine warnings are in the table
+    ok = True
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        outcomes = faults.inject(Path(args.keep or tmp), json.loads(args.settings))
-        print(faults.table(outcomes))
-        print(f"\n{len(faults.CASES)} cases, both modes, in {time.perf_counter() - start:.1f} s")
-    expect = {case.name: case.expect for case in faults.CASES}
-    sys.exit(0 if all(o.expected(expect[o.case]) for o in outcomes) else 1)
+        directory = Path(args.keep or tmp)
+        if args.only != "checks":
+            start = time.perf_counter()
+            outcomes = faults.inject(directory, json.loads(args.settings))
+            print(faults.table(outcomes))
+            print(f"\n{len(faults.CASES)} video cases, both modes, in "
+                  f"{time.perf_counter() - start:.1f} s\n")
+            expect = {case.name: case.expect for case in faults.CASES}
+            ok = all(o.expected(expect[o.case]) for o in outcomes)
+        if args.only != "videos":
+            start = time.perf_counter()
+            results = fault_checks.run_checks(directory / "checks")
+            print(fault_checks.table(results))
+            print(f"\n{len(results)} other cases in {time.perf_counter() - start:.1f} s")
+            ok = ok and all(result.ok for result in results)
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

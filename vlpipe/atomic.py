@@ -1,7 +1,8 @@
 """Atomic outputs: write to a hidden temporary sibling, then rename into place.
 
 A killed process leaves at most a ``.tmp-*`` sibling behind, never a file or store that a later
-step could mistake for a finished one.
+step could mistake for a finished one; a failed write (a full disk) leaves nothing, and the
+previous output, if any, as it was.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def _remove(path: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Path]:
-    """Yield a temporary path; on success it replaces ``path``, on error it is removed."""
+    """Yield a temporary path; on success it replaces ``path``, on error it is removed (an
+    ``OSError``, e.g. a full disk, gets a note naming ``path``)."""
     path = Path(path)
     tmp = _temp_sibling(path, directory)
     try:
@@ -54,8 +56,10 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
         if directory and path.exists():
             _remove(path)  # os.replace cannot replace a non-empty directory
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         _remove(tmp)
+        if isinstance(error, OSError):
+            error.add_note(f"{path}: not written (its temporary was removed)")
         raise
 
 

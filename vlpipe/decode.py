@@ -15,6 +15,8 @@ Bad input, case by case (``vlpipe.faults`` writes each; ``tests/test_bad_videos.
   good, as FFmpeg plays it; ``DecodedMedia.corrupt_frames`` counts the frames it flagged;
 - a video stream that ends more than ``TRUNCATION_SLACK`` seconds before the length its file
   declares (media data cut off at a packet boundary): ``DecodeError`` "truncated";
+- a span that starts at or after the end of the file (annotation timestamps past the end):
+  ``DecodeError`` "the span starts at ..."; a span that ends after it is cut at the file's end;
 - frames needed but no video stream (audio only), or no frame in the span: ``DecodeError``;
   audio needed but no audio stream: ``None`` (extractors fill zeros and a mask);
 - variable frame rate: frames are sampled by their timestamps, not counted;
@@ -218,6 +220,9 @@ def _decode(container: av.container.InputContainer, path: str,
     audio_specs = [n for n in needs if isinstance(n, AudioSpec)]
     stop = end if not math.isnan(end) else math.inf
     length = container.duration / av.time_base if container.duration else math.nan
+    if start >= length:  # an unknown (NaN) length compares False
+        raise DecodeError(path, f"the span starts at {start:.2f} s, at or after the end of the "
+                                f"file ({length:.2f} s)")
     media = DecodedMedia(duration=(min(stop, length) if not math.isnan(length) else
                                    (stop if not math.isinf(stop) else math.nan)) - start)
     video = container.streams.video[0] if container.streams.video else None

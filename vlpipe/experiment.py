@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from vlpipe.atomic import write_json
 from vlpipe.experiment_config import variant_features
@@ -26,7 +25,7 @@ from vlpipe.sequences import load_clip_features, quarantined_clips
 from vlpipe.tasks import TASKS
 from vlpipe.text import Vocabulary, load_embeddings
 from vlpipe.training import TrainSettings, train
-from vlpipe.training.loop import resolve_device, seed_everything
+from vlpipe.training.loop import load_state, resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +102,7 @@ def run_evaluation(experiment: dict, name: str, variant: str, seed: int, clips_p
     task, model, store_groups = build_task_and_model(experiment, variant, seed, clips_path,
                                                      vocab_path, stores, text, task_list_path)
     device = resolve_device(experiment.get("train", {}).get("device", "auto"))
-    model.load_state_dict(torch.load(model_path, map_location="cpu", weights_only=True)["model"])
+    model.load_state_dict(load_state(model_path)["model"])
     model.to(device)
     result = {"experiment": name, "variant": variant, "seed": seed, "dataset": dataset,
               "task": experiment["task"], "n_test": task.num_items("test"), **task.report_info(),

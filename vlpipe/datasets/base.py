@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,30 @@ class AnnotationError(ValueError):
     """A malformed annotation: the message names the file and the row."""
 
 
+_UNSAFE_IN_NAMES = re.compile(r"[/\\\x00-\x1f\x7f]")  # path separators, control characters
+
+
+def safe_clip_id(value: object, what: str, where: str) -> str:
+    """A clip id as written, which must be usable as a file name (videos are found by it): not
+    blank, ``.`` or ``..``, without a path separator or control character."""
+    clip_id = str(value)
+    if not clip_id.strip() or clip_id in (".", "..") or _UNSAFE_IN_NAMES.search(clip_id):
+        raise AnnotationError(f"{where}: {what} {clip_id!r} is not usable as a file name (blank, "
+                              "'.', '..', or with '/', '\\' or a control character)")
+    return clip_id
+
+
+def utf8_error(path: Path) -> AnnotationError:
+    """The error for a file that is not UTF-8, naming its first bad line and column."""
+    for number, line in enumerate(path.read_bytes().splitlines(), 1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return AnnotationError(f"{path}:{number}: not valid UTF-8 (byte "
+                                   f"{line[err.start]:#04x} at column {err.start + 1})")
+    return AnnotationError(f"{path}: not valid UTF-8")
+
+
 def normalise_split(value: object, where: str) -> str:
     split = SPLIT_ALIASES.get(str(value).strip().lower())
     if split is None:
@@ -70,7 +95,7 @@ def check_clip_table(clips: pd.DataFrame, source: str) -> pd.DataFrame:
     if len(duplicated):
         raise AnnotationError(f"{source}: duplicate clip id(s) {sorted(set(duplicated))[:5]}")
     for row in clips.itertuples():
-        if row.start < 0 or (not math.isnan(row.end) and row.end <= row.start):
+        if not row.start >= 0 or not (math.isnan(row.end) or row.end > row.start):
             raise AnnotationError(f"{source}: clip {row.clip_id!r} has start={row.start} "
                                   f"end={row.end}; need 0 <= start < end")
         if not row.sentences or any(not s.strip() for s in row.sentences):
@@ -79,10 +104,11 @@ def check_clip_table(clips: pd.DataFrame, source: str) -> pd.DataFrame:
 
 
 def _records(path: Path, delimiter: str, quoting: int) -> Iterator[tuple[str, list[str]]]:
-    """``(<file>:<line>, fields)`` of each non-blank record of a UTF-8 delimited file."""
+    """``(<file>:<line>, fields)`` of each non-blank record of a UTF-8 delimited file (a byte
+    order mark is dropped)."""
     line = 0
     try:
-        with path.open(encoding="utf-8", newline="") as file:
+        with path.open(encoding="utf-8-sig", newline="") as file:
             reader = csv.reader(file, delimiter=delimiter, quoting=quoting)
             for fields in reader:
                 line = reader.line_num
@@ -90,8 +116,8 @@ def _records(path: Path, delimiter: str, quoting: int) -> Iterator[tuple[str, li
                     yield f"{path}:{line}", fields
     except FileNotFoundError:
         raise AnnotationError(f"{path}: annotation file not found") from None
-    except UnicodeDecodeError as err:
-        raise AnnotationError(f"{path}: not valid UTF-8 ({err})") from None
+    except UnicodeDecodeError:
+        raise utf8_error(path) from None
     except csv.Error as err:
         raise AnnotationError(f"{path}:{line + 1}: {err}") from None
 
@@ -115,7 +141,8 @@ def read_records(path: Path, required: Sequence[str], delimiter: str = ",",
     header = [name.strip() for name in header]
     missing = [name for name in required if name not in header]
     if missing:
-        raise AnnotationError(f"{where}: header lacks column(s) {missing}")
+        raise AnnotationError(f"{where}: header lacks column(s) {missing} (expected "
+                              f"{list(required)}, found {header})")
     for where, fields in rows:
         if len(fields) != len(header):
             raise AnnotationError(f"{where}: {len(fields)} columns; expected {len(header)}")

@@ -31,6 +31,7 @@ from vlpipe.datasets.base import (
     clip_split,
     nonempty,
     read_rows,
+    safe_clip_id,
     split_files,
     task_table,
 )
@@ -60,7 +61,7 @@ def _read_clips(root: Path, annotations: dict[str, str], video_dir: str,
     first_seen: dict[str, str] = {}
     for split, name in split_files(annotations, "annotations"):
         for where, fields in read_rows(root / name, ANNOTATION_COLUMNS):
-            clip_id = nonempty(fields[0], "clip name", where)
+            clip_id = safe_clip_id(fields[0], "clip name", where)
             if clip_id in rows:
                 raise AnnotationError(f"{where}: clip {clip_id!r} again (first at "
                                       f"{first_seen[clip_id]}); LSMDC has one sentence per clip")

@@ -29,7 +29,9 @@ from vlpipe.datasets.base import (
     nonempty,
     normalise_split,
     read_records,
+    safe_clip_id,
     task_table,
+    utf8_error,
 )
 
 CANDIDATE_COLUMNS = [f"a{k}" for k in range(1, N_CANDIDATES + 1)]
@@ -41,9 +43,11 @@ def msrvtt_files(options: dict) -> list[str]:
     return [*options["annotations"], *(name for name in lists if name)]
 
 
-def _field(entry: dict, key: str, where: str):
-    if not isinstance(entry, dict) or key not in entry:
-        raise AnnotationError(f"{where}: missing key {key!r}")
+def _field(entry: object, key: str, where: str):
+    if not isinstance(entry, dict):
+        raise AnnotationError(f"{where}: expected an object with key {key!r}, got {entry!r:.60}")
+    if key not in entry:
+        raise AnnotationError(f"{where}: missing key {key!r} (it has {sorted(entry)})")
     return entry[key]
 
 
@@ -54,14 +58,17 @@ def _read_clips(root: Path, annotations: list[str], video_dir: str,
     for name in annotations:
         path = root / name
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
         except FileNotFoundError:
             raise AnnotationError(f"{path}: annotation file not found") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise AnnotationError(f"{path}: not valid UTF-8 JSON ({err})") from None
+        except UnicodeDecodeError:
+            raise utf8_error(path) from None
+        except json.JSONDecodeError as err:
+            raise AnnotationError(f"{path}:{err.lineno}: not valid JSON ({err.msg} at column "
+                                  f"{err.colno})") from None
         for i, video in enumerate(_field(data, "videos", str(path))):
             where = f"{path}: videos[{i}]"
-            clip_id = str(_field(video, "video_id", where))
+            clip_id = safe_clip_id(_field(video, "video_id", where), "video_id", where)
             if clip_id in rows:
                 raise AnnotationError(f"{where}: duplicate video_id {clip_id!r}")
             rows[clip_id] = {

@@ -66,13 +66,17 @@ class StoreWriter:
             raise ValueError(f"{self.path}: array axes must be one of {AXES}: {self.specs}")
         self._publish = atomic_path(self.path, directory=True)
         tmp = self._publish.__enter__()
-        self.group = zarr.open_group(str(tmp), mode="w")
         step_specs = {"times": ((), "float32", "step"), **self.specs}
         self.arrays = {}
-        for name, (shape, dtype, axis) in step_specs.items():
-            self.arrays[(axis, name)] = self.group.create_array(
-                f"{axis}/{name}", shape=(0, *shape), dtype=dtype,
-                chunks=(chunk_rows(shape, dtype), *shape))
+        try:
+            self.group = zarr.open_group(str(tmp), mode="w")
+            for name, (shape, dtype, axis) in step_specs.items():
+                self.arrays[(axis, name)] = self.group.create_array(
+                    f"{axis}/{name}", shape=(0, *shape), dtype=dtype,
+                    chunks=(chunk_rows(shape, dtype), *shape))
+        except BaseException as failure:  # e.g. a full disk: no temporary left behind
+            self.abort(failure)
+            raise
         self.buffers: dict[tuple[str, str], list[np.ndarray]] = {k: [] for k in self.arrays}
         self.index: dict[str, list] = {k: [] for k in ["clip_id", "identity", "step_length",
                                                        "instance_length"]}
@@ -116,6 +120,17 @@ class StoreWriter:
         self.buffers[key] = [block[whole:]] if whole < len(block) else []
 
     def close(self) -> dict:
+        """Write what is buffered, the index and the attrs, and publish the store; if any of it
+        fails (a full disk), nothing is published and the temporary is removed."""
+        try:
+            self._finish()
+        except BaseException as failure:
+            self.abort(failure)
+            raise
+        self._publish.__exit__(None, None, None)
+        return self.attrs
+
+    def _finish(self) -> None:
         for axis, name in self.arrays:
             self._append(axis, name, np.zeros((0, *self.arrays[(axis, name)].shape[1:])),
                          final=True)
@@ -132,8 +147,6 @@ class StoreWriter:
         self.attrs["arrays"] = {name: {"shape": list(shape), "dtype": dtype, "axis": axis}
                                 for name, (shape, dtype, axis) in self.specs.items()}
         self.group.attrs.update(self.attrs)
-        self._publish.__exit__(None, None, None)
-        return self.attrs
 
     def abort(self, error: BaseException) -> None:
         self._publish.__exit__(type(error), error, error.__traceback__)
@@ -144,12 +157,8 @@ class StoreWriter:
     def __exit__(self, kind, error, traceback) -> None:
         if error is not None:
             self.abort(error)
-            return
-        try:
+        else:
             self.close()
-        except BaseException as failure:
-            self.abort(failure)
-            raise
 
 
 class FeatureStore:

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,14 +51,37 @@ def _save(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
+def load_state(path: str | Path, device: torch.device | str = "cpu") -> dict:
+    """A checkpoint or model file, loaded with ``weights_only=True``: tensors and plain
+    containers only; a file that holds anything else (pickled code) is refused, naming it."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise pickle.UnpicklingError(
+            f"{path}: refused to load: it holds objects other than tensors and plain containers "
+            "(only weights_only=True loads are allowed); delete it to start over") from err
+
+
+def _non_finite(out_dir: Path, what: str, value: torch.Tensor, epoch: int,
+                step: int) -> FloatingPointError:
+    """The error that stops a run; ``epoch`` (0-based) epochs are done and checkpointed."""
+    kept = (f"checkpoint.pt (epoch {epoch}) and best.pt are as they were" if epoch else
+            "nothing was saved yet")
+    return FloatingPointError(f"{out_dir}: {what} is {value.item()} at epoch {epoch + 1}, step "
+                              f"{step}; stopping ({kept})")
+
+
 def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | Path,
           fingerprint: str = "") -> dict:
     """Train ``model`` on ``task`` under ``out_dir``; return the summary.
 
-    Writes ``checkpoint.pt`` (resume state) and ``best.pt`` after each epoch, and at the end
-    ``model.pt`` (the best epoch's weights), ``train_log.jsonl`` and ``summary.json``.
-    A run killed mid-way resumes from ``checkpoint.pt`` if it was written for the same
-    ``fingerprint`` (model, data and settings); a finished run leaves no checkpoint behind.
+    Writes ``checkpoint.pt`` (resume state: weights, optimiser, every random generator) and
+    ``best.pt`` after each epoch, and at the end ``model.pt`` (the best epoch's weights),
+    ``train_log.jsonl`` and ``summary.json``. A run killed mid-way resumes from
+    ``checkpoint.pt`` if it was written for the same ``fingerprint`` (model, data and settings)
+    and ends as the uninterrupted run would (bit for bit on the CPU); a finished run leaves no
+    checkpoint behind. A non-finite loss or gradient norm stops the run with a
+    ``FloatingPointError`` before the step, so no saved file ever holds NaNs.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -68,13 +92,14 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
     rng = np.random.default_rng(settings.seed)
     start_epoch, best, history = 0, -math.inf, []
     checkpoint = out_dir / "checkpoint.pt"
-    state = (torch.load(checkpoint, map_location=device, weights_only=True)
-             if checkpoint.exists() else None)
+    state = load_state(checkpoint, device) if checkpoint.exists() else None
     if state is not None and state["fingerprint"] == fingerprint:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"].cpu())
+        if state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
         start_epoch, best, history = state["epoch"], state["best"], state["history"]
         log.info("resumed from %s at epoch %d", checkpoint, start_epoch)
     for epoch in range(start_epoch, settings.epochs):
@@ -83,12 +108,12 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
         for batch in task.train_batches(rng):
             loss = task.loss(model, batch.to(device))
             if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"{out_dir}: loss is {loss.item()} at epoch {epoch + 1}, step "
-                    f"{len(losses) + 1}; stopping (last good checkpoint: {checkpoint})")
+                raise _non_finite(out_dir, "the loss", loss, epoch, len(losses) + 1)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            if not torch.isfinite(norm):
+                raise _non_finite(out_dir, "the gradient norm", norm, epoch, len(losses) + 1)
             optimizer.step()
             losses.append(loss.item())
         metrics = task.evaluate(model, "val", device)
@@ -101,6 +126,8 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
             _save(out_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch + 1})
         _save(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                            "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                           "cuda_rng": (torch.cuda.get_rng_state(device)
+                                        if device.type == "cuda" else None),
                            "epoch": epoch + 1, "best": best, "history": history,
                            "fingerprint": fingerprint})
     os.replace(out_dir / "best.pt", out_dir / "model.pt")

@@ -19,6 +19,23 @@ ENVS = {group: f"{workflow.basedir}/envs/{group}.yaml" for group in
 
 OUT = f"{config['results']}/{config['dataset']['name']}"
 ROOT = config["dataset"]["root"]
+
+# Every output lies under OUT (the schema keeps names free of path separators): `results` has
+# no ".." component, and a synthetic world (written by the workflow) is generated inside it.
+if ".." in Path(config["results"]).parts:
+    raise ValueError(f"config results: {config['results']!r} has a '..' component")
+if "synthetic" in config["dataset"] and not Path(os.path.abspath(ROOT)).is_relative_to(
+    os.path.abspath(config["results"])
+):
+    raise ValueError(
+        f"config dataset.root: {ROOT!r} is generated (dataset.synthetic) and must lie under "
+        f"results ({config['results']!r})"
+    )
+
+
+wildcard_constraints:
+    seed=r"-?\d+",  # reaches the shell unquoted (an integer)
+
 SHARDS = [f"{k:03d}" for k in range(config["shards"])]
 LOGS = f"{OUT}/logs"
 RUNTIME = config.get("runtime", {})
