@@ -35,6 +35,9 @@ class MultipleChoiceTask(VideoTextTask):
             raise ValueError("multiple choice needs its task list (tables/tasks/"
                              "multiple_choice.parquet): the data set's MC items")
         self.batch_size, self.num_negatives, self.margin = batch_size, num_negatives, margin
+        if len(self.splits.get("train", [])) < 2:
+            raise ValueError("multiple choice needs at least 2 training clips with a sentence "
+                             "(the negatives are other clips' sentences)")
         unknown = sorted(set(task_list["clip_id"]) - set(self.features))
         if unknown:
             raise KeyError(f"multiple-choice list: no features for clip(s) {unknown[:5]}")

@@ -103,9 +103,10 @@ class RetrievalTask(VideoTextTask):
                                       positive=[0] * len(batch))
 
     def _other_clips(self, clip_id: str, rng: np.random.Generator) -> list[str]:
-        """``num_negatives`` distinct random training clips other than ``clip_id``."""
+        """``num_negatives`` distinct random training clips other than ``clip_id`` (fewer if
+        the training split is smaller)."""
         pool = self.splits["train"]
-        picks = rng.choice(len(pool), size=self.num_negatives + 1, replace=False)
+        picks = rng.choice(len(pool), size=min(self.num_negatives + 1, len(pool)), replace=False)
         return [pool[i] for i in picks if pool[i] != clip_id][: self.num_negatives]
 
     def loss(self, model: torch.nn.Module, batch: RetrievalBatch | PairBatch) -> torch.Tensor:
