@@ -9,7 +9,6 @@ from vlpipe.models.jsfusion_scoring import (
     PairScorer,
     fold_batch_norm,
     jsfusion_pair_flops,
-    score_all_pairs,
 )
 from vlpipe.models.layers import Dense
 
@@ -63,7 +62,7 @@ def test_unfused_gates_and_function_form():
     with torch.no_grad():
         expected = model.score_matrix(*inputs)
     torch.testing.assert_close(PairScorer(model, fuse_gates=False)(*inputs, 3, 2), expected)
-    torch.testing.assert_close(score_all_pairs(model, *inputs, 2, 3), expected)
+    torch.testing.assert_close(PairScorer(model)(*inputs, 2, 3), expected)
 
 
 def test_tiny_memory_budget_gives_one_pair_blocks():

@@ -332,17 +332,3 @@ class PairScorer:
         extra = -len(x) % block if self.compiled else 0
         x = F.pad(x[order], (0, 0, 0, max(0, self.receptive_field - x.shape[1]), 0, extra))
         return x, F.pad(lengths[order], (0, extra)), order
-
-
-def score_all_pairs(
-    model: JSFusion,
-    v_enc: Tensor,
-    v_mask: Tensor,
-    t_enc: Tensor,
-    t_mask: Tensor,
-    block_videos: int | None = None,
-    block_texts: int | None = None,
-    dtype: torch.dtype | None = None,
-) -> Tensor:
-    """`PairScorer(model, dtype)(...)`: scores (Nv, Nt), float32, of a model in eval mode."""
-    return PairScorer(model, dtype)(v_enc, v_mask, t_enc, t_mask, block_videos, block_texts)

@@ -9,7 +9,6 @@ plus ``num_items(split)`` (the evaluation set's size), ``report_info()`` and ``m
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from dataclasses import dataclass
 
@@ -45,11 +44,9 @@ class PairBatch(TensorBatch):
     positive: torch.Tensor  # (K,) column of each query's right pair
 
 
-def autocast_for(device: torch.device):
+def autocast_for(device: torch.device) -> torch.autocast:
     """bf16 autocast on CUDA; full precision elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
 class VideoTextTask:
