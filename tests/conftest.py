@@ -9,6 +9,10 @@ import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Without an NVIDIA GPU, Triton kernels run in Triton's interpreter (on CPU tensors). This must
+# be set before triton is first imported: its own library functions are built at import.
+if not any(Path("/dev").glob("nvidia[0-9]*")):
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from vlpipe.datasets import read_dataset
 from vlpipe.synthetic import WorldConfig, generate_world

@@ -12,7 +12,9 @@ for one (video block × sentence block) at a time with no per-pair work in Pytho
 - J and the CHD activations are channels-last, which is what cuDNN wants;
 - computation runs in bfloat16 on CUDA by default (ScoreHead stays float32, as in the model);
 - videos and sentences are sorted by length so that each block is trimmed to its own longest
-  sequence; `torch.compile` of the block function is optional (`compile_mode`).
+  sequence; `torch.compile` of the block function is optional (`compile_mode`);
+- backend="triton" computes the JST with the fused kernels of `vlpipe.models.jst_triton`
+  instead of torch ops (the CHD is the same).
 
 Models this does not accelerate (fusion="lstm", which scores pooled states and is cheap already;
 BatchNorm without running statistics; an unknown activation) fall back to `model.score_matrix`,
@@ -96,6 +98,17 @@ def _identity(x: Tensor) -> Tensor:
     return x
 
 
+def _activation_code(module: nn.Module) -> tuple[int, float]:
+    """(code, negative slope) of `module` for the Triton kernels."""
+    from vlpipe.models import jst_triton
+
+    codes = {nn.Identity: jst_triton.IDENTITY, nn.Tanh: jst_triton.TANH,
+             nn.ReLU: jst_triton.RELU, nn.LeakyReLU: jst_triton.LEAKY_RELU}
+    if type(module) not in codes:
+        raise ValueError(f"the Triton JST has no activation {module!r}")
+    return codes[type(module)], float(getattr(module, "negative_slope", 0.0))
+
+
 def _inplace_activation(module: nn.Module) -> Activation:
     """An in-place function computing `module` (identity / tanh / ReLU / leaky ReLU)."""
     if isinstance(module, nn.Identity):
@@ -145,8 +158,11 @@ class PairScorer:
     float32). `block_bytes`: working-memory budget of one block, used when the block sizes
     are not given. `fuse_gates`: compute each gate as an extra output channel of its stage's
     conv. `compile_mode`: `torch.compile` the block function in this mode ("default",
-    "max-autotune", ...); None runs it eagerly.
+    "max-autotune", ...); None runs it eagerly. `backend`: "torch", or "triton" for the fused
+    JST kernels (needs CUDA, or TRITON_INTERPRET=1 on the CPU).
     """
+
+    backends = ("torch", "triton")
 
     def __init__(
         self,
@@ -155,7 +171,10 @@ class PairScorer:
         block_bytes: int = 2 << 30,
         fuse_gates: bool = True,
         compile_mode: str | None = None,
+        backend: str = "torch",
     ) -> None:
+        if backend not in self.backends:
+            raise ValueError(f"backend={backend!r}; allowed: {self.backends}")
         if model.training:
             raise ValueError("PairScorer needs a model in eval mode")
         if model.config.output != "score":
@@ -164,6 +183,7 @@ class PairScorer:
         self.device = next(model.parameters()).device
         self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
         self.block_bytes = block_bytes
+        self.backend = backend
         self.fallback_reason: str | None = None
         if model.config.fusion != "jst":
             self.fallback_reason = f"fusion={model.config.fusion!r} is scored by the model"
@@ -197,6 +217,25 @@ class PairScorer:
         self.receptive_field = chd.receptive_field
         self.head = chd.head
         self.stages = [self._prepare_stage(stage, fuse_gates) for stage in chd.stages]
+        self._joint = self._joint_torch
+        if self.backend == "triton":
+            self._joint = self._triton_joint(d2_dense, d3_dense, d4_dense)
+
+    def _triton_joint(self, *layers: nn.Module) -> Callable[..., Tensor]:
+        """`jst_triton.fused_joint` bound to this model's folded weights."""
+        from vlpipe.models import jst_triton
+
+        if self.device.type != "cuda" and not jst_triton.INTERPRETED:
+            raise RuntimeError("backend='triton' needs a CUDA device (or TRITON_INTERPRET=1 "
+                               f"before vlpipe is imported); the model is on {self.device}")
+        activations = {_activation_code(layer.activation) for layer in layers}
+        if len(activations) > 1:
+            raise ValueError(f"the Triton JST needs one activation for D2-D4, not {activations}")
+        (code, slope), = activations
+        weights = jst_triton.JSTWeights(
+            self.w23t.contiguous(), self.b23, self.attention, self.w4t.contiguous(), self.b4,
+            code, slope)
+        return partial(jst_triton.fused_joint, weights=weights)
 
     def _prepare_stage(self, stage: CHDStage, fuse_gates: bool) -> _Stage:
         def params(conv: nn.Conv2d) -> tuple[Tensor, Tensor]:
@@ -223,21 +262,8 @@ class PairScorer:
         v_len (bv,), w_len (bt,): true lengths; n, m ≥ the receptive field, rows past a length
         are arbitrary (masked here).
         """
-        (bv, n, d1), (bt, m, _) = v.shape, w.shape
-        frames = torch.arange(n, device=v.device) < v_len[:, None]  # (bv, n)
-        words = torch.arange(m, device=w.device) < w_len[:, None]  # (bt, m)
-        cells = frames[:, None, :, None] & words[None, :, None, :]  # (bv, bt, n, m)
-        # JST, dense: t = D1v(x_v,n) ⊙ D1w(x_w,m) for every cell of every pair.
-        t = (v[:, None, :, None, :] * w[None, :, None, :, :]).view(-1, d1)  # (bv·bt·n·m, d1)
-        hidden = torch.addmm(self.b23, t, self.w23t)  # (R, d2 + d3): D2 and D3 together
-        del t
-        attention_hidden, value_hidden = hidden[:, : self.d2], hidden[:, self.d2 :]
-        self.activations[0](attention_hidden)
-        self.activations[1](value_hidden)
-        gate = torch.sigmoid(attention_hidden @ self.attention) * cells.view(-1)  # (R,)
-        joint = self.d4_activation(torch.addmm(self.b4, value_hidden, self.w4t))  # (R, d4)
-        del hidden, attention_hidden, value_hidden
-        joint.mul_(gate[:, None])  # zero at invalid cells
+        (bv, n, _), (bt, m, _) = v.shape, w.shape
+        joint = self._joint(v, v_len, w, w_len)  # (bv·bt·n·m, d4), zero at invalid cells
         # (bv·bt, n, m, d4) memory viewed channels-first: (P, d4, n, m), channels-last.
         x = joint.view(bv * bt, n, m, -1).permute(0, 3, 1, 2)
         # CHD valid cells are the rectangle (rows, cols) of the lengths raised to ≥ rf.
@@ -255,6 +281,25 @@ class PairScorer:
         pooled = (x * valid.view(bv * bt, 1, height, width)).sum(dim=(2, 3), dtype=torch.float32)
         count = (rows[:, None] * cols[None, :]).view(-1, 1)  # (P, 1)
         return self.head(pooled / count).view(bv, bt)
+
+    def _joint_torch(self, v: Tensor, v_len: Tensor, w: Tensor, w_len: Tensor) -> Tensor:
+        """J of every pair of the block with torch ops: (bv·bt·n·m, d4), zero at invalid
+        cells (arguments as in `_score_block`)."""
+        (n, d1), m = v.shape[1:], w.shape[1]
+        frames = torch.arange(n, device=v.device) < v_len[:, None]  # (bv, n)
+        words = torch.arange(m, device=w.device) < w_len[:, None]  # (bt, m)
+        cells = frames[:, None, :, None] & words[None, :, None, :]  # (bv, bt, n, m)
+        # JST, dense: t = D1v(x_v,n) ⊙ D1w(x_w,m) for every cell of every pair.
+        t = (v[:, None, :, None, :] * w[None, :, None, :, :]).view(-1, d1)  # (bv·bt·n·m, d1)
+        hidden = torch.addmm(self.b23, t, self.w23t)  # (R, d2 + d3): D2 and D3 together
+        del t
+        attention_hidden, value_hidden = hidden[:, : self.d2], hidden[:, self.d2 :]
+        self.activations[0](attention_hidden)
+        self.activations[1](value_hidden)
+        gate = torch.sigmoid(attention_hidden @ self.attention) * cells.view(-1)  # (R,)
+        joint = self.d4_activation(torch.addmm(self.b4, value_hidden, self.w4t))  # (R, d4)
+        del hidden, attention_hidden, value_hidden
+        return joint.mul_(gate[:, None])  # zero at invalid cells
 
     def block_sizes(self, n: int, m: int, n_videos: int, n_texts: int) -> tuple[int, int]:
         """(block_videos, block_texts): square-ish blocks whose JST working set (t, D2|D3, D4

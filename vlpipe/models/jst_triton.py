@@ -1,0 +1,184 @@
+"""The JST of `PairScorer` as two fused Triton kernels (CUDA; tests run them in Triton's
+interpreter, TRITON_INTERPRET=1, on the CPU).
+
+The torch path materialises t = v ⊙ w, the D2|D3 output, its activations, D4's output and the
+gated J, each a (cells × 512) tensor: ≈ 25 MB of memory traffic per 40 × 40 pair in bfloat16,
+which on an H100 costs about as long as the JST's matmuls. Here only D3's activations and J
+are written:
+
+1. `_hidden_kernel`, one GEMM over the cells of a (video block × sentence block): its A tile,
+   t = D1v(frame) ⊙ D1w(word), is formed while loading and never stored. Epilogue: bias,
+   activation; D2's columns are reduced against the attention vector into one partial logit
+   per (cell, column tile), D3's columns are stored.
+2. `_joint_kernel`, D4 over the stored D3 activations. Epilogue: bias, activation, times
+   σ(Σ partial logits) and the valid-cell mask; J is stored as (P, n, m, d4), which is the CHD
+   convs' channels-last layout.
+
+Cells are numbered r = ((video · bt + sentence) · n + frame) · m + word, as in the torch path.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+# Activation codes (constexpr in the kernels).
+IDENTITY, TANH, RELU, LEAKY_RELU = range(4)
+
+INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def _configs() -> list[triton.Config]:
+    """Tile configurations to autotune over on a GPU (Hopper-sized), or one small tile in the
+    interpreter, which cannot time kernels."""
+    if INTERPRETED:
+        return [triton.Config({"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32})]
+    shapes = [(128, 128, 64, 8, 3), (128, 256, 64, 8, 3), (128, 128, 64, 4, 4),
+              (64, 128, 64, 4, 4), (256, 128, 64, 8, 3), (128, 64, 64, 4, 4)]
+    return [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk}, num_warps=warps,
+                          num_stages=stages) for bm, bn, bk, warps, stages in shapes]
+
+
+_CONFIGS = _configs()
+_MIN_BLOCK_N = min(config.kwargs["BLOCK_N"] for config in _CONFIGS)
+
+
+@dataclass(frozen=True)
+class JSTWeights:
+    """The JST with BatchNorm folded in, in the compute dtype: D2|D3 (d1, d2 + d3) with bias,
+    the attention vector (d2,), D4 (d3, d4) with bias; one activation for D2, D3 and D4."""
+
+    w23: Tensor
+    b23: Tensor
+    attention: Tensor
+    w4: Tensor
+    b4: Tensor
+    activation: int
+    negative_slope: float = 0.0
+
+    @property
+    def d2(self) -> int:
+        return self.attention.shape[0]
+
+
+@triton.jit
+def _activate(x, kind: tl.constexpr, negative_slope):
+    if kind == 1:  # TANH
+        x = 2.0 * tl.sigmoid(2.0 * x) - 1.0
+    elif kind == 2:  # RELU
+        x = tl.maximum(x, 0.0)
+    elif kind == 3:  # LEAKY_RELU
+        x = tl.where(x >= 0.0, x, x * negative_slope)
+    return x
+
+
+@triton.jit
+def _cells(pid_m, n_rows, bt, n, m, BLOCK_M: tl.constexpr):
+    """The tile's cell indices (int64) and their (video, sentence, frame, word)."""
+    rows = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    word = rows % m
+    frame = (rows // m) % n
+    pair = rows // (n * m)
+    return rows, rows < n_rows, pair // bt, pair % bt, frame, word
+
+
+@triton.autotune(configs=_CONFIGS, key=["d1", "d2", "d3"])
+@triton.jit
+def _hidden_kernel(v_ptr, w_ptr, weight_ptr, bias_ptr, attention_ptr, value_ptr, logit_ptr,
+                   n_rows, bt, n, m, d1, d2, d3, negative_slope,
+                   ACTIVATION: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """value[r] = act(t_r D3 + b3) (n_rows, d3); logit[tile, r] = act(t_r D2 + b2) · a over
+    the tile's D2 columns, t_r = v[video, frame] ⊙ w[sentence, word]."""
+    pid_m, pid_n = tl.program_id(0), tl.program_id(1)
+    rows, row_ok, video, sentence, frame, word = _cells(pid_m, n_rows, bt, n, m, BLOCK_M)
+    v_rows = v_ptr + (video * n + frame)[:, None] * d1  # (BLOCK_M, 1) row pointers
+    w_rows = w_ptr + (sentence * m + word)[:, None] * d1
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # of D2|D3
+    col_ok = cols < d2 + d3
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, d1, BLOCK_K):
+        ks = k0 + tl.arange(0, BLOCK_K)
+        k_ok = ks < d1
+        a_mask = row_ok[:, None] & k_ok[None, :]
+        t = (tl.load(v_rows + ks[None, :], mask=a_mask, other=0.0)
+             * tl.load(w_rows + ks[None, :], mask=a_mask, other=0.0))  # (BLOCK_M, BLOCK_K)
+        weight = tl.load(weight_ptr + ks[:, None] * (d2 + d3) + cols[None, :],
+                         mask=k_ok[:, None] & col_ok[None, :], other=0.0)
+        acc = tl.dot(t, weight, acc, input_precision=INPUT_PRECISION)
+    bias = tl.load(bias_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
+    hidden = _activate(acc + bias[None, :], ACTIVATION, negative_slope)
+    if pid_n * BLOCK_N < d2:  # the tile has D2 (attention) columns
+        attention = tl.load(attention_ptr + cols, mask=cols < d2, other=0.0).to(tl.float32)
+        logit = tl.sum(hidden * attention[None, :], axis=1)  # (BLOCK_M,)
+        tl.store(logit_ptr + pid_n * n_rows + rows, logit, mask=row_ok)
+    if (pid_n + 1) * BLOCK_N > d2:  # the tile has D3 (value) columns
+        value_cols = cols - d2
+        tl.store(value_ptr + rows[:, None] * d3 + value_cols[None, :],
+                 hidden.to(value_ptr.dtype.element_ty),
+                 mask=row_ok[:, None] & ((cols >= d2) & col_ok)[None, :])
+
+
+@triton.autotune(configs=_CONFIGS, key=["d3", "d4"])
+@triton.jit
+def _joint_kernel(value_ptr, weight_ptr, bias_ptr, logit_ptr, v_len_ptr, w_len_ptr, out_ptr,
+                  n_rows, bt, n, m, d3, d4, n_tiles, negative_slope,
+                  ACTIVATION: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """out[r] = σ(Σ_tile logit[tile, r]) · act(value[r] D4 + b4) at valid cells, else 0."""
+    pid_m, pid_n = tl.program_id(0), tl.program_id(1)
+    rows, row_ok, video, sentence, frame, word = _cells(pid_m, n_rows, bt, n, m, BLOCK_M)
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    col_ok = cols < d4
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, d3, BLOCK_K):
+        ks = k0 + tl.arange(0, BLOCK_K)
+        k_ok = ks < d3
+        value = tl.load(value_ptr + rows[:, None] * d3 + ks[None, :],
+                        mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+        weight = tl.load(weight_ptr + ks[:, None] * d4 + cols[None, :],
+                         mask=k_ok[:, None] & col_ok[None, :], other=0.0)
+        acc = tl.dot(value, weight, acc, input_precision=INPUT_PRECISION)
+    logit = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    for tile in range(0, n_tiles):
+        logit += tl.load(logit_ptr + tile * n_rows + rows, mask=row_ok, other=0.0)
+    v_len = tl.load(v_len_ptr + video, mask=row_ok, other=0)
+    w_len = tl.load(w_len_ptr + sentence, mask=row_ok, other=0)
+    gate = tl.where((frame < v_len) & (word < w_len), tl.sigmoid(logit), 0.0)
+    bias = tl.load(bias_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
+    joint = _activate(acc + bias[None, :], ACTIVATION, negative_slope) * gate[:, None]
+    tl.store(out_ptr + rows[:, None] * d4 + cols[None, :], joint.to(out_ptr.dtype.element_ty),
+             mask=row_ok[:, None] & col_ok[None, :])
+
+
+def fused_joint(v: Tensor, v_len: Tensor, w: Tensor, w_len: Tensor,
+                weights: JSTWeights) -> Tensor:
+    """J of every (video, sentence) pair of a block: v (bv, n, d1), w (bt, m, d1) and their
+    lengths (bv,), (bt,) → (bv·bt·n·m, d4) in v's dtype, zero at invalid cells."""
+    (bv, n, d1), (bt, m, _) = v.shape, w.shape
+    d2, d3, d4 = weights.d2, weights.w4.shape[0], weights.w4.shape[1]
+    n_rows = bv * bt * n * m
+    precision = "ieee" if v.dtype == torch.float32 else "tf32"  # tf32: unused by bf16/fp16
+    v, w = v.contiguous(), w.contiguous()
+    value = torch.empty(n_rows, d3, device=v.device, dtype=v.dtype)
+    n_tiles = triton.cdiv(d2, _MIN_BLOCK_N)  # logit slots; larger tiles leave slots at zero
+    logits = torch.zeros(n_tiles, n_rows, device=v.device, dtype=torch.float32)
+    _hidden_kernel[lambda meta: (triton.cdiv(n_rows, meta["BLOCK_M"]),
+                                 triton.cdiv(d2 + d3, meta["BLOCK_N"]))](
+        v, w, weights.w23, weights.b23, weights.attention, value, logits,
+        n_rows, bt, n, m, d1, d2, d3, weights.negative_slope,
+        ACTIVATION=weights.activation, INPUT_PRECISION=precision,
+    )
+    joint = torch.empty(n_rows, d4, device=v.device, dtype=v.dtype)
+    _joint_kernel[lambda meta: (triton.cdiv(n_rows, meta["BLOCK_M"]),
+                                triton.cdiv(d4, meta["BLOCK_N"]))](
+        value, weights.w4, weights.b4, logits, v_len, w_len, joint,
+        n_rows, bt, n, m, d3, d4, n_tiles, weights.negative_slope,
+        ACTIVATION=weights.activation, INPUT_PRECISION=precision,
+    )
+    return joint
