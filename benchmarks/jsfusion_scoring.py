@@ -5,19 +5,22 @@ A JSFusion at the paper's sizes (default config: 40 frames × 40 words, 512-wide
 statistics are calibrated by a few train-mode passes. Videos and sentences are encoded once;
 then timed, on the same encodings:
 
-- ``scorer``: `vlpipe.models.jsfusion_scoring.PairScorer` (dense blocked JST, folded BatchNorm,
-  fused gates, channels-last; ``--dtype``, bfloat16 on CUDA by default);
+- ``torch`` / ``triton`` (``--backends``): `vlpipe.models.jsfusion_scoring.PairScorer` (dense
+  blocked JST, folded BatchNorm, fused gates, channels-last; ``--dtype``, bfloat16 on CUDA by
+  default) with its JST in torch ops or in the fused Triton kernels;
 - ``baseline``: the model's own ``score_matrix`` (sparse JST, one pair per row of a block)
   under autocast to ``--dtype``;
-- ``compiled`` (``--compile [MODE]``): the scorer with its block function under
-  ``torch.compile`` (the warm-up, reported apart, includes compiling).
+- ``<backend>+compile`` (``--compile [MODE]``): the scorer with its block function under
+  ``torch.compile`` (the warm-up, reported apart, includes compiling and autotuning).
+
+A run that fails is reported with its error and the others go on.
 
 Ranking agreement with a float32 reference (TF32 off) on ``--sample-queries`` sentences × all
 videos: per-query Spearman correlation, top-1 agreement, text→video R@1 / R@10 of each. FLOPs
 are `jsfusion_pair_flops` at each pair's lengths (useful work only). Goal (issue): ≤ 15 s per
 10^6 pairs on an H100 (≈ 7.8 PFLOP). Run:
 
-    python benchmarks/jsfusion_scoring.py --compile                      # GPU, 1000 × 1000
+    python benchmarks/jsfusion_scoring.py --compile --backends torch triton   # GPU, 1000 × 1000
     python benchmarks/jsfusion_scoring.py --device cpu --videos 16 --texts 16 --sample-queries 4
 """
 
@@ -28,6 +31,7 @@ import contextlib
 import json
 import re
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -195,6 +199,9 @@ def main() -> None:
     parser.add_argument("--block-texts", type=int, default=None)
     parser.add_argument("--block-gib", type=float, default=2.0, help="scorer block budget")
     parser.add_argument("--no-fuse-gates", action="store_true")
+    parser.add_argument("--backends", nargs="+", choices=PairScorer.backends, default=["torch"],
+                        help="PairScorer backends to time (each eager, and compiled with "
+                             "--compile)")
     parser.add_argument("--baseline-videos", type=int, default=None,
                         help="time score_matrix on this many videos (× all texts) only")
     parser.add_argument("--skip-baseline", action="store_true")
@@ -217,12 +224,13 @@ def main() -> None:
     encode_s = time.perf_counter() - start
     flops_per_pair = total_flops(encoded, model.config) / (args.videos * args.texts)
 
-    def make_scorer(compile_mode: str | None) -> PairScorer:
+    def make_scorer(backend: str, compile_mode: str | None) -> PairScorer:
         return PairScorer(model, dtype, int(args.block_gib * 2**30),
-                          fuse_gates=not args.no_fuse_gates, compile_mode=compile_mode)
+                          fuse_gates=not args.no_fuse_gates, compile_mode=compile_mode,
+                          backend=backend)
 
-    scorer = make_scorer(None)
-    blocks = scorer.block_sizes(args.frames, args.words, args.videos, args.texts)
+    blocks = make_scorer("torch", None).block_sizes(args.frames, args.words, args.videos,
+                                                    args.texts)
     blocks = (args.block_videos or blocks[0], args.block_texts or blocks[1])
     # Warm-up set: one full block and one tail block each way, i.e. every block shape.
     warmup = subset(encoded, min(args.videos, blocks[0] + args.videos % blocks[0]),
@@ -230,10 +238,21 @@ def main() -> None:
     results = {"device": device_name, "dtype": str(dtype), "blocks": blocks,
                "encode_seconds": encode_s, "flops_per_pair": flops_per_pair}
 
-    def run_scorer(s: PairScorer) -> Callable[[Encoded], Tensor]:
-        return lambda e: s(*e, *blocks)
+    def run_scorer(backend: str, compile_mode: str | None) -> Callable[[Encoded], Tensor]:
+        scorers: list[PairScorer] = []  # built on first use, so that its errors are the run's
 
-    runs = {"scorer": (run_scorer(scorer), encoded, warmup)}
+        def score(e: Encoded) -> Tensor:
+            if not scorers:
+                scorers.append(make_scorer(backend, compile_mode))
+            return scorers[0](*e, *blocks)
+
+        return score
+
+    runs = {}
+    for backend in args.backends:
+        runs[backend] = (run_scorer(backend, None), encoded, warmup)
+        if args.compile:
+            runs[f"{backend}+compile"] = (run_scorer(backend, args.compile), encoded, warmup)
     if not args.skip_baseline:
         autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
@@ -244,12 +263,15 @@ def main() -> None:
         videos = args.baseline_videos or args.videos
         runs["baseline"] = (baseline, subset(encoded, videos, args.texts),
                             subset(encoded, min(videos, 32), min(args.texts, 32)))
-    if args.compile:
-        runs["compiled"] = (run_scorer(make_scorer(args.compile)), encoded, warmup)
     scores = {}
     for name, (score, inputs, warm) in runs.items():
         pairs = len(inputs[0]) * len(inputs[2])
-        scores[name], results[name] = timed(score, inputs, warm, device, flops_per_pair * pairs)
+        try:
+            scores[name], results[name] = timed(score, inputs, warm, device,
+                                                flops_per_pair * pairs)
+        except Exception as error:  # noqa: BLE001 - reported, and the other runs go on
+            traceback.print_exc()
+            results[name] = {"error": f"{type(error).__name__}: {error}"}
 
     queries = torch.randperm(args.texts, generator=g)[: args.sample_queries].sort().values
     with exact_float32():
@@ -268,13 +290,16 @@ def main() -> None:
     print(f"{args.videos} videos × {args.texts} sentences, {args.frames} frames × "
           f"{args.words} words{' (random lengths)' if args.random_lengths else ''}, {dtype} on "
           f"{device_name}; {flops_per_pair / 1e9:.2f} GFLOP/pair; blocks {blocks}")
-    print(f"{'':9} {'us/pair = s/1e6 pairs':>21} {'TFLOP/s':>8} {'peak GiB':>8} "
+    print(f"{'':14} {'us/pair = s/1e6 pairs':>21} {'TFLOP/s':>8} {'peak GiB':>8} "
           f"{'spearman':>8} {'top1 agr':>8} {'dR@1':>6} {'dR@10':>6}")
     for name in runs:
         r = results[name]
+        if "error" in r:
+            print(f"{name:14} failed: {r['error'][:200]}")
+            continue
         agreement = r.get("ranking_vs_float32")
         memory = f"{r['peak_memory_gib']:8.2f}" if r["peak_memory_gib"] is not None else " " * 8
-        line = f"{name:9} {r['us_per_pair']:21.2f} {r['tflops']:8.2f} {memory}"
+        line = f"{name:14} {r['us_per_pair']:21.2f} {r['tflops']:8.2f} {memory}"
         if agreement:
             line += (f" {agreement['spearman_mean']:8.5f} {agreement['top1_agreement']:8.3f} "
                      f"{agreement['R@1_diff']:6.2f} {agreement['R@10_diff']:6.2f}")
