@@ -3,8 +3,9 @@
 # without internet access. Results go to $OUT (default benchmarks/results/gpu).
 #
 #   bash benchmarks/gpu_session.sh wheels    # HERE, once: wheels of what such a machine lacks → .whl/
-#   bash benchmarks/gpu_session.sh tests     # there: CUDA tests (extraction bf16, scoring, Triton JST)
-#   bash benchmarks/gpu_session.sh scoring   # there: 10^6 pairs, torch and Triton JST, eager and compiled
+#   bash benchmarks/gpu_session.sh tests     # there: CUDA tests (extraction bf16, scoring, Triton)
+#   bash benchmarks/gpu_session.sh scoring   # there: 10^6 pairs, each backend eager, and the baseline
+#   bash benchmarks/gpu_session.sh compiled  # there: 10^6 pairs, each backend under torch.compile
 #   bash benchmarks/gpu_session.sh variants  # there: unfused gates, random lengths, max-autotune
 #
 # The GPU machine is assumed to have Python 3.12 with torch, triton, numpy, pandas, pyarrow and
@@ -52,21 +53,25 @@ case "${1:-}" in
         ;;
     tests)
         use_wheels
-        python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_jst_triton.py \
+        python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_jsfusion_triton.py \
             tests/test_jsfusion_scoring.py 2>&1 | tee "$OUT/tests.log"
         ;;
     scoring)
         use_wheels
-        scoring jsfusion-scoring-h100 --backends torch triton --compile --baseline-videos 100
+        scoring eager --backends torch triton-jst triton --baseline-videos 100
+        ;;
+    compiled)
+        use_wheels
+        scoring compiled --backends torch triton-jst triton --compile --skip-baseline
         ;;
     variants)
         use_wheels
-        scoring unfused-gates --backends torch triton --compile --no-fuse-gates --skip-baseline
-        scoring random-lengths --backends torch triton --compile --random-lengths --skip-baseline
-        scoring max-autotune --backends triton --compile max-autotune-no-cudagraphs --skip-baseline
+        scoring unfused-gates --backends torch triton-jst --no-fuse-gates --skip-baseline
+        scoring random-lengths --backends torch triton --random-lengths --skip-baseline
+        scoring max-autotune --backends torch --compile max-autotune-no-cudagraphs --skip-baseline
         ;;
     *)
-        sed -n '2,11p' "$0"
+        sed -n '2,12p' "$0"
         exit 2
         ;;
 esac

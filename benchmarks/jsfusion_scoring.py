@@ -5,9 +5,10 @@ A JSFusion at the paper's sizes (default config: 40 frames × 40 words, 512-wide
 statistics are calibrated by a few train-mode passes. Videos and sentences are encoded once;
 then timed, on the same encodings:
 
-- ``torch`` / ``triton`` (``--backends``): `vlpipe.models.jsfusion_scoring.PairScorer` (dense
-  blocked JST, folded BatchNorm, fused gates, channels-last; ``--dtype``, bfloat16 on CUDA by
-  default) with its JST in torch ops or in the fused Triton kernels;
+- ``torch`` / ``triton-jst`` / ``triton`` (``--backends``): `vlpipe.models.jsfusion_scoring.
+  PairScorer` (dense blocked JST, folded BatchNorm, fused gates, channels-last; ``--dtype``,
+  bfloat16 on CUDA by default) in torch ops, with the fused Triton JST, or with the Triton JST
+  and CHD convs;
 - ``baseline``: the model's own ``score_matrix`` (sparse JST, one pair per row of a block)
   under autocast to ``--dtype``;
 - ``<backend>+compile`` (``--compile [MODE]``): the scorer with its block function under
@@ -20,7 +21,7 @@ videos: per-query Spearman correlation, top-1 agreement, text→video R@1 / R@10
 are `jsfusion_pair_flops` at each pair's lengths (useful work only). Goal (issue): ≤ 15 s per
 10^6 pairs on an H100 (≈ 7.8 PFLOP). Run:
 
-    python benchmarks/jsfusion_scoring.py --compile --backends torch triton   # GPU, 1000 × 1000
+    python benchmarks/jsfusion_scoring.py --backends torch triton-jst triton --compile  # GPU
     python benchmarks/jsfusion_scoring.py --device cpu --videos 16 --texts 16 --sample-queries 4
 """
 
@@ -269,7 +270,7 @@ def main() -> None:
         try:
             scores[name], results[name] = timed(score, inputs, warm, device,
                                                 flops_per_pair * pairs)
-        except Exception as error:  # noqa: BLE001 - reported, and the other runs go on
+        except Exception as error:  # reported, and the other runs go on
             traceback.print_exc()
             results[name] = {"error": f"{type(error).__name__}: {error}"}
 

@@ -13,8 +13,8 @@ for one (video block × sentence block) at a time with no per-pair work in Pytho
 - computation runs in bfloat16 on CUDA by default (ScoreHead stays float32, as in the model);
 - videos and sentences are sorted by length so that each block is trimmed to its own longest
   sequence; `torch.compile` of the block function is optional (`compile_mode`);
-- backend="triton" computes the JST with the fused kernels of `vlpipe.models.jst_triton`
-  instead of torch ops (the CHD is the same).
+- `backend` "triton-jst" computes the JST with the fused kernels of
+  `vlpipe.models.jsfusion_triton` instead of torch ops; "triton" the CHD's gated convs too.
 
 Models this does not accelerate (fusion="lstm", which scores pooled states and is cheap already;
 BatchNorm without running statistics; an unknown activation) fall back to `model.score_matrix`,
@@ -28,12 +28,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vlpipe.models.jsfusion import CHDStage, ConvHierarchicalDecoder, JSFusion, JSFusionConfig
+
+if TYPE_CHECKING:  # triton is imported only when a Triton backend is asked for
+    from vlpipe.models.jsfusion_triton import GatedConv
 
 Activation = Callable[[Tensor], Tensor]
 _CHANNEL_ALIGN = 8  # fused conv outputs are padded to a multiple of this (tensor-core tiles)
@@ -100,10 +104,10 @@ def _identity(x: Tensor) -> Tensor:
 
 def _activation_code(module: nn.Module) -> tuple[int, float]:
     """(code, negative slope) of `module` for the Triton kernels."""
-    from vlpipe.models import jst_triton
+    from vlpipe.models import jsfusion_triton
 
-    codes = {nn.Identity: jst_triton.IDENTITY, nn.Tanh: jst_triton.TANH,
-             nn.ReLU: jst_triton.RELU, nn.LeakyReLU: jst_triton.LEAKY_RELU}
+    codes = {nn.Identity: jsfusion_triton.IDENTITY, nn.Tanh: jsfusion_triton.TANH,
+             nn.ReLU: jsfusion_triton.RELU, nn.LeakyReLU: jsfusion_triton.LEAKY_RELU}
     if type(module) not in codes:
         raise ValueError(f"the Triton JST has no activation {module!r}")
     return codes[type(module)], float(getattr(module, "negative_slope", 0.0))
@@ -158,11 +162,12 @@ class PairScorer:
     float32). `block_bytes`: working-memory budget of one block, used when the block sizes
     are not given. `fuse_gates`: compute each gate as an extra output channel of its stage's
     conv. `compile_mode`: `torch.compile` the block function in this mode ("default",
-    "max-autotune", ...); None runs it eagerly. `backend`: "torch", or "triton" for the fused
-    JST kernels (needs CUDA, or TRITON_INTERPRET=1 on the CPU).
+    "max-autotune", ...); None runs it eagerly. `backend`: "torch"; "triton-jst", the fused
+    Triton JST; "triton", the Triton JST and gated CHD convs (the Triton ones need CUDA, or
+    TRITON_INTERPRET=1 on the CPU).
     """
 
-    backends = ("torch", "triton")
+    backends = ("torch", "triton-jst", "triton")
 
     def __init__(
         self,
@@ -216,28 +221,35 @@ class PairScorer:
         self.d4_activation = _inplace_activation(d4_dense.activation)
         self.receptive_field = chd.receptive_field
         self.head = chd.head
+        if self.backend != "torch" and self.device.type != "cuda":
+            from vlpipe.models import jsfusion_triton
+
+            if not jsfusion_triton.INTERPRETED:
+                raise RuntimeError(f"backend={self.backend!r} needs a CUDA device (or "
+                                   "TRITON_INTERPRET=1 before triton is imported); the model "
+                                   f"is on {self.device}")
         self.stages = [self._prepare_stage(stage, fuse_gates) for stage in chd.stages]
         self._joint = self._joint_torch
-        if self.backend == "triton":
+        if self.backend != "torch":
             self._joint = self._triton_joint(d2_dense, d3_dense, d4_dense)
 
     def _triton_joint(self, *layers: nn.Module) -> Callable[..., Tensor]:
-        """`jst_triton.fused_joint` bound to this model's folded weights."""
-        from vlpipe.models import jst_triton
+        """`jsfusion_triton.fused_joint` bound to this model's folded weights."""
+        from vlpipe.models import jsfusion_triton
 
-        if self.device.type != "cuda" and not jst_triton.INTERPRETED:
-            raise RuntimeError("backend='triton' needs a CUDA device (or TRITON_INTERPRET=1 "
-                               f"before vlpipe is imported); the model is on {self.device}")
         activations = {_activation_code(layer.activation) for layer in layers}
         if len(activations) > 1:
             raise ValueError(f"the Triton JST needs one activation for D2-D4, not {activations}")
         (code, slope), = activations
-        weights = jst_triton.JSTWeights(
+        weights = jsfusion_triton.JSTWeights(
             self.w23t.contiguous(), self.b23, self.attention, self.w4t.contiguous(), self.b4,
             code, slope)
-        return partial(jst_triton.fused_joint, weights=weights)
+        return partial(jsfusion_triton.fused_joint, weights=weights)
 
-    def _prepare_stage(self, stage: CHDStage, fuse_gates: bool) -> _Stage:
+    def _prepare_stage(self, stage: CHDStage, fuse_gates: bool) -> _Stage | GatedConv:
+        """A CHD stage as a function of channels-last (P, C_in, H, W): a `_Stage`, or the
+        Triton `GatedConv` for a conv stage when backend="triton"."""
+
         def params(conv: nn.Conv2d) -> tuple[Tensor, Tensor]:
             weight = conv.weight.detach().to(self.device, self.dtype)
             bias = conv.bias.detach().to(self.device, self.dtype)
@@ -246,6 +258,11 @@ class PairScorer:
         pool = {nn.MaxPool2d: "max", nn.AvgPool2d: "mean"}.get(type(stage.transform), "conv")
         conv = params(stage.transform[0]) if pool == "conv" else None
         gate = params(stage.gate) if stage.gate is not None else None
+        if self.backend == "triton" and conv is not None:
+            from vlpipe.models.jsfusion_triton import GatedConv
+
+            code, slope = _activation_code(stage.transform[1])
+            return GatedConv.build(conv, gate, stage.stride, code, slope)
         channels = conv[0].shape[0] if conv is not None else 0
         fused = conv is not None and gate is not None and fuse_gates
         if fused:  # (C, C_in, 3, 3) + (1, C_in, 3, 3) gate + zeros → (C', C_in, 3, 3)

@@ -1,7 +1,7 @@
-"""The JST of `PairScorer` as two fused Triton kernels (CUDA; tests run them in Triton's
-interpreter, TRITON_INTERPRET=1, on the CPU).
+"""JSFusion's test-time JST and CHD convs as fused Triton kernels, for `PairScorer` (CUDA;
+tests run them in Triton's interpreter, TRITON_INTERPRET=1, on the CPU).
 
-The torch path materialises t = v ⊙ w, the D2|D3 output, its activations, D4's output and the
+The torch JST materialises t = v ⊙ w, the D2|D3 output, its activations, D4's output and the
 gated J, each a (cells × 512) tensor: ≈ 25 MB of memory traffic per 40 × 40 pair in bfloat16,
 which on an H100 costs about as long as the JST's matmuls. Here only D3's activations and J
 are written:
@@ -15,6 +15,11 @@ are written:
    convs' channels-last layout.
 
 Cells are numbered r = ((video · bt + sentence) · n + frame) · m + word, as in the torch path.
+
+3. `_gated_conv_kernel`, a CHD stage (3x3 conv, stride 1 or 2, no padding) as an implicit GEMM
+   over channels-last input. The 1-channel gate conv is a second, 16-column dot on the same A
+   tile (weights zero but for column 0), so neither a padded output channel nor a second pass
+   over the input is needed; epilogue: bias, activation, times σ(gate).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ def _configs() -> list[triton.Config]:
 
 _CONFIGS = _configs()
 _MIN_BLOCK_N = min(config.kwargs["BLOCK_N"] for config in _CONFIGS)
+_GATE_COLUMNS = 16  # width of the gate's dot in the conv kernel: the smallest N of tl.dot
 
 
 @dataclass(frozen=True)
@@ -182,3 +188,94 @@ def fused_joint(v: Tensor, v_len: Tensor, w: Tensor, w_len: Tensor,
         ACTIVATION=weights.activation, INPUT_PRECISION=precision,
     )
     return joint
+
+
+@triton.autotune(configs=_CONFIGS, key=["c_in", "c_out", "STRIDE", "GATED"])
+@triton.jit
+def _gated_conv_kernel(x_ptr, weight_ptr, bias_ptr, gate_weight_ptr, gate_bias, out_ptr,
+                       n_rows, height, width, out_height, out_width, c_in, c_out, negative_slope,
+                       STRIDE: tl.constexpr, ACTIVATION: tl.constexpr, GATED: tl.constexpr,
+                       INPUT_PRECISION: tl.constexpr, GATE_COLUMNS: tl.constexpr,
+                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """out[p, y, x] = act(Σ_taps x[p, sy + dy, sx + dx] W_tap + b) · σ(gate) over channels-last
+    x (P, H, W, c_in) → out (P, H', W', c_out); weights (9, c_in, c_out), gate (9, c_in, 16)."""
+    pid_m, pid_n = tl.program_id(0), tl.program_id(1)
+    rows = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)  # output cells (p, y, x)
+    row_ok = rows < n_rows
+    out_x = rows % out_width
+    out_y = (rows // out_width) % out_height
+    pair = rows // (out_height * out_width)
+    corner = x_ptr + ((pair * height + out_y * STRIDE) * width + out_x * STRIDE) * c_in  # (M,)
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    col_ok = cols < c_out
+    gate_cols = tl.arange(0, GATE_COLUMNS)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    gate_acc = tl.zeros((BLOCK_M, GATE_COLUMNS), dtype=tl.float32)
+    for tap in range(0, 9):
+        tap_rows = corner + ((tap // 3) * width + tap % 3) * c_in  # (BLOCK_M,) pointers
+        for k0 in range(0, c_in, BLOCK_K):
+            ks = k0 + tl.arange(0, BLOCK_K)
+            k_ok = ks < c_in
+            a = tl.load(tap_rows[:, None] + ks[None, :], mask=row_ok[:, None] & k_ok[None, :],
+                        other=0.0)  # (BLOCK_M, BLOCK_K)
+            weight_rows = (tap * c_in + ks)[:, None]
+            weight = tl.load(weight_ptr + weight_rows * c_out + cols[None, :],
+                             mask=k_ok[:, None] & col_ok[None, :], other=0.0)
+            acc = tl.dot(a, weight, acc, input_precision=INPUT_PRECISION)
+            if GATED:
+                gate_weight = tl.load(gate_weight_ptr + weight_rows * GATE_COLUMNS
+                                      + gate_cols[None, :], mask=k_ok[:, None], other=0.0)
+                gate_acc = tl.dot(a, gate_weight, gate_acc, input_precision=INPUT_PRECISION)
+    bias = tl.load(bias_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
+    out = _activate(acc + bias[None, :], ACTIVATION, negative_slope)
+    if GATED:  # columns 1.. of the gate weights are zero: the row sum is column 0
+        out = out * tl.sigmoid(tl.sum(gate_acc, axis=1) + gate_bias)[:, None]
+    tl.store(out_ptr + rows[:, None] * c_out + cols[None, :], out.to(out_ptr.dtype.element_ty),
+             mask=row_ok[:, None] & col_ok[None, :])
+
+
+@dataclass(frozen=True)
+class GatedConv:
+    """One CHD stage for `_gated_conv_kernel`: built from a conv (C_out, C_in, 3, 3) + bias and
+    an optional gate conv (1, C_in, 3, 3) + bias by `GatedConv.build`."""
+
+    weight: Tensor  # (9, C_in, C_out)
+    bias: Tensor  # (C_out,)
+    gate_weight: Tensor | None  # (9, C_in, 16), zero but for column 0
+    gate_bias: float
+    stride: int
+    activation: int
+    negative_slope: float = 0.0
+
+    @classmethod
+    def build(cls, conv: tuple[Tensor, Tensor], gate: tuple[Tensor, Tensor] | None, stride: int,
+              activation: int, negative_slope: float = 0.0) -> GatedConv:
+        weight, bias = conv
+        c_out, c_in = weight.shape[:2]
+        taps = weight.permute(2, 3, 1, 0).reshape(9, c_in, c_out).contiguous()  # (dy, dx) order
+        gate_weight, gate_bias = None, 0.0
+        if gate is not None:
+            gate_weight = taps.new_zeros(9, c_in, _GATE_COLUMNS)
+            gate_weight[:, :, 0] = gate[0][0].permute(1, 2, 0).reshape(9, c_in)
+            gate_bias = float(gate[1][0])
+        return cls(taps, bias.contiguous(), gate_weight, gate_bias, stride, activation,
+                   negative_slope)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """x (P, C_in, H, W) over channels-last memory → (P, C_out, H', W'), likewise."""
+        pairs, c_in, height, width = x.shape
+        c_out = self.weight.shape[2]
+        out_height, out_width = (height - 3) // self.stride + 1, (width - 3) // self.stride + 1
+        x = x.permute(0, 2, 3, 1).contiguous()  # (P, H, W, C_in): a view when channels-last
+        out = torch.empty(pairs, out_height, out_width, c_out, device=x.device, dtype=x.dtype)
+        n_rows = pairs * out_height * out_width
+        gated = self.gate_weight is not None
+        _gated_conv_kernel[lambda meta: (triton.cdiv(n_rows, meta["BLOCK_M"]),
+                                         triton.cdiv(c_out, meta["BLOCK_N"]))](
+            x, self.weight, self.bias, self.gate_weight if gated else self.weight,
+            self.gate_bias, out, n_rows, height, width, out_height, out_width, c_in, c_out,
+            self.negative_slope, STRIDE=self.stride, ACTIVATION=self.activation, GATED=gated,
+            INPUT_PRECISION="ieee" if x.dtype == torch.float32 else "tf32",
+            GATE_COLUMNS=_GATE_COLUMNS,
+        )
+        return out.permute(0, 3, 1, 2)

@@ -1,9 +1,14 @@
-"""The fused Triton JST (PairScorer backend="triton").
+"""The Triton JST and CHD kernels (PairScorer backends "triton-jst" and "triton").
 
 On a CUDA machine the kernels run on the GPU; elsewhere conftest sets TRITON_INTERPRET=1 and
 they run in Triton's interpreter on CPU tensors, which computes float32 and float16 but not
 bfloat16.
 """
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,11 +19,11 @@ from vlpipe.models.jsfusion_scoring import PairScorer
 from .test_jsfusion import calibrate_batch_norm, tiny_model
 from .test_jsfusion_scoring import encoded
 
-jst_triton = pytest.importorskip("vlpipe.models.jst_triton")  # needs triton
+jsfusion_triton = pytest.importorskip("vlpipe.models.jsfusion_triton")  # needs triton
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 pytestmark = [
     pytest.mark.usefixtures("single_thread"),
-    pytest.mark.skipif(DEVICE.type == "cpu" and not jst_triton.INTERPRETED,
+    pytest.mark.skipif(DEVICE.type == "cpu" and not jsfusion_triton.INTERPRETED,
                        reason="no CUDA and not TRITON_INTERPRET=1"),
 ]
 LOW_PRECISION = [(torch.float16, 2e-2)] + [(torch.bfloat16, 4e-2)] * (DEVICE.type == "cuda")
@@ -38,10 +43,10 @@ def reference_joint(v, v_len, w, w_len, params, activation):
 
 
 ACTIVATIONS = {
-    "tanh": (jst_triton.TANH, torch.tanh),
-    "leaky_relu": (jst_triton.LEAKY_RELU, lambda x: F.leaky_relu(x, 0.1)),
-    "relu": (jst_triton.RELU, torch.relu),
-    "identity": (jst_triton.IDENTITY, lambda x: x),
+    "tanh": (jsfusion_triton.TANH, torch.tanh),
+    "leaky_relu": (jsfusion_triton.LEAKY_RELU, lambda x: F.leaky_relu(x, 0.1)),
+    "relu": (jsfusion_triton.RELU, torch.relu),
+    "identity": (jsfusion_triton.IDENTITY, lambda x: x),
 }
 
 
@@ -56,9 +61,9 @@ def test_fused_joint_matches_formula(activation, dtype, tolerance):
     v, w = (torch.randn(*shape, generator=g).to(dtype) for shape in [(bv, n, d1), (bt, m, d1)])
     v_len, w_len = torch.tensor([5, 2, 3]), torch.tensor([7, 4])
     code, function = ACTIVATIONS[activation]
-    weights = jst_triton.JSTWeights(*(x.to(DEVICE) for x in params), code, negative_slope=0.1)
+    weights = jsfusion_triton.JSTWeights(*(x.to(DEVICE) for x in params), code, negative_slope=0.1)
     on_device = [x.to(DEVICE) for x in (v, v_len, w, w_len)]
-    joint = jst_triton.fused_joint(*on_device, weights).cpu()
+    joint = jsfusion_triton.fused_joint(*on_device, weights).cpu()
     assert joint.shape == (bv * bt * n * m, d4) and joint.dtype == dtype
     expected = reference_joint(v, v_len, w, w_len, params, function)
     assert (joint.double() - expected).abs().max() < tolerance * expected.abs().max()
@@ -67,18 +72,42 @@ def test_fused_joint_matches_formula(activation, dtype, tolerance):
     assert (joint[invalid] == 0).all()
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("gated", [True, False])
+def test_gated_conv_matches_conv2d(stride, gated):
+    # C_in = 20 is ragged against 32-wide K tiles; an odd 9 × 8 grid.
+    pairs, c_in, height, width, c_out = 3, 20, 9, 8, 12
+    g = torch.Generator().manual_seed(stride)
+    x = torch.randn(pairs, height, width, c_in, generator=g).permute(0, 3, 1, 2)  # channels-last
+    conv = 0.2 * torch.randn(c_out, c_in, 3, 3, generator=g), 0.1 * torch.randn(c_out, generator=g)
+    gate = 0.2 * torch.randn(1, c_in, 3, 3, generator=g), 0.1 * torch.randn(1, generator=g)
+    stage = jsfusion_triton.GatedConv.build(
+        tuple(t.to(DEVICE) for t in conv), tuple(t.to(DEVICE) for t in gate) if gated else None,
+        stride, jsfusion_triton.LEAKY_RELU, negative_slope=0.1)
+    out = stage(x.to(DEVICE)).cpu()
+    expected = F.leaky_relu(F.conv2d(x, *conv, stride), 0.1)
+    if gated:
+        expected = expected * torch.sigmoid(F.conv2d(x, *gate, stride))
+    assert out.shape == expected.shape == (pairs, c_out, (height - 3) // stride + 1,
+                                           (width - 3) // stride + 1)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["triton-jst", "triton"])
 @pytest.mark.parametrize(
     "overrides",
     [{}, {"activation": "leaky_relu", "conv_activation": "leaky_relu"},
-     {"chd_pool": "max", "chd_gates": False}, {"batch_norm": False}],
+     {"chd_pool": "max", "chd_gates": False}, {"chd_gates": False, "conv_activation": "relu"},
+     {"batch_norm": False}],
 )
-def test_triton_backend_equals_the_model(overrides):
+def test_triton_backends_equal_the_model(backend, overrides):
     model = calibrate_batch_norm(tiny_model(**overrides))
     inputs = encoded(model)
     with torch.no_grad():
         expected = model.score_matrix(*inputs)  # (7, 5)
     model, inputs = model.to(DEVICE), [x.to(DEVICE) for x in inputs]
-    scorer = PairScorer(model, dtype=torch.float32, backend="triton")
+    scorer = PairScorer(model, dtype=torch.float32, backend=backend)
     assert scorer.fallback_reason is None
     for blocks in [(3, 2), (7, 5)]:
         scores = scorer(*inputs, *blocks).cpu()
@@ -89,6 +118,20 @@ def test_unknown_backend_and_cpu_without_the_interpreter(monkeypatch):
     model = calibrate_batch_norm(tiny_model())
     with pytest.raises(ValueError, match="backend='cuda'"):
         PairScorer(model, backend="cuda")
-    monkeypatch.setattr(jst_triton, "INTERPRETED", False)
-    with pytest.raises(RuntimeError, match="needs a CUDA device"):
-        PairScorer(model, backend="triton")  # the model is on the CPU
+    monkeypatch.setattr(jsfusion_triton, "INTERPRETED", False)
+    for backend in ["triton-jst", "triton"]:
+        with pytest.raises(RuntimeError, match="needs a CUDA device"):
+            PairScorer(model, backend=backend)  # the model is on the CPU
+
+
+def test_kernels_compile_for_the_h100():
+    """Without a GPU: every kernel × tile configuration compiles for sm_90 (Triton's ptxas)
+    within its shared memory, with wgmma and pipelined loads (benchmarks/triton_compile_check)."""
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    result = subprocess.run([sys.executable, "benchmarks/triton_compile_check.py", "--arch", "90"],
+                            cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    kernels = [line.split()[0] for line in result.stdout.splitlines()[1:-1]]
+    assert kernels.count("hidden") == kernels.count("joint") > 1  # one row per configuration
+    assert kernels.count("conv") == 3 * kernels.count("hidden")  # strides 1, 2; ungated
