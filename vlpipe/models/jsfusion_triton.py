@@ -162,6 +162,9 @@ def _joint_kernel(value_ptr, weight_ptr, bias_ptr, logit_ptr, v_len_ptr, w_len_p
              mask=row_ok[:, None] & col_ok[None, :])
 
 
+# The launchers run as they are under torch.compile (a graph break each): the kernels are fused
+# already, and tracing Triton autotuners through dynamo would add a way to fail, not speed.
+@torch.compiler.disable
 def fused_joint(v: Tensor, v_len: Tensor, w: Tensor, w_len: Tensor,
                 weights: JSTWeights) -> Tensor:
     """J of every (video, sentence) pair of a block: v (bv, n, d1), w (bt, m, d1) and their
@@ -261,6 +264,7 @@ class GatedConv:
         return cls(taps, bias.contiguous(), gate_weight, gate_bias, stride, activation,
                    negative_slope)
 
+    @torch.compiler.disable  # as fused_joint
     def __call__(self, x: Tensor) -> Tensor:
         """x (P, C_in, H, W) over channels-last memory → (P, C_out, H', W'), likewise."""
         pairs, c_in, height, width = x.shape
