@@ -33,12 +33,13 @@ KERNELS = {
     "hidden": (kernels._hidden_kernel, {
         **dict.fromkeys(["v_ptr", "w_ptr", "weight_ptr", "bias_ptr", "attention_ptr",
                          "value_ptr"], BF16),
-        "logit_ptr": "*fp32", **SIZES, **dict.fromkeys(["d1", "d2", "d3"], I32),
-    }, [{"ACTIVATION": kernels.TANH, "INPUT_PRECISION": "tf32"}]),
+        "logit_ptr": "*fp32", **SIZES, **dict.fromkeys(["d1", "d2", "d3", "n_groups"], I32),
+    }, [{"ACTIVATION": kernels.TANH, "INPUT_PRECISION": "tf32",
+         "LOGIT_GROUP": kernels._LOGIT_GROUP}]),
     "joint": (kernels._joint_kernel, {
         **dict.fromkeys(["value_ptr", "weight_ptr", "bias_ptr", "out_ptr"], BF16),
         "logit_ptr": "*fp32", "v_len_ptr": I64, "w_len_ptr": I64, **SIZES,
-        **dict.fromkeys(["d3", "d4", "n_tiles"], I32),
+        **dict.fromkeys(["d3", "d4", "n_groups"], I32),
     }, [{"ACTIVATION": kernels.TANH, "INPUT_PRECISION": "tf32"}]),
     "conv": (kernels._gated_conv_kernel, {
         **dict.fromkeys(["x_ptr", "weight_ptr", "bias_ptr", "gate_weight_ptr", "out_ptr"], BF16),

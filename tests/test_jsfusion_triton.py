@@ -72,6 +72,33 @@ def test_fused_joint_matches_formula(activation, dtype, tolerance):
     assert (joint[invalid] == 0).all()
 
 
+def test_every_tile_width_writes_every_partial_logit():
+    """Autotuning runs the D2|D3 kernel with several BLOCK_N on the same buffers: each width
+    must write all the partial attention logits, or the tuned call reads another's leftovers."""
+    bv, bt, n, m, d1, d2, d3 = 2, 2, 3, 4, 16, 48, 16
+    n_rows, n_groups = bv * bt * n * m, -(-d2 // jsfusion_triton._LOGIT_GROUP)
+    g = torch.Generator().manual_seed(0)
+    v, w = torch.randn(bv, n, d1, generator=g), torch.randn(bt, m, d1, generator=g)
+    w23, b23, attention = (torch.randn(*s, generator=g) for s in [(d1, d2 + d3), (d2 + d3,), (d2,)])
+    kernel = jsfusion_triton._hidden_kernel.fn  # the kernel under the autotuner
+    logits = {}
+    for block_n in [32, 64]:
+        out = torch.full((n_groups, n_rows), float("nan"), device=DEVICE)
+        value = torch.empty(n_rows, d3, device=DEVICE)
+        grid = (-(-n_rows // 32), -(-(d2 + d3) // block_n))
+        kernel[grid](*(x.to(DEVICE) for x in (v, w, w23, b23, attention)), value, out,
+                     n_rows, bt, n, m, d1, d2, d3, n_groups, 0.0,
+                     ACTIVATION=jsfusion_triton.TANH, INPUT_PRECISION="ieee",
+                     LOGIT_GROUP=jsfusion_triton._LOGIT_GROUP,
+                     BLOCK_M=32, BLOCK_N=block_n, BLOCK_K=32)
+        logits[block_n] = out.cpu()
+    t = (v[:, None, :, None] * w[None, :, None, :]).reshape(-1, d1)  # (n_rows, d1)
+    expected = torch.tanh(t @ w23[:, :d2] + b23[:d2]) @ attention  # (n_rows,)
+    for out in logits.values():
+        assert not out.isnan().any()
+        torch.testing.assert_close(out.sum(0), expected, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("gated", [True, False])
 def test_gated_conv_matches_conv2d(stride, gated):

@@ -9,7 +9,8 @@ are written:
 1. `_hidden_kernel`, one GEMM over the cells of a (video block × sentence block): its A tile,
    t = D1v(frame) ⊙ D1w(word), is formed while loading and never stored. Epilogue: bias,
    activation; D2's columns are reduced against the attention vector into one partial logit
-   per (cell, column tile), D3's columns are stored.
+   per (cell, group of 64 columns), D3's columns are stored. (Groups of a fixed width, not one
+   per tile, so that every tile size writes every partial: autotuning runs several.)
 2. `_joint_kernel`, D4 over the stored D3 activations. Epilogue: bias, activation, times
    σ(Σ partial logits) and the valid-cell mask; J is stored as (P, n, m, d4), which is the CHD
    convs' channels-last layout.
@@ -50,7 +51,8 @@ def _configs() -> list[triton.Config]:
 
 
 _CONFIGS = _configs()
-_MIN_BLOCK_N = min(config.kwargs["BLOCK_N"] for config in _CONFIGS)
+# Columns per partial attention logit: divides every BLOCK_N (the interpreter's 32 in two).
+_LOGIT_GROUP = 16 if INTERPRETED else 64
 _GATE_COLUMNS = 16  # width of the gate's dot in the conv kernel: the smallest N of tl.dot
 
 
@@ -96,11 +98,12 @@ def _cells(pid_m, n_rows, bt, n, m, BLOCK_M: tl.constexpr):
 @triton.autotune(configs=_CONFIGS, key=["d1", "d2", "d3"])
 @triton.jit
 def _hidden_kernel(v_ptr, w_ptr, weight_ptr, bias_ptr, attention_ptr, value_ptr, logit_ptr,
-                   n_rows, bt, n, m, d1, d2, d3, negative_slope,
+                   n_rows, bt, n, m, d1, d2, d3, n_groups, negative_slope,
                    ACTIVATION: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+                   LOGIT_GROUP: tl.constexpr,
                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    """value[r] = act(t_r D3 + b3) (n_rows, d3); logit[tile, r] = act(t_r D2 + b2) · a over
-    the tile's D2 columns, t_r = v[video, frame] ⊙ w[sentence, word]."""
+    """value[r] = act(t_r D3 + b3) (n_rows, d3); logit[g, r] = act(t_r D2 + b2) · a over D2's
+    column group g (n_groups, n_rows), t_r = v[video, frame] ⊙ w[sentence, word]."""
     pid_m, pid_n = tl.program_id(0), tl.program_id(1)
     rows, row_ok, video, sentence, frame, word = _cells(pid_m, n_rows, bt, n, m, BLOCK_M)
     v_rows = v_ptr + (video * n + frame)[:, None] * d1  # (BLOCK_M, 1) row pointers
@@ -121,8 +124,12 @@ def _hidden_kernel(v_ptr, w_ptr, weight_ptr, bias_ptr, attention_ptr, value_ptr,
     hidden = _activate(acc + bias[None, :], ACTIVATION, negative_slope)
     if pid_n * BLOCK_N < d2:  # the tile has D2 (attention) columns
         attention = tl.load(attention_ptr + cols, mask=cols < d2, other=0.0).to(tl.float32)
-        logit = tl.sum(hidden * attention[None, :], axis=1)  # (BLOCK_M,)
-        tl.store(logit_ptr + pid_n * n_rows + rows, logit, mask=row_ok)
+        weighted = tl.reshape(hidden * attention[None, :],
+                              (BLOCK_M, BLOCK_N // LOGIT_GROUP, LOGIT_GROUP))
+        logit = tl.sum(weighted, axis=2)  # (BLOCK_M, groups of the tile)
+        groups = pid_n * (BLOCK_N // LOGIT_GROUP) + tl.arange(0, BLOCK_N // LOGIT_GROUP)
+        tl.store(logit_ptr + groups[None, :] * n_rows + rows[:, None], logit,
+                 mask=row_ok[:, None] & (groups < n_groups)[None, :])
     if (pid_n + 1) * BLOCK_N > d2:  # the tile has D3 (value) columns
         value_cols = cols - d2
         tl.store(value_ptr + rows[:, None] * d3 + value_cols[None, :],
@@ -133,10 +140,10 @@ def _hidden_kernel(v_ptr, w_ptr, weight_ptr, bias_ptr, attention_ptr, value_ptr,
 @triton.autotune(configs=_CONFIGS, key=["d3", "d4"])
 @triton.jit
 def _joint_kernel(value_ptr, weight_ptr, bias_ptr, logit_ptr, v_len_ptr, w_len_ptr, out_ptr,
-                  n_rows, bt, n, m, d3, d4, n_tiles, negative_slope,
+                  n_rows, bt, n, m, d3, d4, n_groups, negative_slope,
                   ACTIVATION: tl.constexpr, INPUT_PRECISION: tl.constexpr,
                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    """out[r] = σ(Σ_tile logit[tile, r]) · act(value[r] D4 + b4) at valid cells, else 0."""
+    """out[r] = σ(Σ_g logit[g, r]) · act(value[r] D4 + b4) at valid cells, else 0."""
     pid_m, pid_n = tl.program_id(0), tl.program_id(1)
     rows, row_ok, video, sentence, frame, word = _cells(pid_m, n_rows, bt, n, m, BLOCK_M)
     cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -151,8 +158,8 @@ def _joint_kernel(value_ptr, weight_ptr, bias_ptr, logit_ptr, v_len_ptr, w_len_p
                          mask=k_ok[:, None] & col_ok[None, :], other=0.0)
         acc = tl.dot(value, weight, acc, input_precision=INPUT_PRECISION)
     logit = tl.zeros((BLOCK_M,), dtype=tl.float32)
-    for tile in range(0, n_tiles):
-        logit += tl.load(logit_ptr + tile * n_rows + rows, mask=row_ok, other=0.0)
+    for group in range(0, n_groups):
+        logit += tl.load(logit_ptr + group * n_rows + rows, mask=row_ok, other=0.0)
     v_len = tl.load(v_len_ptr + video, mask=row_ok, other=0)
     w_len = tl.load(w_len_ptr + sentence, mask=row_ok, other=0)
     gate = tl.where((frame < v_len) & (word < w_len), tl.sigmoid(logit), 0.0)
@@ -175,19 +182,19 @@ def fused_joint(v: Tensor, v_len: Tensor, w: Tensor, w_len: Tensor,
     precision = "ieee" if v.dtype == torch.float32 else "tf32"  # tf32: unused by bf16/fp16
     v, w = v.contiguous(), w.contiguous()
     value = torch.empty(n_rows, d3, device=v.device, dtype=v.dtype)
-    n_tiles = triton.cdiv(d2, _MIN_BLOCK_N)  # logit slots; larger tiles leave slots at zero
-    logits = torch.zeros(n_tiles, n_rows, device=v.device, dtype=torch.float32)
+    n_groups = triton.cdiv(d2, _LOGIT_GROUP)
+    logits = torch.empty(n_groups, n_rows, device=v.device, dtype=torch.float32)
     _hidden_kernel[lambda meta: (triton.cdiv(n_rows, meta["BLOCK_M"]),
                                  triton.cdiv(d2 + d3, meta["BLOCK_N"]))](
         v, w, weights.w23, weights.b23, weights.attention, value, logits,
-        n_rows, bt, n, m, d1, d2, d3, weights.negative_slope,
-        ACTIVATION=weights.activation, INPUT_PRECISION=precision,
+        n_rows, bt, n, m, d1, d2, d3, n_groups, weights.negative_slope,
+        ACTIVATION=weights.activation, INPUT_PRECISION=precision, LOGIT_GROUP=_LOGIT_GROUP,
     )
     joint = torch.empty(n_rows, d4, device=v.device, dtype=v.dtype)
     _joint_kernel[lambda meta: (triton.cdiv(n_rows, meta["BLOCK_M"]),
                                 triton.cdiv(d4, meta["BLOCK_N"]))](
         value, weights.w4, weights.b4, logits, v_len, w_len, joint,
-        n_rows, bt, n, m, d3, d4, n_tiles, weights.negative_slope,
+        n_rows, bt, n, m, d3, d4, n_groups, weights.negative_slope,
         ACTIVATION=weights.activation, INPUT_PRECISION=precision,
     )
     return joint
