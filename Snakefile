@@ -12,6 +12,9 @@ configfile: "config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/features.smk"
@@ -22,6 +25,7 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         report_tables(),
+        report_figures(),
         text_targets(),
         QUARANTINE,
     default_target: True

@@ -76,7 +76,7 @@ def tiny_run(tmp_path_factory):
 def test_dry_run_lists_the_whole_chain(tiny_run):
     _, dry, _ = tiny_run
     for rule in ["synth_world", "extract_av", "text_features", "vocab", "train", "evaluate",
-                 "report", "quarantine"]:
+                 "report", "curves", "quarantine"]:
         assert f"rule {rule}:" in dry
     assert "checkpoint manifest:" in dry
 
@@ -98,6 +98,17 @@ def test_run_writes_the_tables_and_a_rerun_does_nothing(tiny_run):
     assert list(quarantine.columns) == ["clip_id", "extractor", "video_path", "reason"]
     assert quarantine.empty
     assert "Nothing to be done" in snakemake(workdir, "-n")
+
+
+def test_html_report_holds_the_tables_and_training_curves(tiny_run):
+    workdir, _, _ = tiny_run
+    figure = workdir / "results" / "tiny" / "report" / "ret-training.png"
+    assert figure.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    snakemake(workdir, "--report", "report.html")
+    html = (workdir / "report.html").read_text()
+    for shown in ['"result": "training curves"', '"result": "table"', "ret-training.png",
+                  "ret.csv", "Data set <strong>tiny</strong>"]:
+        assert shown in html, shown
 
 
 def test_replaced_video_reruns_only_its_shard_and_clip(tiny_run):

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from vlpipe.report import write_report
+from vlpipe.report.curves import plot_training_curves, read_train_log
 from vlpipe.report.paper import paper_table
 
 FEATURES = [{"extractor": "resnet152", "weights": "random-seed-0", "pretrained": False}]
@@ -118,3 +119,40 @@ def test_report_refuses_mixed_tasks(tmp_path):
              _accuracy_run(tmp_path, "multiple_choice", "mc", "Mine", 0, 50.0)]
     with pytest.raises(ValueError, match="one task"):
         write_report(files, tmp_path / "report", "exp", {})
+
+
+def write_log(path, rows):
+    """A train_log.jsonl of (loss, selection) per epoch, 1-based."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"epoch": epoch, "loss": loss, "val": {},
+                                        "selection": selection}) + "\n"
+                            for epoch, (loss, selection) in enumerate(rows, start=1)))
+    return path
+
+
+def test_training_curves_average_the_seeds_of_each_variant(tmp_path):
+    runs = {
+        "full": [write_log(tmp_path / "full-0.jsonl", [(9.0, 10.0), (5.0, 30.0), (3.0, 50.0)]),
+                 write_log(tmp_path / "full-1.jsonl", [(7.0, 20.0), (3.0, 40.0)])],  # stopped
+        "ablation": [write_log(tmp_path / "abl-0.jsonl", [(8.0, 5.0), (6.0, 15.0)])],
+    }
+    out = tmp_path / "report" / "curves.png"
+    frame = plot_training_curves(runs, out, "exp", "accuracy (%)")
+    assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    full = frame[frame["variant"] == "full"].set_index("epoch")
+    assert full.loc[1, ["loss_mean", "loss_min", "loss_max"]].tolist() == [8.0, 7.0, 9.0]
+    assert full.loc[2, ["selection_mean", "selection_min", "selection_max"]].tolist() == [
+        35.0, 30.0, 40.0]
+    assert full["runs"].tolist() == [2, 2, 1]  # seed 1 stopped after epoch 2
+    assert full.loc[3, "selection_mean"] == 50.0
+    assert frame["variant"].unique().tolist() == ["full", "ablation"]  # config order
+
+
+def test_training_log_errors_name_file_and_line(tmp_path):
+    log = write_log(tmp_path / "log.jsonl", [(1.0, 2.0)])
+    log.write_text(log.read_text() + '{"epoch": 2, "loss": 1.0}\n')
+    with pytest.raises(ValueError, match=r"log\.jsonl:2: not a training-log entry"):
+        read_train_log(log)
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(ValueError, match="no epochs logged"):
+        read_train_log(tmp_path / "empty.jsonl")

@@ -108,6 +108,14 @@ def _report(args: argparse.Namespace) -> None:
         print(f"table: {path}")
 
 
+def _curves(args: argparse.Namespace) -> None:
+    from vlpipe.report.curves import plot_training_curves
+    from vlpipe.report.tables import TASKS
+
+    plot_training_curves(json.loads(args.runs), args.out, args.name, TASKS[args.task].selection)
+    print(f"figure: {args.out}")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vlpipe", description=__doc__)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
@@ -180,6 +188,13 @@ def _parser() -> argparse.ArgumentParser:
     step.add_argument("--name", required=True)
     step.add_argument("--config", default="{}", help="settings to print with the tables, JSON")
     step.set_defaults(run=_report)
+
+    step = steps.add_parser("curves", help="plot an experiment's training curves")
+    step.add_argument("--runs", required=True, help="variant → its train_log.jsonl paths, JSON")
+    step.add_argument("--task", required=True, help="the experiment's task")
+    step.add_argument("--name", required=True)
+    step.add_argument("--out", required=True, help="PNG path")
+    step.set_defaults(run=_curves)
     return parser
 
 

@@ -43,7 +43,8 @@ def _fill_in_blank_test(run: dict) -> str:
 @dataclass(frozen=True)
 class Task:
     """How one task's runs are tabulated: our metric columns, one table per direction (the
-    paper's numbers beside the first), the caption template and the header's test line."""
+    paper's numbers beside the first), the caption template, the header's test line, and the
+    validation score training selects models by (its `selection_metric`)."""
 
     title: str
     metrics: tuple[str, ...]
@@ -51,18 +52,22 @@ class Task:
     caption: str
     paper: str
     describe: Callable[[dict], str]
+    selection: str
 
 
 TASKS = {
     "retrieval": Task("retrieval", ("R@1", "R@5", "R@10", "MedR"),
                       {"t2v": "text → video", "v2t": "video → text"}, "{heading} retrieval",
-                      "JSFusion (ECCV 2018) on LSMDC / MSR-VTT 1k", _retrieval_test),
+                      "JSFusion (ECCV 2018) on LSMDC / MSR-VTT 1k", _retrieval_test,
+                      "mean of text → video R@1, R@5, R@10 (%)"),
     "multiple_choice": Task("multiple choice", ("accuracy",),
                             {"mc": "multiple-choice accuracy (%)"}, "{heading}",
-                            "JSFusion (ECCV 2018) on LSMDC / MSR-VTT", _multiple_choice_test),
+                            "JSFusion (ECCV 2018) on LSMDC / MSR-VTT", _multiple_choice_test,
+                            "multiple-choice accuracy (%)"),
     "fill_in_blank": Task("fill in the blank", ("accuracy",),
                           {"fib": "fill-in-the-blank accuracy (%)"}, "{heading}",
-                          "JSFusion (ECCV 2018) on LSMDC", _fill_in_blank_test),
+                          "JSFusion (ECCV 2018) on LSMDC", _fill_in_blank_test,
+                          "fill-in-the-blank accuracy (%)"),
 }
 
 

@@ -96,6 +96,10 @@ def report_tables():
     ]
 
 
+def report_figures():
+    return [f"{OUT}/report/{name}-training.png" for name in config["experiments"]]
+
+
 def text_targets():
     """The sentence-embedding store, when the config names a text encoder."""
     return [TEXT_STORE] if config["text"].get("encoder") else []

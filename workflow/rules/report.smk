@@ -1,4 +1,5 @@
-# Result tables per experiment: the paper's numbers beside ours.
+# Result tables per experiment (the paper's numbers beside ours) and training curves; the tables
+# and figures are also the results of `snakemake --report` (captions in workflow/report/).
 
 
 def experiment_metrics(wildcards):
@@ -14,7 +15,14 @@ rule report:
     input:
         experiment_metrics,
     output:
-        expand(f"{OUT}/report/{{{{experiment}}}}.{{ext}}", ext=["md", "tex", "csv"]),
+        md=f"{OUT}/report/{{experiment}}.md",
+        tex=f"{OUT}/report/{{experiment}}.tex",
+        csv=report(
+            f"{OUT}/report/{{experiment}}.csv",
+            caption="../report/table.rst",
+            category="{experiment}",
+            labels={"result": "table"},
+        ),
     params:
         out_dir=f"{OUT}/report",
         settings=lambda w: as_json(
@@ -32,3 +40,38 @@ rule report:
     shell:
         "python -m vlpipe report --metrics {input:q} --out-dir {params.out_dir:q}"
         " --name {wildcards.experiment:q} --config {params.settings:q} > {log:q} 2>&1"
+
+
+def experiment_train_logs(wildcards):
+    """variant → the train_log.jsonl of each of its seeds."""
+    experiment = config["experiments"][wildcards.experiment]
+    return {
+        variant: [
+            rules.train.output.log.format(experiment=wildcards.experiment, variant=variant, seed=seed)
+            for seed in experiment["seeds"]
+        ]
+        for variant in experiment["variants"]
+    }
+
+
+rule curves:
+    input:
+        lambda w: [log for logs in experiment_train_logs(w).values() for log in logs],
+    output:
+        report(
+            f"{OUT}/report/{{experiment}}-training.png",
+            caption="../report/training.rst",
+            category="{experiment}",
+            labels={"result": "training curves"},
+        ),
+    params:
+        runs=lambda w: as_json(experiment_train_logs(w)),
+        task=lambda w: config["experiments"][w.experiment]["task"],
+    log:
+        f"{LOGS}/report/{{experiment}}-curves.log",
+    localrule: True
+    conda:
+        ENVS["report"]
+    shell:
+        "python -m vlpipe curves --runs {params.runs:q} --task {params.task:q}"
+        " --name {wildcards.experiment:q} --out {output:q} > {log:q} 2>&1"
