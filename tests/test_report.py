@@ -56,6 +56,7 @@ def test_report_puts_mean_and_std_beside_the_paper(tmp_path):
     assert md.startswith("# exp: retrieval on demo")
     tex = paths["tex"].read_text()
     assert r"\toprule" in tex and r"5.0 $\pm$ 1.4" in tex and r"JST\_fc" in tex
+    assert tex.count(r"\centering") == 2 and r"\label{tab:exp-t2v}" in tex
     csv = pd.read_csv(paths["csv"])
     ours = csv[(csv.source == "ours") & (csv.variant == "JSFusion-noaudio") &
                (csv.direction == "t2v") & (csv.metric == "R@1")]

@@ -135,12 +135,14 @@ def _markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _latex(table: pd.DataFrame, caption: str) -> str:
+def _latex(table: pd.DataFrame, caption: str, label: str) -> str:
+    """A booktabs table float, centred, with `caption` and `\\label{label}`."""
     escaped = table.rename(index=lambda m: m.replace("_", r"\_")).rename_axis(None)
     escaped = escaped.map(lambda cell: cell.replace("±", r"$\pm$"))
     caption = caption.replace("→", r"$\rightarrow$").replace("_", r"\_").replace("%", r"\%")
-    return escaped.style.to_latex(hrules=True, caption=caption, multicol_align="c",
-                                  position="t") + "\n"
+    return escaped.style.to_latex(hrules=True, caption=caption, label=label,
+                                  multicol_align="c", position="t",
+                                  position_float="centering") + "\n"
 
 
 def write_report(metric_files: Sequence[str | Path], out_dir: str | Path, name: str,
@@ -162,7 +164,8 @@ def write_report(metric_files: Sequence[str | Path], out_dir: str | Path, name: 
     for index, (direction, heading) in enumerate(task.sections.items()):
         table = result_table(summary, task_name, label, direction, with_paper=index == 0)
         md += [f"## {heading}", "", _markdown(table), ""]
-        tex.append(_latex(table, f"{name}: {task.caption.format(heading=heading)}, {dataset}"))
+        tex.append(_latex(table, f"{name}: {task.caption.format(heading=heading)}, {dataset}",
+                          f"tab:{name}-{direction}"))
     md += ["## Provenance", ""]
     md += [f"- features `{f['extractor']}`: weights **{f['weights']}**"
            + ("" if f["pretrained"] else " — seeded RANDOM initialisation, not pretrained")
