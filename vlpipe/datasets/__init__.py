@@ -22,19 +22,22 @@ from vlpipe.datasets.base import (
 )
 from vlpipe.datasets.lsmdc import lsmdc_files, read_lsmdc
 from vlpipe.datasets.msrvtt import msrvtt_files, read_msrvtt
+from vlpipe.datasets.subtitles import read_subtitles, subtitle_files
 
 
 @dataclass(frozen=True)
 class Adapter:
-    """A format's reader and the annotation files it reads (from its options, root-relative)."""
+    """A format's reader and the annotation files it reads (root-relative, from the root and
+    the options)."""
 
     read: Callable[..., DatasetTables]
-    files: Callable[[dict], list[str]]
+    files: Callable[[Path, dict], list[str]]
 
 
 ADAPTERS = {
     "msrvtt": Adapter(read_msrvtt, msrvtt_files),
     "lsmdc": Adapter(read_lsmdc, lsmdc_files),
+    "subtitles": Adapter(read_subtitles, subtitle_files),
 }
 
 
@@ -51,7 +54,7 @@ def read_dataset(format: str, root: str | Path, **options) -> DatasetTables:
 
 def annotation_files(format: str, root: str | Path, options: dict) -> list[str]:
     """Paths of every annotation file (clips and task lists) the adapter reads."""
-    return [str(Path(root) / name) for name in _adapter(format).files(options)]
+    return [str(Path(root) / name) for name in _adapter(format).files(Path(root), options)]
 
 
 __all__ = ["ADAPTERS", "BLANK_MARKER", "CLIP_COLUMNS", "TASK_COLUMNS", "AnnotationError",

@@ -42,8 +42,9 @@ MULTIPLE_CHOICE_COLUMNS = 1 + TIMESTAMPS + N_CANDIDATES + 1
 FILL_IN_BLANK_COLUMNS = 1 + TIMESTAMPS + 2
 
 
-def lsmdc_files(options: dict) -> list[str]:
-    """The annotation files the adapter reads with ``options``, relative to the root."""
+def lsmdc_files(root: Path, options: dict) -> list[str]:
+    """The annotation files the adapter reads with ``options``, relative to ``root`` (which
+    the file names do not depend on)."""
     per_split = [options["annotations"], options.get("multiple_choice") or {},
                  options.get("fill_in_blank") or {}]
     names = [name for files in per_split for name in files.values()]

@@ -37,8 +37,9 @@ from vlpipe.datasets.base import (
 CANDIDATE_COLUMNS = [f"a{k}" for k in range(1, N_CANDIDATES + 1)]
 
 
-def msrvtt_files(options: dict) -> list[str]:
-    """The annotation files the adapter reads with ``options``, relative to the root."""
+def msrvtt_files(root: Path, options: dict) -> list[str]:
+    """The annotation files the adapter reads with ``options``, relative to ``root`` (which
+    the file names do not depend on)."""
     lists = [options.get(key) for key in ("retrieval_test", "multiple_choice")]
     return [*options["annotations"], *(name for name in lists if name)]
 
