@@ -34,10 +34,11 @@ use_wheels() {
         | tee -a "$OUT/gpu.txt"
 }
 
-scoring() {  # one benchmark run: name, then the benchmark's flags
+scoring() {  # one benchmark run: name, then the benchmark's flags; a failure stops no other run
     local name=$1
     shift
-    python3 benchmarks/jsfusion_scoring.py --out "$OUT/$name.json" "$@" 2>&1 | tee "$OUT/$name.log"
+    python3 benchmarks/jsfusion_scoring.py --out "$OUT/$name.json" "$@" 2>&1 | tee "$OUT/$name.log" \
+        || echo "$name: benchmark failed (exit $?), see $OUT/$name.log"
 }
 
 case "${1:-}" in
