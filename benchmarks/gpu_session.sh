@@ -4,7 +4,7 @@
 #
 #   bash benchmarks/gpu_session.sh wheels    # HERE, once: wheels of what such a machine lacks → .whl/
 #   bash benchmarks/gpu_session.sh tests     # there: CUDA tests (extraction bf16, scoring, Triton)
-#   bash benchmarks/gpu_session.sh scoring   # there: 10^6 pairs, each backend eager, and the baseline
+#   bash benchmarks/gpu_session.sh scoring   # there: 10^6 pairs, each backend eager (2 and 8 GiB blocks), baseline
 #   bash benchmarks/gpu_session.sh compiled  # there: 10^6 pairs, each backend under torch.compile
 #   bash benchmarks/gpu_session.sh variants  # there: unfused gates, random lengths, max-autotune
 #
@@ -60,6 +60,7 @@ case "${1:-}" in
     scoring)
         use_wheels
         scoring eager --backends torch triton-jst triton --baseline-videos 100
+        scoring eager-8gib-blocks --backends torch triton-jst triton --block-gib 8 --skip-baseline
         ;;
     compiled)
         use_wheels
