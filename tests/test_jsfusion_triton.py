@@ -165,3 +165,17 @@ def test_kernels_compile_for_the_h100():
     kernels = [line.split()[0] for line in result.stdout.splitlines()[1:-1]]
     assert kernels.count("hidden") == kernels.count("joint") > 1  # one row per configuration
     assert kernels.count("conv") == 3 * kernels.count("hidden")  # strides 1, 2; ungated
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["triton-jst", "triton"])
+def test_compiled_triton_backends_equal_the_model(backend, monkeypatch):
+    """Under torch.compile the Triton launchers run outside the graphs; the rest is compiled."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    model = calibrate_batch_norm(tiny_model())
+    inputs = encoded(model)
+    with torch.no_grad():
+        expected = model.score_matrix(*inputs)
+    model, inputs = model.to(DEVICE), [x.to(DEVICE) for x in inputs]
+    scorer = PairScorer(model, dtype=torch.float32, backend=backend, compile_mode="default")
+    torch.testing.assert_close(scorer(*inputs, 3, 2).cpu(), expected, rtol=1e-4, atol=1e-5)
