@@ -54,8 +54,8 @@ case "${1:-}" in
         ;;
     tests)
         use_wheels
-        python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_jsfusion_triton.py \
-            tests/test_jsfusion_scoring.py 2>&1 | tee "$OUT/tests.log"
+        python3 -m pytest -q -p no:cacheprovider -m "slow or not slow" tests/test_gpu.py \
+            tests/test_jsfusion_triton.py tests/test_jsfusion_scoring.py 2>&1 | tee "$OUT/tests.log"
         ;;
     scoring)
         use_wheels
