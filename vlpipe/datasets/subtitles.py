@@ -115,6 +115,18 @@ def _cues(path: Path) -> list[srt.Subtitle]:
     return cues
 
 
+def _left_out(sentence: str, duration: float, min_duration: float,
+              max_duration: float | None) -> str | None:
+    """Why a cue is left out, or None to keep it."""
+    if not sentence:
+        return "empty"
+    if duration < min_duration:
+        return "too short"
+    if max_duration is not None and duration > max_duration:
+        return "too long"
+    return None
+
+
 def read_subtitles(root: Path, video_dir: str = "videos", subtitle_dir: str | None = None,
                    video_extensions: Sequence[str] = VIDEO_EXTENSIONS,
                    splits: str | Mapping[str, float] = DEFAULT_SPLITS, min_duration: float = 0.0,
@@ -131,8 +143,7 @@ def read_subtitles(root: Path, video_dir: str = "videos", subtitle_dir: str | No
             if end <= start:
                 raise AnnotationError(f"{where}: ends at {end:.3f} s, not after its start")
             sentence = " ".join(_MARKUP.sub("", cue.content).split())
-            reason = ("empty" if not sentence else "too short" if end - start < min_duration
-                      else "too long" if max_duration and end - start > max_duration else None)
+            reason = _left_out(sentence, end - start, min_duration, max_duration)
             if reason:
                 left_out[reason] += 1
                 continue
