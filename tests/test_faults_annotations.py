@@ -1,6 +1,7 @@
-"""Bad annotation files, manifests and configs (``vlpipe.fault_checks``, groups "annotations"
-and "config"): each fails fast naming the input; a clip span past the end of its video fails
-its extraction job or is quarantined, like any clip that cannot be decoded."""
+"""Bad annotation files, manifests and configs, beyond the cases of ``vlpipe.fault_checks``
+(groups "annotations", "config"; run by test_fault_cases.py): each fails fast naming the input;
+a clip span past the end of its video fails its extraction job or is quarantined, like any clip
+that cannot be decoded."""
 
 from __future__ import annotations
 
@@ -15,16 +16,6 @@ from vlpipe.datasets import AnnotationError, read_dataset
 from vlpipe.datasets.base import check_clip_table, safe_clip_id
 from vlpipe.decode import AudioSpec, DecodeError, decode_media
 from vlpipe.faults import write_good_clip
-
-from .helpers import subprocess_env
-
-CHECKS = [check for check in fault_checks.CHECKS if check.group in ("annotations", "config")]
-
-
-@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.name)
-def test_fault_case(check, tmp_path):
-    result = fault_checks.run_check(check, tmp_path / "case", subprocess_env())
-    assert result.ok, f"expected {check.pattern!r}, got {result.outcome!r}"
 
 
 def test_the_unchanged_data_sets_read(tmp_path):
