@@ -61,6 +61,8 @@ def test_retrieval_metrics_hand_computed():
     assert metrics["R@10"] == pytest.approx(100 * 5 / 6)
     assert metrics["MedR"] == pytest.approx(2.5)  # sorted: 1 1 2 3 7 12
     assert metrics["MeanR"] == pytest.approx(26 / 6)
+    # one positive per query: AP = 1/rank, mAP = MRR ×100
+    assert metrics["mAP"] == pytest.approx(100 * (1 + 1/3 + 1/7 + 1/12 + 1/2 + 1) / 6)
 
 
 def test_bidirectional_retrieval_directions():

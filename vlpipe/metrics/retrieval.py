@@ -26,11 +26,16 @@ def ranks_of_positives(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
 
 
 def retrieval_metrics(ranks: np.ndarray) -> dict[str, float]:
-    """Recall@{1,5,10} in percent, median and mean rank, from 1-based ranks (Q,)."""
+    """Recall@{1,5,10} in percent, median and mean rank, and mAP ×100 from 1-based ranks (Q,).
+
+    With one positive per query, average precision is 1 / rank, so mAP is the mean reciprocal
+    rank (Watch and Learn's metric, reported ×100).
+    """
     ranks = np.asarray(ranks)
     metrics = {f"R@{k}": float(100.0 * np.mean(ranks <= k)) for k in (1, 5, 10)}
     metrics["MedR"] = float(np.median(ranks))
     metrics["MeanR"] = float(np.mean(ranks))
+    metrics["mAP"] = float(100.0 * np.mean(1.0 / ranks))
     return metrics
 
 
