@@ -1,8 +1,15 @@
-"""One training loop for every system: Adam, gradient clipping, a validation pass per epoch,
-the best epoch's weights kept, and a resumable checkpoint after every epoch.
+"""One training loop for every system: Adam or SGD with momentum, a step-wise learning rate,
+gradient clipping, a validation pass per epoch, the best epoch's weights kept, and a resumable
+checkpoint after every epoch.
 
 A task provides ``train_batches(rng)``, ``loss(model, batch)``, ``evaluate(model, split, device)``
-and ``selection_metric(metrics)``.
+and ``selection_metric(metrics)``. A model may provide, each used only where it exists:
+
+- ``initialise_from(task)``: called once before training (resumed runs too, whose checkpoint
+  then overwrites the weights), e.g. to set parameters from the training data;
+- ``start_epoch(epoch)``: called with the 1-based epoch number before its batches;
+- ``epoch_stats()``: called after an epoch's batches; its dict of floats is logged as that
+  epoch's ``train_stats``.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import math
 import os
 import pickle
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +31,9 @@ from vlpipe.atomic import atomic_path, write_json
 log = logging.getLogger(__name__)
 
 
+OPTIMIZERS = ("adam", "sgd")
+
+
 @dataclass
 class TrainSettings:
     epochs: int = 20
@@ -32,6 +42,15 @@ class TrainSettings:
     grad_clip: float = 5.0
     seed: int = 0
     device: str = "auto"
+    optimizer: str = "adam"  # one of OPTIMIZERS
+    momentum: float = 0.9  # SGD only
+    lr_milestones: list[int] = field(default_factory=list)  # 1-based epochs after which…
+    lr_decay: float = 0.1  # …the learning rate is multiplied by this
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer {self.optimizer!r}: must be one of "
+                             f"{', '.join(OPTIMIZERS)}")
 
 
 def seed_everything(seed: int) -> None:
@@ -44,6 +63,14 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
+                               weight_decay=settings.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=settings.lr,
+                            weight_decay=settings.weight_decay)
 
 
 def _save(path: Path, state: dict) -> None:
@@ -75,20 +102,29 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
           fingerprint: str = "") -> dict:
     """Train ``model`` on ``task`` under ``out_dir``; return the summary.
 
-    Writes ``checkpoint.pt`` (resume state: weights, optimiser, every random generator) and
-    ``best.pt`` after each epoch, and at the end ``model.pt`` (the best epoch's weights),
-    ``train_log.jsonl`` and ``summary.json``. A run killed mid-way resumes from
-    ``checkpoint.pt`` if it was written for the same ``fingerprint`` (model, data and settings)
-    and ends as the uninterrupted run would (bit for bit on the CPU); a finished run leaves no
-    checkpoint behind. A non-finite loss or gradient norm stops the run with a
-    ``FloatingPointError`` before the step, so no saved file ever holds NaNs.
+    Writes ``checkpoint.pt`` (resume state: weights, optimiser, learning-rate schedule, every
+    random generator) and ``best.pt`` after each epoch, and at the end ``model.pt`` (the best
+    epoch's weights), ``train_log.jsonl`` (per epoch: loss, lr, val metrics) and
+    ``summary.json``. A run killed mid-way resumes from ``checkpoint.pt`` if it was written for
+    the same ``fingerprint`` (model, data and settings) and ends as the uninterrupted run would
+    (bit for bit on the CPU); a finished run leaves no checkpoint behind. A non-finite loss or
+    gradient norm stops the run with a ``FloatingPointError`` before the step, so no saved file
+    ever holds NaNs.
+
+    The model's optional hooks (see the module docstring): ``initialise_from(task)`` once, after
+    ``model.to(device)`` and before the optimiser is made and the checkpoint loaded;
+    ``start_epoch(epoch)`` before each epoch's batches; ``epoch_stats()`` after them, logged
+    under ``train_stats``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(settings.device)
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr,
-                                 weight_decay=settings.weight_decay)
+    if hasattr(model, "initialise_from"):
+        model.initialise_from(task)
+    optimizer = make_optimizer(model, settings)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, settings.lr_milestones,
+                                                     settings.lr_decay)
     rng = np.random.default_rng(settings.seed)
     start_epoch, best, history = 0, -math.inf, []
     checkpoint = out_dir / "checkpoint.pt"
@@ -96,6 +132,8 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
     if state is not None and state["fingerprint"] == fingerprint:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if "scheduler" in state:  # absent from checkpoints written before lr_milestones existed
+            scheduler.load_state_dict(state["scheduler"])
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"].cpu())
         if state.get("cuda_rng") is not None:
@@ -104,7 +142,9 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
         log.info("resumed from %s at epoch %d", checkpoint, start_epoch)
     for epoch in range(start_epoch, settings.epochs):
         model.train()
-        losses = []
+        if hasattr(model, "start_epoch"):
+            model.start_epoch(epoch + 1)
+        lr, losses = optimizer.param_groups[0]["lr"], []
         for batch in task.train_batches(rng):
             loss = task.loss(model, batch.to(device))
             if not torch.isfinite(loss):
@@ -116,15 +156,19 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
                 raise _non_finite(out_dir, "the gradient norm", norm, epoch, len(losses) + 1)
             optimizer.step()
             losses.append(loss.item())
+        scheduler.step()
+        entry = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": lr}
+        if hasattr(model, "epoch_stats"):
+            entry["train_stats"] = model.epoch_stats()
         metrics = task.evaluate(model, "val", device)
         score = task.selection_metric(metrics)
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val": metrics,
-                        "selection": score})
+        history.append({**entry, "val": metrics, "selection": score})
         log.info("epoch %d loss %.4f val %.2f", epoch + 1, history[-1]["loss"], score)
         if score > best:
             best = score
             _save(out_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch + 1})
         _save(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                           "scheduler": scheduler.state_dict(),
                            "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                            "cuda_rng": (torch.cuda.get_rng_state(device)
                                         if device.type == "cuda" else None),

@@ -1,0 +1,156 @@
+"""The training loop on a one-parameter model: the optimisers' steps as computed by hand, the
+learning-rate milestones, a resume that ends bit for bit as the uninterrupted run, and the
+model's optional hooks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vlpipe.training import TrainSettings, train
+from vlpipe.training.loop import load_state
+
+
+class Scalar(torch.nn.Module):
+    """``w * x`` with one float64 weight, 1 at the start."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(1.0, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w * x
+
+
+class Hooked(Scalar):
+    """A scalar model with every optional hook; each call is appended to ``calls``."""
+
+    def __init__(self, calls: list) -> None:
+        super().__init__()
+        self.calls, self.epoch = calls, 0
+
+    def initialise_from(self, task: FakeTask) -> None:
+        self.calls.append(("initialise_from", task))
+        with torch.no_grad():
+            self.w.fill_(task.initial_w)
+
+    def start_epoch(self, epoch: int) -> None:
+        self.calls.append(("start_epoch", epoch))
+        self.epoch = epoch
+
+    def epoch_stats(self) -> dict:
+        self.calls.append(("epoch_stats", self.epoch))
+        return {"epoch_twice": 2.0 * self.epoch}
+
+
+class FakeTask:
+    """``batches`` batches per epoch of 4 inputs, ones (the loss is then w²) or drawn from the
+    loop's generator (``random``); the loss is the mean squared output, the validation metric
+    the weight itself. It raises at the start of epoch ``fail_at`` (a run killed there)."""
+
+    def __init__(self, batches: int = 1, random: bool = False, fail_at: int = 0,
+                 calls: list | None = None, initial_w: float = 2.0) -> None:
+        self.batches, self.random, self.fail_at = batches, random, fail_at
+        self.calls, self.initial_w, self.epoch = calls, initial_w, 0
+
+    def train_batches(self, rng: np.random.Generator):
+        self.epoch += 1
+        if self.epoch == self.fail_at:
+            raise RuntimeError(f"killed at the start of epoch {self.epoch}")
+        if self.calls is not None:
+            self.calls.append(("batches", self.epoch))
+        for _ in range(self.batches):
+            yield torch.as_tensor(rng.normal(size=4) if self.random else np.ones(4))
+
+    def loss(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        return model(batch).pow(2).mean()
+
+    def evaluate(self, model: torch.nn.Module, split: str, device) -> dict:
+        return {"w": model.w.item()}
+
+    def selection_metric(self, metrics: dict) -> float:
+        return -abs(metrics["w"])
+
+
+def run(model: torch.nn.Module, task: FakeTask, out_dir, **settings) -> list[dict]:
+    """Train on the CPU with no effective clipping; return train_log.jsonl's entries."""
+    train(model, task, TrainSettings(**{"device": "cpu", "grad_clip": 1e6, **settings}), out_dir)
+    return [json.loads(line) for line in (out_dir / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_sgd_steps_with_momentum_and_weight_decay(tmp_path):
+    """loss w², so the gradient with weight decay 0.5 is 2.5 w; w0 = 1, lr 0.1, momentum 0.9:
+    step 1: b = 2.5,                 w = 1 - 0.1 · 2.5 = 0.75;
+    step 2: b = 0.9 · 2.5 + 1.875 = 4.125, w = 0.75 - 0.1 · 4.125 = 0.3375."""
+    model = Scalar()
+    history = run(model, FakeTask(), tmp_path, optimizer="sgd", lr=0.1, momentum=0.9,
+                  weight_decay=0.5, epochs=2)
+    assert [h["val"]["w"] for h in history] == pytest.approx([0.75, 0.3375], rel=1e-12)
+    assert model.w.item() == pytest.approx(0.3375, rel=1e-12)
+    assert all("train_stats" not in h for h in history)  # a model without hooks
+
+
+def test_adam_by_default_as_torch_steps_it(tmp_path):
+    """The default settings step as torch's Adam with weight decay and clipping does."""
+    settings = TrainSettings()
+    history = run(Scalar(), FakeTask(batches=2), tmp_path, epochs=3,
+                  grad_clip=settings.grad_clip)
+    w = torch.nn.Parameter(torch.tensor(1.0, dtype=torch.float64))
+    adam = torch.optim.Adam([w], lr=settings.lr, weight_decay=settings.weight_decay)
+    expected = []
+    for _ in range(3):
+        for _ in range(2):
+            adam.zero_grad()
+            (w * torch.ones(4, dtype=torch.float64)).pow(2).mean().backward()
+            torch.nn.utils.clip_grad_norm_([w], settings.grad_clip)
+            adam.step()
+        expected.append(w.item())
+    assert [h["val"]["w"] for h in history] == expected
+    assert [h["lr"] for h in history] == [settings.lr] * 3
+
+
+def test_lr_is_multiplied_by_the_decay_after_each_milestone(tmp_path):
+    history = run(Scalar(), FakeTask(), tmp_path, optimizer="sgd", lr=0.1, lr_milestones=[2, 3],
+                  lr_decay=0.1, epochs=4)
+    assert [h["lr"] for h in history] == pytest.approx([0.1, 0.1, 0.01, 0.001], rel=1e-12)
+
+
+def test_a_resumed_run_ends_as_the_uninterrupted_one(tmp_path):
+    """SGD with milestones on either side of the kill (after epoch 2); the resumed model's
+    ``initialise_from`` sets another weight, which the checkpoint's then replaces."""
+    settings = {"optimizer": "sgd", "lr": 0.1, "lr_milestones": [2, 3], "epochs": 4}
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    expected = run(Hooked([]), FakeTask(batches=3, random=True), whole, **settings)
+    with pytest.raises(RuntimeError, match="killed at the start of epoch 3"):
+        run(Hooked([]), FakeTask(batches=3, random=True, fail_at=3), killed, **settings)
+    assert load_state(killed / "checkpoint.pt")["epoch"] == 2
+    calls = []
+    task = FakeTask(batches=3, random=True, calls=calls, initial_w=-7.0)
+    assert run(Hooked(calls), task, killed, **settings) == expected
+    assert calls[0] == ("initialise_from", task)
+    assert [c for c in calls if c[0] == "start_epoch"] == [("start_epoch", 3), ("start_epoch", 4)]
+    whole_w, killed_w = (load_state(d / "model.pt")["model"]["w"] for d in (whole, killed))
+    assert torch.equal(whole_w, killed_w)
+    assert sorted(p.name for p in killed.iterdir()) == ["model.pt", "summary.json",
+                                                        "train_log.jsonl"]
+
+
+def test_hooks_are_called_in_order_and_stats_logged(tmp_path):
+    calls = []
+    task = FakeTask(calls=calls, initial_w=3.0)
+    history = run(Hooked(calls), task, tmp_path, optimizer="sgd", lr=0.1, momentum=0.0,
+                  weight_decay=0.0, epochs=3)
+    assert calls == [("initialise_from", task),
+                     *[(name, epoch) for epoch in (1, 2, 3)
+                       for name in ("start_epoch", "batches", "epoch_stats")]]
+    assert [h["train_stats"] for h in history] == [{"epoch_twice": 2.0}, {"epoch_twice": 4.0},
+                                                   {"epoch_twice": 6.0}]
+    assert history[0]["val"]["w"] == pytest.approx(3.0 - 0.1 * 6.0)  # trained from w = 3
+
+
+def test_an_unknown_optimizer_is_refused():
+    with pytest.raises(ValueError, match="'adamw': must be one of adam, sgd"):
+        TrainSettings(optimizer="adamw")
