@@ -5,7 +5,8 @@ import pytest
 
 from vlpipe.report import write_report
 from vlpipe.report.curves import plot_training_curves, read_train_log
-from vlpipe.report.paper import paper_table
+from vlpipe.report.paper import PAPER_FILES, paper_table
+from vlpipe.report.tables import TASKS
 
 FEATURES = [{"extractor": "resnet152", "weights": "random-seed-0", "pretrained": False}]
 
@@ -31,13 +32,13 @@ def _accuracy_run(tmp_path, task, key, variant, seed, accuracy, **extra):
 
 
 def test_paper_numbers_are_the_published_ones():
-    paper = paper_table("retrieval")
+    paper = paper_table("retrieval", "t2v")
     assert paper.loc["JSFusion", ("Paper LSMDC", "R@5")] == 21.2  # the thesis' typo fixed
     assert paper.loc["JSFusion", ("Paper MSR-VTT", "MedR")] == 13
     assert paper.loc["LSTM-fusion", ("Paper LSMDC", "R@10")] == 15.9
-    mc = paper_table("multiple_choice")
+    mc = paper_table("multiple_choice", "mc")
     assert mc.loc["MLB", ("Paper MSR-VTT", "accuracy")] == 76.1 and len(mc) == 11
-    fib = paper_table("fill_in_blank")
+    fib = paper_table("fill_in_blank", "fib")
     assert fib.loc["JSFusion-noaudio", ("Paper LSMDC", "accuracy")] == 45.26
     assert list(fib.columns) == [("Paper LSMDC", "accuracy")] and len(fib) == 11
 
@@ -114,6 +115,95 @@ def test_fill_in_blank_report(tmp_path):
     assert len(csv[csv.source == "paper"]) == 11
     assert set(csv[csv.source == "paper"].dataset) == {"LSMDC"}
 
+
+
+def test_paper_numbers_per_direction():
+    for task, directions in PAPER_FILES.items():  # every paper table is one of the task's tables
+        assert set(directions) <= set(TASKS[task].sections), task
+    video, sentence = paper_table("correspondence", "t2v"), paper_table("correspondence", "v2t")
+    assert list(video.columns) == [("Paper ApartmenTour", "mAP"), ("Paper ApartmenTour", "R@5")]
+    assert list(video.index) == list(sentence.index) and len(video) == 13
+    assert video.loc["WAL-att-adv", ("Paper ApartmenTour", "mAP")] == 30.1  # BVF=4, the default
+    assert sentence.loc["WAL-att-adv", ("Paper ApartmenTour", "R@5")] == 45.4
+    assert sentence.loc["WAL-att-adv-BVF16", ("Paper ApartmenTour", "mAP")] == 30.3
+    assert video.loc["WAL-att-adv-pADV", ("Paper ApartmenTour", "R@5")] == 43.0
+    assert sentence.loc["WAL-att-triplet", ("Paper ApartmenTour", "mAP")] == 26.9
+    assert video.loc["SCAN LSE+AVG", ("Paper ApartmenTour", "R@5")] == 41.3
+    none = paper_table("retrieval", "v2t")  # JSFusion publishes text → video only
+    assert none.empty and len(none.columns) == 0 and len(none.index) == 0
+
+
+def test_retrieval_report_shows_the_paper_beside_text_to_video_only(tmp_path):
+    files = [_run(tmp_path, "JSFusion", 0, 4.0), _run(tmp_path, "Mine", 0, 2.0)]
+    paths = write_report(files, tmp_path / "report", "exp", {})
+    md = paths["md"].read_text()
+    text_to_video, video_to_text = md.split("## video → text")
+    assert text_to_video.count("| Paper LSMDC R@1 |") == 1
+    assert ("## video → text\n\n| model | Ours demo R@1 | Ours demo R@5 | Ours demo R@10 "
+            "| Ours demo MedR |\n|---|---|---|---|---|\n| JSFusion | 4.0 | 8.0 | 12.0 | 6.0 |\n"
+            "| Mine | 2.0 | 4.0 | 6.0 | 8.0 |\n\n## Provenance") in md
+    assert "Paper" not in video_to_text.split("## Provenance")[0]
+    assert paths["tex"].read_text().count("Paper LSMDC") == 1
+    paper = pd.read_csv(paths["csv"]).query("source == 'paper'")
+    assert set(paper.direction) == {"t2v"} and len(paper) == 10 * 8
+
+
+def _correspondence_run(tmp_path, variant, seed, video_map, sentence_map):
+    def metrics(average_precision):
+        return {"R@1": 1.0, "R@5": average_precision + 10, "R@10": 1.0, "MedR": 3.0,
+                "MeanR": 4.0, "mAP": average_precision}
+    return _write(tmp_path, {"experiment": "exp", "variant": variant, "seed": seed,
+                             "dataset": "demo", "task": "correspondence", "n_test": 100,
+                             "features": FEATURES, "test": {"t2v": metrics(video_map),
+                                                            "v2t": metrics(sentence_map)}})
+
+
+def test_correspondence_report_has_the_paper_in_both_directions(tmp_path):
+    files = [_correspondence_run(tmp_path, variant, seed, video_map, sentence_map)
+             for variant, seed, video_map, sentence_map in [
+                 ("WAL-att-adv", 0, 20.0, 18.0), ("WAL-att-adv", 1, 24.0, 19.0),
+                 ("Mine", 0, 3.0, 4.0), ("Mine", 1, 5.0, 6.0)]]
+    paths = write_report(files, tmp_path / "report", "exp", {})
+    md = paths["md"].read_text()
+    assert md.startswith("# exp: video ↔ sentence correspondence (retrieval) on demo")
+    # chance for 100 candidates: mAP = H_100 / 100 = 0.0518737..., R@5 = 5 / 100
+    assert "chance mAP = 5.19%, chance R@5 = 5.00%." in md
+    header = ("| model | Paper ApartmenTour mAP | Paper ApartmenTour R@5 | Ours demo mAP "
+              "| Ours demo R@5 |")
+    video, sentence = md.split("## sentence search (video → sentences)")
+    assert "## video search (sentence → videos)" in video
+    sentence = sentence.split("## Provenance")[0]
+    # WAL-att-adv: video mAP (20, 24) → 22.0 ± 2.83, R@5 (30, 34) → 32.0 ± 2.83;
+    # sentence mAP (18, 19) → 18.5 ± 0.71, R@5 (28, 29) → 28.5 ± 0.71 (sample std)
+    assert header in video and header in sentence
+    assert "| WAL-att-adv | 30.1 | 44.2 | 22.0 ± 2.8 | 32.0 ± 2.8 |" in video
+    assert "| WAL-att-adv | 30.0 | 45.4 | 18.5 ± 0.7 | 28.5 ± 0.7 |" in sentence
+    assert "| PVSE | 27.5 | 40.3 |  |  |" in video and "| PVSE | 27.1 | 42.4 |  |  |" in sentence
+    assert "| Mine |  |  | 4.0 ± 1.4 | 14.0 ± 1.4 |" in video
+    assert "| Mine |  |  | 5.0 ± 1.4 | 15.0 ± 1.4 |" in sentence
+    tex = paths["tex"].read_text()
+    assert tex.count(r"\multicolumn{2}{c}{Paper ApartmenTour}") == 2
+    assert r"\caption{exp: sentence search (video $\rightarrow$ sentences), demo}" in tex
+    assert r"\label{tab:exp-v2t}" in tex
+    csv = pd.read_csv(paths["csv"])
+    paper = csv[csv.source == "paper"]
+    assert len(paper) == 13 * 2 * 2 and set(paper.dataset) == {"ApartmenTour"}
+    assert paper.groupby("direction").size().to_dict() == {"t2v": 26, "v2t": 26}
+    pvse = paper[(paper.variant == "PVSE") & (paper.metric == "mAP")]
+    assert pvse[["direction", "mean"]].values.tolist() == [["t2v", 27.5], ["v2t", 27.1]]
+    ours = csv[(csv.source == "ours") & (csv.variant == "WAL-att-adv") & (csv.metric == "mAP")]
+    assert ours[["direction", "mean", "seeds"]].values.tolist() == [["t2v", 22.0, 2],
+                                                                     ["v2t", 18.5, 2]]
+
+
+def test_correspondence_chance_levels():
+    describe = TASKS["correspondence"].describe
+    assert abs(sum(1 / k for k in range(1, 101)) / 100 - 0.0518737751764) < 1e-12
+    assert "chance mAP = 5.19%, chance R@5 = 5.00%." in describe({"n_test": 100})
+    # n = 3: H_3 / 3 = (11/6) / 3 = 0.6111; R@5 = min(5, 3) / 3 = 1
+    assert "chance mAP = 61.11%, chance R@5 = 100.00%." in describe({"n_test": 3})
+    # n = 7: H_7 / 7 = (363/140) / 7 = 0.37041; R@5 = 5 / 7 = 0.71429
+    assert "chance mAP = 37.04%, chance R@5 = 71.43%." in describe({"n_test": 7})
 
 def test_report_refuses_mixed_tasks(tmp_path):
     files = [_run(tmp_path, "JSFusion", 0, 4.0),

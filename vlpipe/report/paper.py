@@ -1,13 +1,23 @@
 """The papers' published numbers (../shared/spec/paper_tables.md), shown beside ours.
 
-Tables live as CSV files in ``data/``, one per task, with columns ``<DATASET>_<metric>``; rows are
-named as our variants are. JSFusion (ECCV 2018 / thesis ch. 5):
+Tables live as CSV files in ``data/``, one per task and direction (``PAPER_FILES``), with columns
+``<DATASET>_<metric>``; rows are named as our variants are, so the paper's row and ours share a
+line. A direction the paper does not publish has no file. JSFusion (ECCV 2018 / thesis ch. 5):
 
-- retrieval (Table 2 / 5.2): text→video, R@k in %, MedR in ranks; the typos the spec notes are
-  fixed (LSMDC R@5 of JSFusion is 21.2 and of -noaudio 20.9);
+- retrieval (Table 2 / 5.2): text→video only (``t2v``), R@k in %, MedR in ranks; the typos the
+  spec notes are fixed (LSMDC R@5 of JSFusion is 21.2 and of -noaudio 20.9);
 - multiple choice: accuracy in % on LSMDC and MSR-VTT;
 - fill in the blank: accuracy in % on LSMDC (the spec's "noattention" / "noaudio" are our
   JSFusion-noattention / JSFusion-noaudio).
+
+Watch and Learn (WAL; Tables 1 and 2), correspondence on ApartmenTour (100 test pairs), mAP and
+R@5 ×100 in both directions: video search (``t2v``, a sentence queries the videos;
+``wal_video_search.csv``) and sentence search (``v2t``, a video queries the sentences;
+``wal_sentence_search.csv``). Random, PVSE and SCAN LSE+AVG are paper-only rows; the paper's
+WAL variants are named as ours: WAL, WAL-att, WAL-att-adv (BVF=4, the default) → WAL-att-adv,
+(BVF=16) → WAL-att-adv-BVF16, (BVF=64) → WAL-att-adv-BVF64, (G=softmax) → WAL-att-adv-softmax,
+(in=concat) → WAL-att-adv-concat, (in=p_ADV) → WAL-att-adv-pADV, WAL-att (triplet) →
+WAL-att-triplet, WAL-att-adv (triplet) → WAL-att-adv-triplet.
 """
 
 from __future__ import annotations
@@ -16,14 +26,25 @@ from importlib.resources import files
 
 import pandas as pd
 
-DATASET_LABELS = {"LSMDC": "Paper LSMDC", "MSRVTT": "Paper MSR-VTT"}
-PAPER_FILES = {"retrieval": "jsfusion_retrieval.csv", "multiple_choice": "jsfusion_mc.csv",
-               "fill_in_blank": "jsfusion_fib.csv"}
+DATASET_LABELS = {"LSMDC": "Paper LSMDC", "MSRVTT": "Paper MSR-VTT",
+                  "APARTMENTOUR": "Paper ApartmenTour"}
+PAPER_FILES = {
+    "retrieval": {"t2v": "jsfusion_retrieval.csv"},
+    "multiple_choice": {"mc": "jsfusion_mc.csv"},
+    "fill_in_blank": {"fib": "jsfusion_fib.csv"},
+    "correspondence": {"t2v": "wal_video_search.csv", "v2t": "wal_sentence_search.csv"},
+}
 
 
-def paper_table(task: str) -> pd.DataFrame:
-    """The paper's rows for ``task``, indexed by model, columns a (source, metric) MultiIndex."""
-    with files("vlpipe.report").joinpath("data", PAPER_FILES[task]).open() as handle:
+def paper_table(task: str, direction: str) -> pd.DataFrame:
+    """The paper's rows for ``task`` in ``direction``, indexed by model, columns a (source,
+    metric) MultiIndex; empty (no rows, no columns) where the paper has no table for that
+    direction. An unknown ``task`` is a KeyError."""
+    name = PAPER_FILES[task].get(direction)
+    if name is None:
+        return pd.DataFrame(index=pd.Index([], name="model"),
+                            columns=pd.MultiIndex.from_arrays([[], []]))
+    with files("vlpipe.report").joinpath("data", name).open() as handle:
         frame = pd.read_csv(handle, index_col="model")
     frame.columns = pd.MultiIndex.from_tuples(
         [(DATASET_LABELS[c.split("_", 1)[0]], c.split("_", 1)[1]) for c in frame.columns])

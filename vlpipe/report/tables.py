@@ -1,10 +1,11 @@
 """Result tables: our runs (mean ± std over seeds) beside the paper's numbers.
 
 Every run's ``metrics.json`` holds ``experiment, variant, seed, dataset, n_test, features``, its
-``task`` (``retrieval`` when absent, ``multiple_choice`` or ``fill_in_blank``) and the test
-metrics per direction (``t2v``/``v2t``, ``mc`` or ``fib``). The report writes, per experiment:
-``<name>.md`` (tables + provenance notes), ``<name>.tex`` (booktabs) and ``<name>.csv``
-(long format: one row per source, model, direction and metric, with mean, std and seeds).
+``task`` (``retrieval`` when absent, ``multiple_choice``, ``fill_in_blank`` or
+``correspondence``) and the test metrics per direction (``t2v``/``v2t``, ``mc`` or ``fib``). The
+report writes, per experiment: ``<name>.md`` (tables + provenance notes), ``<name>.tex``
+(booktabs) and ``<name>.csv`` (long format: one row per source, model, direction and metric, with
+mean, std and seeds).
 """
 
 from __future__ import annotations
@@ -27,6 +28,16 @@ def _retrieval_test(run: dict) -> str:
             f"chance MedR ≈ {(n_test + 1) / 2:.0f}.")
 
 
+def _correspondence_test(run: dict) -> str:
+    """Chance levels for a query ranking all n candidates, one of them positive, at random:
+    mAP = E[1/rank] = H_n / n (H_n the n-th harmonic number), R@5 = min(5, n) / n."""
+    n_test = run["n_test"]
+    harmonic = sum(1 / k for k in range(1, n_test + 1))
+    return (f"Test: {n_test} video–sentence pairs; each query ranks all {n_test} candidates, "
+            f"one positive; chance mAP = {100 * harmonic / n_test:.2f}%, "
+            f"chance R@5 = {100 * min(5, n_test) / n_test:.2f}%.")
+
+
 def _multiple_choice_test(run: dict) -> str:
     candidates = run.get("n_candidates", 5)
     return (f"Test: {run['n_test']} items, {candidates} candidate sentences each; "
@@ -43,8 +54,9 @@ def _fill_in_blank_test(run: dict) -> str:
 @dataclass(frozen=True)
 class Task:
     """How one task's runs are tabulated: our metric columns, one table per direction (the
-    paper's numbers beside the first), the caption template, the header's test line, and the
-    validation score training selects models by (its `selection_metric`)."""
+    paper's numbers beside ours in every direction it publishes), the caption template, the
+    header's test line, and the validation score training selects models by (its
+    `selection_metric`)."""
 
     title: str
     metrics: tuple[str, ...]
@@ -68,6 +80,11 @@ TASKS = {
                           {"fib": "fill-in-the-blank accuracy (%)"}, "{heading}",
                           "JSFusion (ECCV 2018) on LSMDC", _fill_in_blank_test,
                           "fill-in-the-blank accuracy (%)"),
+    "correspondence": Task("video ↔ sentence correspondence (retrieval)", ("mAP", "R@5"),
+                           {"t2v": "video search (sentence → videos)",
+                            "v2t": "sentence search (video → sentences)"}, "{heading}",
+                           "Watch and Learn on ApartmenTour (100 test pairs)",
+                           _correspondence_test, "mean of video- and sentence-search mAP (%)"),
 }
 
 
@@ -110,13 +127,14 @@ def _paper_cell(value: float, metric: str) -> str:
     return text if metric == "MedR" or "." in text else f"{value:.1f}"
 
 
-def result_table(summary: pd.DataFrame, task: str, ours_label: str, direction: str,
-                 with_paper: bool = True) -> pd.DataFrame:
-    """Rows = models (the paper's, then ours); columns = (source, metric)."""
+def result_table(summary: pd.DataFrame, task: str, ours_label: str,
+                 direction: str) -> pd.DataFrame:
+    """Rows = models (the paper's, then ours); columns = (source, metric): the paper's numbers
+    for `direction` (none where it has no table for it), then ours."""
     ours = summary[summary["direction"] == direction]
     cells = {(r.variant, r.metric): _mean_std(r.mean, r.std, r.seeds) for r in ours.itertuples()}
     variants = list(dict.fromkeys(ours["variant"]))
-    paper = paper_table(task) if with_paper else pd.DataFrame()
+    paper = paper_table(task, direction)
     models = list(paper.index) + [v for v in variants if v not in paper.index]
     table = pd.DataFrame(index=pd.Index(models, name="model"))
     for column in paper.columns:
@@ -161,8 +179,8 @@ def write_report(metric_files: Sequence[str | Path], out_dir: str | Path, name: 
           f"{task.describe(runs[0])} Ours: mean ± std over seeds {seeds}. "
           f"Paper: {task.paper}.", ""]
     tex = []
-    for index, (direction, heading) in enumerate(task.sections.items()):
-        table = result_table(summary, task_name, label, direction, with_paper=index == 0)
+    for direction, heading in task.sections.items():
+        table = result_table(summary, task_name, label, direction)
         md += [f"## {heading}", "", _markdown(table), ""]
         tex.append(_latex(table, f"{name}: {task.caption.format(heading=heading)}, {dataset}",
                           f"tab:{name}-{direction}"))
@@ -178,11 +196,17 @@ def write_report(metric_files: Sequence[str | Path], out_dir: str | Path, name: 
     return paths
 
 
-def _long_csv(summary: pd.DataFrame, task: str, dataset: str) -> str:
-    ours = summary.assign(source="ours", dataset=dataset)
-    paper = paper_table(task).stack(level=[0, 1], future_stack=True).rename("mean")
+def _paper_long(task: str, direction: str) -> pd.DataFrame:
+    """The paper's numbers for `direction`, one row per (model, dataset, metric)."""
+    paper = paper_table(task, direction).stack(level=[0, 1], future_stack=True).rename("mean")
     paper = paper.reset_index().set_axis(["variant", "source", "metric", "mean"], axis=1)
-    paper = paper.assign(dataset=paper["source"].str.removeprefix("Paper "), source="paper",
-                         direction=next(iter(TASKS[task].sections)), std=np.nan, seeds=np.nan)
+    return paper.assign(dataset=paper["source"].str.removeprefix("Paper "), source="paper",
+                        direction=direction, std=np.nan, seeds=np.nan)
+
+
+def _long_csv(summary: pd.DataFrame, task: str, dataset: str) -> str:
+    """Ours, then the paper's rows of every direction it publishes (in section order)."""
     columns = ["source", "dataset", "variant", "direction", "metric", "mean", "std", "seeds"]
-    return pd.concat([ours[columns], paper[columns]]).to_csv(index=False)
+    ours = summary.assign(source="ours", dataset=dataset)
+    papers = [_paper_long(task, direction)[columns] for direction in TASKS[task].sections]
+    return pd.concat([ours[columns], *(p for p in papers if not p.empty)]).to_csv(index=False)
