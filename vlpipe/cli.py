@@ -170,7 +170,8 @@ def _parser() -> argparse.ArgumentParser:
         step.add_argument("--seed", type=int, required=True)
         step.add_argument("--clips", required=True)
         step.add_argument("--vocab", required=True)
-        step.add_argument("--stores", nargs="+", required=True, help="EXTRACTOR=STORE ...")
+        step.add_argument("--stores", nargs="+", required=True,
+                          help="EXTRACTOR=STORE ... (and sentences=STORE: the text store)")
         step.add_argument("--text", default="{}", help="text config as JSON")
         step.add_argument("--task-list", help="the task's list (tables/tasks/<task>.parquet)")
         step.set_defaults(run=run)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from vlpipe.atomic import write_json
-from vlpipe.experiment_config import variant_features
+from vlpipe.experiment_config import SENTENCE_VECTOR_TASKS, SENTENCES_KEY, variant_features
 from vlpipe.features import FeatureStore
 from vlpipe.models import build_model
 from vlpipe.sequences import load_clip_features, quarantined_clips
@@ -30,22 +30,37 @@ from vlpipe.training.loop import load_state, resolve_device, seed_everything
 log = logging.getLogger(__name__)
 
 
-def _group_stores(stores: Sequence[str], extractors: Sequence[str]) -> list[list[str]]:
-    """``["resnet152=a.zarr", ...]`` → store paths grouped in the experiment's extractor order."""
-    grouped: dict[str, list[str]] = {name: [] for name in extractors}
+def _group_stores(stores: Sequence[str],
+                  extractors: Sequence[str]) -> tuple[list[list[str]], str | None]:
+    """``["resnet152=a.zarr", ..., "sentences=t.zarr"]`` → store paths grouped in the
+    experiment's extractor order, and the text store if given."""
+    grouped: dict[str, list[str]] = {name: [] for name in (*extractors, SENTENCES_KEY)}
     for item in stores:
         name, path = item.split("=", 1)
         grouped[name].append(path)
-    return [grouped[name] for name in extractors]
+    text_store = grouped[SENTENCES_KEY][0] if grouped[SENTENCES_KEY] else None
+    return [grouped[name] for name in extractors], text_store
+
+
+def sentence_inputs(text_store: str | None, task: str) -> dict:
+    """The task's ``sentence_vectors`` argument: per clip (n_sentences, D) from the text store,
+    for the tasks that read them (`SENTENCE_VECTOR_TASKS`); nothing for the others."""
+    if task not in SENTENCE_VECTOR_TASKS:
+        return {}
+    if text_store is None:
+        raise ValueError(f"task {task!r} reads sentence vectors: pass the text store as "
+                         f"{SENTENCES_KEY}=text/sentences.zarr among the stores")
+    return {"sentence_vectors": FeatureStore(text_store).read_all("sentence")}
 
 
 def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: str,
                          vocab_path: str, stores: Sequence[str], text: dict,
                          task_list_path: str | None = None):
-    """The task (data + objective) and a freshly initialised model for one run."""
+    """The task (data + objective) and a freshly initialised model for one run, and the paths of
+    the stores it read (per extractor, then the text store if any)."""
     clips = pd.read_parquet(clips_path)
     vocab = Vocabulary.load(vocab_path)
-    store_groups = _group_stores(stores, variant_features(experiment, variant))
+    store_groups, text_store = _group_stores(stores, variant_features(experiment, variant))
     task_list = pd.read_parquet(task_list_path) if task_list_path else None
     bad = quarantined_clips(store_groups)
     if bad:  # left out of extraction as bad input (runtime.bad_clips: quarantine)
@@ -56,6 +71,7 @@ def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: 
             task_list = task_list[~task_list["clip_id"].isin(bad)]
     features, blocks = load_clip_features(store_groups, list(clips["clip_id"]))
     task = TASKS[experiment["task"]](clips, features, vocab, task_list=task_list, blocks=blocks,
+                                     **sentence_inputs(text_store, experiment["task"]),
                                      **experiment.get("task_args", {}))
     flags = {k: v for k, v in (experiment["variants"][variant] or {}).items() if k != "features"}
     model_args = {**experiment.get("model_args", {}), **flags}
@@ -65,9 +81,12 @@ def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: 
     if text.get("embeddings"):
         word_vectors, _ = load_embeddings(text["embeddings"], vocab,
                                           model_args.get("word_dim", 300), seed)
+    inputs = {"output": task.model_output} if task.model_output else {}
+    if hasattr(task, "text_dim"):  # sentence vectors instead of words
+        inputs["text_dim"] = task.text_dim
     model = build_model(experiment["model"], vocab_size=len(vocab), video_dim=video_dim,
-                        word_vectors=word_vectors, output=task.model_output, **model_args)
-    return task, model, store_groups
+                        word_vectors=word_vectors, **inputs, **model_args)
+    return task, model, store_groups + ([[text_store]] if text_store else [])
 
 
 def fingerprint(*parts) -> str:

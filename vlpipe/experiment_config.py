@@ -3,6 +3,17 @@ imports this while planning the DAG)."""
 
 from __future__ import annotations
 
+# The task list a task reads when it is not its own (tables/tasks/<name>.parquet).
+TASK_LISTS = {"correspondence": "retrieval"}
+# Tasks that read sentence vectors from the text store (text/sentences.zarr), passed among the
+# runs' EXTRACTOR=STORE items as SENTENCES_KEY=STORE.
+SENTENCE_VECTOR_TASKS = frozenset({"correspondence"})
+SENTENCES_KEY = "sentences"
+
+
+def task_list_name(task: str) -> str:
+    return TASK_LISTS.get(task, task)
+
 
 def variant_features(experiment: dict, variant: str) -> list[str]:
     """The extractors a variant reads: its own ``features`` or the experiment's."""

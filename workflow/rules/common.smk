@@ -3,7 +3,13 @@ import json
 import os
 from pathlib import Path
 
-from vlpipe.experiment_config import run_settings, variant_features
+from vlpipe.experiment_config import (
+    SENTENCE_VECTOR_TASKS,
+    SENTENCES_KEY,
+    run_settings,
+    task_list_name,
+    variant_features,
+)
 from vlpipe.extractors import check_settings
 
 for _name, _settings in config["extractors"].items():
@@ -76,12 +82,17 @@ def feature_store(extractor, shard):
 
 
 def experiment_stores(experiment, variant):
-    """EXTRACTOR=STORE items for every (extractor, shard) a variant of an experiment reads."""
-    return [
+    """EXTRACTOR=STORE items for every (extractor, shard) a variant of an experiment reads, and
+    sentences=STORE (the text store) when its task reads sentence vectors."""
+    settings = config["experiments"][experiment]
+    stores = [
         f"{extractor}={feature_store(extractor, shard)}"
-        for extractor in variant_features(config["experiments"][experiment], variant)
+        for extractor in variant_features(settings, variant)
         for shard in SHARDS
     ]
+    if settings["task"] in SENTENCE_VECTOR_TASKS:
+        stores.append(f"{SENTENCES_KEY}={TEXT_STORE}")
+    return stores
 
 
 def metrics_file(experiment, variant, seed):

@@ -43,7 +43,7 @@ def run_inputs(wildcards):
     return {
         "clips": f"{OUT}/tables/clips.parquet",
         "vocab": f"{OUT}/text/vocab.json",
-        "task_list": f"{OUT}/tables/tasks/{task}.parquet",
+        "task_list": f"{OUT}/tables/tasks/{task_list_name(task)}.parquet",
         "stores": [
             item.split("=", 1)[1]
             for item in experiment_stores(wildcards.experiment, wildcards.variant)

@@ -1,0 +1,278 @@
+"""WAL: Watch and Learn — video ↔ subtitle correspondence learned from noisy pairs.
+
+A vision channel (per-frame features → FC-BN-ReLU, pooled by the sentence's attention over the
+frames) and a language channel (a frozen sentence vector → FC-BN-ReLU) meet in one similarity
+``p_LVC = sᵀv``, which the classifier ``F_LVC`` turns into a match logit (BCE against
+aligned / random pairs). The discriminator compares ``p_LVC`` with ``p_ADV = max_b sᵀv_b`` over
+learned background visual vectors; its classifier ``F_ADV`` gives the logit of a binary latent
+``z`` (Gumbel-softmax). Pairs with z = 0 train the LVC loss; pairs with z = 1 train the
+adversarial loss ``BCE(F_ADV(·), y=0)``, which pushes the discriminator to let more pairs in.
+
+The paper's variants are flags of `WALConfig`:
+
+    WAL                   attention="none", adversarial=False
+    WAL-att               adversarial=False
+    WAL-att-adv           the defaults (4 background vectors)
+    BVF=16 / 64           backgrounds=16 / 64
+    G=softmax             sampler="softmax"
+    in=concat / p_ADV     discriminator_input="concat" / "p_adv"
+    (triplet)             loss="triplet" (VSE++: hardest in-batch negative, margin 0.2)
+
+Decisions the paper leaves open, taken here: s and v are L2-normalised, so p is a cosine and
+the background vectors compare on the same scale; ``F_LVC`` starts as 5·p; the discriminator
+judges pairs without moving the embeddings (its inputs are detached), and while it is fixed
+(the first ``discriminator_warmup`` epochs) it still routes pairs but no loss reaches it;
+losses are means over pairs (the paper: sums).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vlpipe.models.layers import Dense, masked_apply, masked_mean
+
+ATTENTIONS = ("none", "dot", "multiplicative", "additive")
+
+
+@dataclass
+class WALConfig:
+    """Hyper-parameters; defaults are WAL-att-adv (BVF=4). The embedding size is open."""
+
+    embed_dim: int = 512
+    attention: str = "dot"  # "none" (mean over frames) | "dot" | "multiplicative" | "additive"
+    attention_hidden: int = 256  # additive attention only
+    adversarial: bool = True  # the discriminator channel
+    backgrounds: int = 4  # background visual vectors (BVF)
+    discriminator_input: str = "difference"  # F_ADV(p_ADV − p_LVC) | "concat" | "p_adv"
+    sampler: str = "gumbel"  # z: "gumbel" (hard, straight-through) | "softmax" (soft)
+    temperature: float = 1.0
+    discriminator_warmup: int = 50  # epochs with the discriminator fixed (paper: 50 of 70)
+    loss: str = "bce"  # "bce" (LVC classifier) | "triplet" (VSE++ hardest negative)
+    margin: float = 0.2  # triplet only
+
+    def __post_init__(self) -> None:
+        choices = {"attention": ATTENTIONS, "discriminator_input": ("difference", "concat",
+                                                                    "p_adv"),
+                   "sampler": ("gumbel", "softmax"), "loss": ("bce", "triplet")}
+        for field_name, allowed in choices.items():
+            if getattr(self, field_name) not in allowed:
+                raise ValueError(f"{field_name}={getattr(self, field_name)!r}; allowed: {allowed}")
+        if self.backgrounds < 1:
+            raise ValueError(f"backgrounds={self.backgrounds}; need at least 1")
+
+
+class FrameAttention(nn.Module):
+    """A sentence's attention over a clip's frames; pools the frames into one vector.
+
+    "dot": aᵢ = fᵢᵀs; "multiplicative": fᵢᵀWs; "additive": uᵀtanh(W_f fᵢ + W_s s);
+    "none": the mean of the valid frames. Softmax over the valid frames only.
+    """
+
+    def __init__(self, kind: str, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.kind = kind
+        if kind == "multiplicative":
+            self.query = nn.Linear(dim, dim, bias=False)
+        elif kind == "additive":
+            self.frame_key = nn.Linear(dim, hidden)
+            self.sentence_key = nn.Linear(dim, hidden, bias=False)
+            self.score = nn.Linear(hidden, 1, bias=False)
+
+    def _logits(self, frames: Tensor, sentences: Tensor, all_pairs: bool) -> Tensor:
+        """frames (V, N, E), sentences (T, E) → (T, V, N) if all_pairs, else (P, N), P=V=T."""
+        if self.kind == "additive":
+            keys = self.frame_key(frames)  # (V, N, H)
+            queries = self.sentence_key(sentences)  # (T, H)
+            queries = queries[:, None, None] if all_pairs else queries[:, None]
+            return self.score(torch.tanh(keys + queries)).squeeze(-1)
+        queries = self.query(sentences) if self.kind == "multiplicative" else sentences
+        pattern = "vne,te->tvn" if all_pairs else "pne,pe->pn"
+        return torch.einsum(pattern, frames, queries)
+
+    def forward(self, frames: Tensor, mask: Tensor, sentences: Tensor,
+                all_pairs: bool = False) -> Tensor:
+        """Pooled video vectors: (T, V, E) for every (sentence, clip) if all_pairs, else one
+        per aligned pair (P, E)."""
+        if self.kind == "none":
+            pooled = masked_mean(frames, mask).to(frames.dtype)  # (V, E)
+            return pooled.expand(len(sentences), -1, -1) if all_pairs else pooled
+        logits = self._logits(frames, sentences, all_pairs)
+        weights = logits.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+        pattern = "tvn,vne->tve" if all_pairs else "pn,pne->pe"
+        return torch.einsum(pattern, weights, frames)
+
+
+class Discriminator(nn.Module):
+    """Background visual vectors, ``p_ADV = max_b cos(s, v_b)`` and the classifier ``F_ADV``
+    whose output is the logit of z = 1 (the pair is left out of the LVC loss)."""
+
+    def __init__(self, config: WALConfig) -> None:
+        super().__init__()
+        self.input = config.discriminator_input
+        self.backgrounds = nn.Parameter(F.normalize(torch.randn(config.backgrounds,
+                                                                config.embed_dim), dim=-1))
+        self.classifier = nn.Linear(2 if self.input == "concat" else 1, 1)  # F_ADV
+
+    def forward(self, sentences: Tensor, p_lvc: Tensor) -> Tensor:
+        """sentences (P, E) normalised, p_lvc (P,) → F_ADV logits (P,)."""
+        p_adv = (sentences @ F.normalize(self.backgrounds, dim=-1).T).amax(dim=-1)  # (P,)
+        if self.input == "difference":
+            features = (p_adv - p_lvc)[:, None]
+        elif self.input == "concat":
+            features = torch.stack([p_lvc, p_adv], dim=-1)
+        else:
+            features = p_adv[:, None]
+        return self.classifier(features).squeeze(-1)
+
+
+class WAL(nn.Module):
+    """Watch and Learn over precomputed frame features and frozen sentence vectors.
+
+    ``vocab_size`` and ``word_vectors`` belong to the model registry's constructor; WAL reads
+    sentence vectors of size ``text_dim`` instead of words.
+    """
+
+    def __init__(self, config: WALConfig, vocab_size: int, video_dim: int,
+                 word_vectors: np.ndarray | None = None, *, text_dim: int) -> None:
+        super().__init__()
+        if word_vectors is not None:
+            raise ValueError("WAL reads sentence vectors (the text store); word embeddings "
+                             "(text.embeddings) are not used by it")
+        self.config = config
+        dim = config.embed_dim
+        self.video_embed = Dense(video_dim, dim, activation="relu")  # FC-BN-ReLU per frame
+        self.text_embed = Dense(text_dim, dim, activation="relu")
+        self.attention = FrameAttention(config.attention, dim, config.attention_hidden)
+        self.lvc_head = nn.Linear(1, 1)  # F_LVC
+        with torch.no_grad():
+            self.lvc_head.weight.fill_(5.0)
+            self.lvc_head.bias.zero_()
+        self.discriminator = Discriminator(config) if config.adversarial else None
+        self.discriminator_fixed = True
+        self._routed = [0, 0]  # training pairs sent to the LVC loss, all training pairs
+
+    # -- encoders ---------------------------------------------------------------------------
+    def encode_video(self, feats: Tensor, mask: Tensor) -> Tensor:
+        """Frame features (B, N, D) → embedded frames (B, N, E), zero at padding."""
+        return masked_apply(self.video_embed, feats, mask)
+
+    def encode_text(self, sentences: Tensor) -> Tensor:
+        """Sentence vectors (B, D_text) → normalised embeddings s (B, E)."""
+        return F.normalize(self.text_embed(sentences), dim=-1)
+
+    # -- scores -----------------------------------------------------------------------------
+    def pair_similarity(self, frames: Tensor, mask: Tensor, sentences: Tensor) -> Tensor:
+        """p_LVC = cos(s, v) of aligned pairs: frames (P, N, E), s (P, E) → (P,)."""
+        video = F.normalize(self.attention(frames, mask, sentences), dim=-1)  # (P, E)
+        return (video * sentences).sum(dim=-1)
+
+    def similarity_matrix(self, frames: Tensor, mask: Tensor, sentences: Tensor) -> Tensor:
+        """p_LVC of every (sentence, clip): frames (V, N, E), s (T, E) → (T, V)."""
+        videos = F.normalize(self.attention(frames, mask, sentences, all_pairs=True), dim=-1)
+        return torch.einsum("tve,te->tv", videos, sentences)
+
+    def match_logits(self, similarity: Tensor) -> Tensor:
+        """F_LVC: similarities (any shape) → match logits of the same shape."""
+        return self.lvc_head(similarity.unsqueeze(-1)).squeeze(-1)
+
+    @torch.no_grad()
+    def score_matrix(self, frames: Tensor, mask: Tensor, sentences: Tensor,
+                     block: int = 32) -> Tensor:
+        """Match logits (T, V) of every sentence against every clip, ``block`` sentences at a
+        time (the attention makes each clip's vector depend on the sentence)."""
+        return torch.cat([self.match_logits(self.similarity_matrix(frames, mask, chunk))
+                          for chunk in sentences.split(block)])
+
+    # -- training ---------------------------------------------------------------------------
+    def start_epoch(self, epoch: int) -> None:
+        """Training-loop hook: the discriminator is fixed for the first epochs."""
+        self.discriminator_fixed = epoch <= self.config.discriminator_warmup
+
+    def epoch_stats(self) -> dict[str, float]:
+        """Training-loop hook: the fraction of this epoch's pairs routed to the LVC loss
+        (z = 0; the paper's Figure 4), then the count restarts."""
+        used, total = self._routed
+        self._routed = [0, 0]
+        return {"lvc_fraction": used / total} if self.discriminator is not None and total else {}
+
+    @torch.no_grad()
+    def initialise_from(self, task) -> None:
+        """Training-loop hook: each background vector starts as the mean of a random group of
+        L2-normalised training videos (ResNet features → the initial FC, mean over frames)."""
+        if self.discriminator is None:
+            return
+        feats, mask = task.sample_videos(16 * self.config.backgrounds,
+                                         seed=int(torch.randint(2**31, ())))
+        device = self.discriminator.backgrounds.device
+        was_training = self.training
+        self.eval()
+        frames = self.encode_video(feats.to(device), mask.to(device))
+        videos = F.normalize(masked_mean(frames, mask.to(device)), dim=-1)  # (S, E)
+        self.train(was_training)
+        groups = torch.randperm(len(videos), device=device) % self.config.backgrounds
+        means = torch.stack([videos[groups == b].mean(dim=0)
+                             for b in range(self.config.backgrounds)])
+        self.discriminator.backgrounds.copy_(F.normalize(means, dim=-1))
+
+    def _route(self, sentences: Tensor, p_lvc: Tensor) -> tuple[Tensor, Tensor | None]:
+        """z (P,) in [0, 1] (1 = left out of the LVC loss) and the adversarial loss per pair,
+        None while the discriminator is fixed."""
+        if self.discriminator_fixed:
+            with torch.no_grad():
+                z_logit = self.discriminator(sentences, p_lvc)
+            adversarial = None
+        else:
+            z_logit = self.discriminator(sentences.detach(), p_lvc.detach())
+            adversarial = F.softplus(z_logit)  # BCE(F_ADV(·), y = 0)
+        two_way = torch.stack([torch.zeros_like(z_logit), z_logit], dim=-1)  # (P, 2): z = 0, 1
+        if self.config.sampler == "gumbel":
+            z = F.gumbel_softmax(two_way, tau=self.config.temperature, hard=True)[:, 1]
+        else:
+            z = (two_way / self.config.temperature).softmax(dim=-1)[:, 1]
+        self._routed[0] += int((z < 0.5).sum())
+        self._routed[1] += len(z)
+        return z, adversarial
+
+    def _combine(self, lvc: Tensor, sentences: Tensor, p_lvc: Tensor) -> Tensor:
+        """Per-pair LVC losses (P,) → the batch loss, routed by the discriminator if any."""
+        if self.discriminator is None:
+            return lvc.mean()
+        z, adversarial = self._route(sentences, p_lvc)
+        loss = (1 - z) * lvc
+        if adversarial is not None:
+            loss = loss + z * adversarial
+        return loss.mean()
+
+    def correspondence_loss(self, feats: Tensor, mask: Tensor, sentence_vectors: Tensor,
+                            labels: Tensor) -> Tensor:
+        """The training loss of a batch of (clip, sentence) pairs with labels 1 (aligned) /
+        0 (random sentence): feats (P, N, D), mask (P, N), sentence_vectors (P, D_text),
+        labels (P,). ``loss="triplet"`` uses the aligned pairs only, each against the hardest
+        other clip and sentence of the batch."""
+        frames = self.encode_video(feats, mask)  # (P, N, E)
+        sentences = self.encode_text(sentence_vectors)  # (P, E)
+        if self.config.loss == "bce":
+            p_lvc = self.pair_similarity(frames, mask, sentences)  # (P,)
+            lvc = F.binary_cross_entropy_with_logits(self.match_logits(p_lvc), labels.float(),
+                                                     reduction="none")
+            return self._combine(lvc, sentences, p_lvc)
+        aligned = labels.bool()
+        frames, mask, sentences = frames[aligned], mask[aligned], sentences[aligned]
+        similarity = self.similarity_matrix(frames, mask, sentences)  # (B sentences, B clips)
+        return self._combine(hardest_negative_triplet(similarity, self.config.margin),
+                             sentences, similarity.diagonal())
+
+
+def hardest_negative_triplet(similarity: Tensor, margin: float) -> Tensor:
+    """VSE++ max-violation loss per aligned pair: similarity (B, B) with the positives on the
+    diagonal → (B,): hinge against the hardest other clip plus the hardest other sentence."""
+    positive = similarity.diagonal()  # (B,)
+    diagonal = torch.eye(len(similarity), dtype=torch.bool, device=similarity.device)
+    clips = (margin - positive[:, None] + similarity).clamp(min=0).masked_fill(diagonal, 0)
+    sentences = (margin - positive[None, :] + similarity).clamp(min=0).masked_fill(diagonal, 0)
+    return clips.amax(dim=1) + sentences.amax(dim=0)
