@@ -49,7 +49,15 @@ TINY_CONFIG = {
                           "feature_norm": "pca", "pca_dims": 8},
             "train": {"epochs": 1},
             "variants": {"JSFusion": {}, "JSFusion-noaudio": {"features": ["resnet34"]}},
-        }
+        },
+        "wal": {  # reads the text store's sentence vectors
+            "model": "wal", "task": "correspondence", "features": ["resnet34"], "seeds": [0],
+            "model_args": {"embed_dim": 8, "discriminator_warmup": 1},
+            "task_args": {"max_frames": 5, "batch_size": 4, "feature_norm": "zscore",
+                          "train_noise": 0.5},
+            "train": {"epochs": 2, "optimizer": "sgd", "lr": 0.1, "lr_milestones": [1]},
+            "variants": {"WAL-att-adv": {}},
+        },
     },
 }
 
@@ -92,6 +100,14 @@ def test_run_writes_the_tables_and_a_rerun_does_nothing(tiny_run):
         metrics = json.loads((out / f"metrics/ret/{variant}/seed-0.json").read_text())
         assert metrics["n_test"] == 6 and set(metrics["test"]) == {"t2v", "v2t"}
         assert {f["extractor"] for f in metrics["features"]} == extractors
+    wal = json.loads((out / "metrics/wal/WAL-att-adv/seed-0.json").read_text())
+    assert wal["task"] == "correspondence" and wal["n_test"] == 6
+    assert {f["extractor"] for f in wal["features"]} == {"resnet34", "text:all-MiniLM-L6-v2"}
+    log = [json.loads(line) for line in (out / "models/wal/WAL-att-adv/seed-0/train_log.jsonl")
+           .read_text().splitlines()]
+    assert [entry["lr"] for entry in log] == pytest.approx([0.1, 0.01])
+    assert all(0 <= entry["train_stats"]["lvc_fraction"] <= 1 for entry in log)
+    assert "Paper ApartmenTour" in (out / "report" / "wal.md").read_text()
     sentences = FeatureStore(out / "text" / "sentences.zarr")
     assert len(sentences) == 30 and sentences.read(sentences.clip_ids[0]).shape[1] == 384
     quarantine = pd.read_csv(out / "quarantine.csv")  # every clip decoded: an empty table

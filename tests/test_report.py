@@ -239,6 +239,20 @@ def test_training_curves_average_the_seeds_of_each_variant(tmp_path):
     assert frame["variant"].unique().tolist() == ["full", "ablation"]  # config order
 
 
+def test_logged_training_statistics_get_their_own_curve(tmp_path):
+    adversarial = write_log(tmp_path / "adv.jsonl", [(2.0, 10.0), (1.0, 20.0)])
+    entries = [json.loads(line) for line in adversarial.read_text().splitlines()]
+    for entry, share in zip(entries, (0.6, 0.9), strict=True):
+        entry["train_stats"] = {"lvc_fraction": share}
+    adversarial.write_text("".join(json.dumps(entry) + "\n" for entry in entries))
+    runs = {"WAL-att-adv": [adversarial],
+            "WAL-att": [write_log(tmp_path / "att.jsonl", [(2.0, 5.0), (1.5, 8.0)])]}
+    frame = plot_training_curves(runs, tmp_path / "curves.png", "wal", "mAP")
+    shares = frame.set_index(["variant", "epoch"])["lvc_fraction_mean"]
+    assert shares["WAL-att-adv"].tolist() == [0.6, 0.9]
+    assert shares["WAL-att"].isna().all()  # logs no such statistic: no line
+
+
 def test_training_log_errors_name_file_and_line(tmp_path):
     log = write_log(tmp_path / "log.jsonl", [(1.0, 2.0)])
     log.write_text(log.read_text() + '{"epoch": 2, "loss": 1.0}\n')

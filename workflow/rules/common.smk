@@ -14,6 +14,8 @@ from vlpipe.extractors import check_settings
 
 for _name, _settings in config["extractors"].items():
     check_settings(_name, _settings)  # unknown kinds or settings fail before any job runs
+if SENTENCES_KEY in config["extractors"]:
+    raise ValueError(f"config extractors: {SENTENCES_KEY!r} names the text store; rename it")
 
 # Jobs import vlpipe from this checkout, also inside the per-rule conda environments
 # (`--software-deployment-method conda`, envs/*.yaml), which do not install it.
