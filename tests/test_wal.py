@@ -43,6 +43,20 @@ def test_attention_pairs_match_all_pairs_and_ignore_padding(kind):
     torch.testing.assert_close(pairs[2], frames[2, 0])  # one valid frame: it is the video
 
 
+@pytest.mark.parametrize("kind", ["additive", "dot"])
+def test_score_matrix_in_blocks_matches_pairwise_scores(kind):
+    model = make_model(attention=kind).eval()
+    feats, mask = torch.randn(4, 3, 6), torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]],
+                                                     dtype=torch.bool)
+    frames, sentences = model.encode_video(feats, mask), model.encode_text(torch.randn(5, 5))
+    scores = model.score_matrix(frames, mask, sentences, max_elements=1)  # one sentence a block
+    assert scores.shape == (5, 4)
+    for t in range(5):
+        pairs = model.match_logits(model.pair_similarity(frames, mask, sentences[t].expand(4, -1)))
+        torch.testing.assert_close(scores[t], pairs)
+    torch.testing.assert_close(model.score_matrix(frames, mask, sentences), scores)
+
+
 def test_dot_attention_hand_computed():
     attention = FrameAttention("dot", dim=2, hidden=1)
     frames = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])

@@ -182,11 +182,18 @@ class WAL(nn.Module):
 
     @torch.no_grad()
     def score_matrix(self, frames: Tensor, mask: Tensor, sentences: Tensor,
-                     block: int = 32) -> Tensor:
-        """Match logits (T, V) of every sentence against every clip, ``block`` sentences at a
-        time (the attention makes each clip's vector depend on the sentence)."""
-        return torch.cat([self.match_logits(self.similarity_matrix(frames, mask, chunk))
-                          for chunk in sentences.split(block)])
+                     max_elements: int = 2**26) -> Tensor:
+        """Match logits (T, V) of every sentence against every clip, in float32 even under
+        autocast (bfloat16 scores would tie). The attention makes each clip's vector depend on
+        the sentence, so sentences go in blocks whose largest intermediate — (block, V, N, H)
+        for additive attention, (block, V, E) otherwise — stays under ``max_elements``."""
+        frames, sentences = frames.float(), sentences.float()
+        clips, steps, dim = frames.shape
+        width = steps * self.config.attention_hidden if self.config.attention == "additive" else dim
+        block = max(1, max_elements // (clips * width))
+        with torch.autocast(frames.device.type, enabled=False):
+            return torch.cat([self.match_logits(self.similarity_matrix(frames, mask, chunk))
+                              for chunk in sentences.split(block)])
 
     # -- training ---------------------------------------------------------------------------
     def start_epoch(self, epoch: int) -> None:
