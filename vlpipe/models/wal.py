@@ -154,7 +154,7 @@ class WAL(nn.Module):
             self.lvc_head.bias.zero_()
         self.discriminator = Discriminator(config) if config.adversarial else None
         self.discriminator_fixed = True
-        self._routed = [0, 0]  # training pairs sent to the LVC loss, all training pairs
+        self._routed = [0.0, 0]  # training pairs sent to the LVC loss (Σ 1 − z), all pairs
 
     # -- encoders ---------------------------------------------------------------------------
     def encode_video(self, feats: Tensor, mask: Tensor) -> Tensor:
@@ -202,9 +202,10 @@ class WAL(nn.Module):
 
     def epoch_stats(self) -> dict[str, float]:
         """Training-loop hook: the fraction of this epoch's pairs routed to the LVC loss
-        (z = 0; the paper's Figure 4), then the count restarts."""
+        (z = 0; the paper's Figure 4; the mean of 1 − z for the soft sampler), then the count
+        restarts."""
         used, total = self._routed
-        self._routed = [0, 0]
+        self._routed = [0.0, 0]
         return {"lvc_fraction": used / total} if self.discriminator is not None and total else {}
 
     @torch.no_grad()
@@ -241,7 +242,7 @@ class WAL(nn.Module):
             z = F.gumbel_softmax(two_way, tau=self.config.temperature, hard=True)[:, 1]
         else:
             z = (two_way / self.config.temperature).softmax(dim=-1)[:, 1]
-        self._routed[0] += int((z < 0.5).sum())
+        self._routed[0] += float((1 - z.detach()).sum())  # soft z (softmax): expected share
         self._routed[1] += len(z)
         return z, adversarial
 
