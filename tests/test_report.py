@@ -1,4 +1,5 @@
 import json
+from unittest.mock import patch
 
 import pandas as pd
 import pytest
@@ -240,6 +241,8 @@ def test_training_curves_average_the_seeds_of_each_variant(tmp_path):
 
 
 def test_logged_training_statistics_get_their_own_curve(tmp_path):
+    from matplotlib.axes import Axes
+
     adversarial = write_log(tmp_path / "adv.jsonl", [(2.0, 10.0), (1.0, 20.0)])
     entries = [json.loads(line) for line in adversarial.read_text().splitlines()]
     for entry, share in zip(entries, (0.6, 0.9), strict=True):
@@ -247,7 +250,10 @@ def test_logged_training_statistics_get_their_own_curve(tmp_path):
     adversarial.write_text("".join(json.dumps(entry) + "\n" for entry in entries))
     runs = {"WAL-att-adv": [adversarial],
             "WAL-att": [write_log(tmp_path / "att.jsonl", [(2.0, 5.0), (1.5, 8.0)])]}
-    frame = plot_training_curves(runs, tmp_path / "curves.png", "wal", "mAP")
+    with patch("matplotlib.axes.Axes.set", autospec=True, side_effect=Axes.set) as set_axes:
+        frame = plot_training_curves(runs, tmp_path / "curves.png", "wal", "mAP")
+    titles = [call.kwargs["title"] for call in set_axes.call_args_list if "title" in call.kwargs]
+    assert titles == ["training loss", "validation: mAP", "pairs in the LVC loss (z = 0)"]
     shares = frame.set_index(["variant", "epoch"])["lvc_fraction_mean"]
     assert shares["WAL-att-adv"].tolist() == [0.6, 0.9]
     assert shares["WAL-att"].isna().all()  # logs no such statistic: no line

@@ -62,9 +62,9 @@ def plot_training_curves(runs: Mapping[str, Sequence[str | Path]], out: str | Pa
     import matplotlib.pyplot as plt
 
     frame = curves_frame(runs)
-    curves = {**CURVES, **{c.removesuffix("_mean"): STAT_LABELS.get(c.removesuffix("_mean"),
-                                                                     c.removesuffix("_mean"))
-                           for c in frame.columns if c.endswith("_mean")}}
+    logged = [c.removesuffix("_mean") for c in frame.columns if c.endswith("_mean")]
+    curves = {**CURVES, **{stat: STAT_LABELS.get(stat, stat) for stat in logged
+                           if stat not in CURVES}}
     figure, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 4),
                                 layout="constrained")
     for axis, (curve, label) in zip(axes, curves.items(), strict=True):
