@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 export HF_HUB_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(abspath .cache/ultralytics)
 
-.PHONY: setup demo report test test-slow lint dry-run clean
+.PHONY: setup demo demo-tours report test test-slow lint dry-run clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ setup: $(VENV)/.installed
 
 demo: setup  ## run the whole DAG on config.yaml (the synthetic demo)
 	PATH="$(BIN):$$PATH" snakemake --cores $(CORES)
+
+demo-tours: setup  ## WAL on subtitled tour videos with known noise (configs/tours.yaml)
+	PATH="$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/tours.yaml --replace-workflow-config
 
 report: setup  ## the HTML report of the finished run (tables, training curves, provenance)
 	PATH="$(BIN):$$PATH" snakemake --report results/report.html

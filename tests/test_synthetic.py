@@ -10,11 +10,19 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import srt
 
 from vlpipe.datasets import annotation_files, read_dataset
-from vlpipe.synthetic import WorldConfig, generate_world, writer
-from vlpipe.synthetic.scene import COLOURS, describe_many, sample_scene, vocabulary
-from vlpipe.synthetic.world import salient_actions, synthetic_dataset_options
+from vlpipe.synthetic import WorldConfig, generate_world, tours, writer
+from vlpipe.synthetic.render import render_frames
+from vlpipe.synthetic.scene import ACTIONS, COLOURS, describe_many, sample_scene, vocabulary
+from vlpipe.synthetic.world import (
+    _clip_rngs,
+    salient_actions,
+    synthetic_annotation_files,
+    synthetic_dataset_options,
+    synthetic_videos,
+)
 
 SMALL = WorldConfig(seed=3, n_clips=10, sentences_per_clip=3)
 PALETTE_NAMES = list(COLOURS)
@@ -171,3 +179,140 @@ def test_interrupted_generation_leaves_no_finished_looking_files(
         generate_world(tmp_path, SMALL)
     assert sorted(p.name for p in (tmp_path / "videos").iterdir()) == ["video0.mp4", "video1.mp4"]
     assert not (tmp_path / "annotations").exists()
+
+
+# --- Tours: the clips as long subtitled videos with known subtitle noise (Watch and Learn) ---
+
+TOURS = WorldConfig(seed=1, n_clips=20, size=32, duration_s=1.0, fps=5, train_fraction=0.6,
+                    validate_fraction=0.2, test_fraction=0.2, silent_fraction=0.3,
+                    tour_clips=5, subtitle_noise=0.5)
+GRAMMAR_FUNCTION_WORDS = {"a", "an", "and", "in", "is", "of", "on", "that", "there", "to",
+                          "while"}
+
+
+@pytest.fixture(scope="module")
+def tours_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tours")
+    generate_world(root, TOURS)
+    return root
+
+
+def _cues(root: Path) -> list[dict]:
+    return [json.loads(line) for line in (root / tours.GROUND_TRUTH).open()]
+
+
+def _files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def test_no_tours_by_default_and_the_world_is_as_before(world: Path) -> None:
+    assert _files(world) == set(_world_files(SMALL.n_clips))
+    assert "tour_clips" not in _annotations(world)["info"]["config"]
+    assert SMALL.tours() == []
+    assert synthetic_videos(SMALL) == [f"videos/video{i}.mp4" for i in range(SMALL.n_clips)]
+    for bad, message in [({"subtitle_noise": 1.5}, "subtitle_noise"),
+                         ({"tour_clips": -1}, "tour_clips"),
+                         ({"tour_clips": 2, "fps": 3, "duration_s": 0.5}, "whole number"),
+                         ({"tour_clips": 2, "duration_s": 0.1}, "at least 0.2 s")]:
+        with pytest.raises(ValueError, match=message):
+            replace(SMALL, **bad)
+
+
+def test_tours_add_files_and_change_none(tours_world: Path, tmp_path: Path) -> None:
+    generate_world(tmp_path, replace(TOURS, tour_clips=0))
+    common = _files(tmp_path) - {"annotations/videodatainfo.json"}
+    assert _files(tours_world) - _files(tmp_path) == {
+        tours.GROUND_TRUTH, tours.SPLITS_FILE,
+        *(f"tours/tour{k}.{ext}" for k in range(5) for ext in ("mp4", "srt"))}
+    for name in common:
+        assert (tmp_path / name).read_bytes() == (tours_world / name).read_bytes(), name
+    assert _annotations(tours_world)["info"]["config"]["tour_clips"] == TOURS.tour_clips
+
+
+def test_a_tour_video_is_its_clips_end_to_end(tours_world: Path) -> None:
+    per_clip = round(TOURS.duration_s * TOURS.fps)
+    samples = round(TOURS.duration_s * TOURS.audio_rate)
+    silent = TOURS.silent_clips()
+    for tour in TOURS.tours():
+        frames, audio = _decode(tours_world / "tours" / f"{tour.name}.mp4")
+        assert len(frames) == per_clip * len(tour.clips)
+        for j, clip in enumerate(tour.clips):
+            scene = sample_scene(_clip_rngs(TOURS.seed, clip)[0], TOURS.duration_s)
+            rendered = render_frames(scene, TOURS.fps, TOURS.size).astype(float)
+            own, _ = _decode(tours_world / "videos" / f"video{clip}.mp4")
+            block = np.stack(frames[j * per_clip:(j + 1) * per_clip])
+            error = np.abs(block - rendered).mean()  # lossy H.264: as close as the clip's own
+            assert error < min(np.abs(np.stack(own) - rendered).mean() + 1, 6), (tour.name, clip)
+            if audio is not None:  # silent clips are silence in the tour
+                middle = audio[j * samples:(j + 1) * samples][samples // 10:-samples // 10]
+                loud = np.sqrt(np.mean(middle**2))
+                assert (loud < 0.005) if clip in silent else (loud > 0.01), (tour.name, clip)
+        assert (audio is None) == (set(tour.clips) <= silent)
+
+
+def test_tour_subtitles_span_their_clips(tours_world: Path) -> None:
+    plan, cues = TOURS.tours(), _cues(tours_world)
+    assert [(t.name, t.split, t.clips) for t in plan] == [
+        ("tour0", "train", (0, 1, 2, 3, 4)), ("tour1", "train", (5, 6, 7, 8, 9)),
+        ("tour2", "train", (10, 11)), ("tour3", "val", (12, 13, 14, 15)),
+        ("tour4", "test", (16, 17, 18, 19))]
+    assert (tours_world / tours.SPLITS_FILE).read_text() == (
+        "video,split\ntour0,train\ntour1,train\ntour2,train\ntour3,val\ntour4,test\n")
+    captions = [scene["captions"] for scene in _scenes(tours_world)]
+    for tour in plan:
+        subtitles = list(srt.parse((tours_world / "tours" / f"{tour.name}.srt").read_text()))
+        truth = [cue for cue in cues if cue["tour"] == tour.name]
+        assert [cue["clip"] for cue in truth] == list(tour.clips)
+        for j, (subtitle, cue) in enumerate(zip(subtitles, truth, strict=True)):
+            assert (subtitle.index, cue["cue"], cue["clip_id"]) == (
+                j + 1, j + 1, f"{tour.name}_{j + 1:04d}")
+            assert subtitle.start.total_seconds() == cue["start"] == j * TOURS.duration_s
+            assert subtitle.end.total_seconds() == cue["end"] == (j + 1) * TOURS.duration_s - 0.1
+            assert subtitle.content == cue["text"]
+            assert cue["split"] == tour.split
+            if cue["noise"] is None:
+                assert cue["text"] == captions[cue["clip"]][0]
+
+
+def test_noise_only_in_training_tours_with_the_requested_fraction_and_kinds(
+        tours_world: Path) -> None:
+    cues, plan = _cues(tours_world), {tour.name: tour for tour in TOURS.tours()}
+    captions = [scene["captions"] for scene in _scenes(tours_world)]
+    train = [cue for cue in cues if cue["split"] == "train"]
+    assert all(cue["noise"] is None for cue in cues if cue["split"] != "train")
+    kinds = Counter(cue["noise"] for cue in train)
+    assert kinds == {None: 6, "chatter": 3, "other_clip": 3}  # 12 cues × 0.5, half each
+    for cue in train:
+        assert cue["text"] not in captions[cue["clip"]] or cue["noise"] is None
+        if cue["noise"] == "other_clip":
+            owners = [c for c in plan[cue["tour"]].clips if captions[c][0] == cue["text"]]
+            assert owners and cue["clip"] not in owners, cue
+        if cue["noise"] == "chatter":
+            assert cue["text"] in tours.CHATTER
+    content_words = vocabulary() - GRAMMAR_FUNCTION_WORDS
+    for line in tours.CHATTER:
+        assert not set(line.split()) & content_words, line
+        assert not set(line.split()) & set(ACTIONS), line
+    clean = tours.tour_cues(TOURS.tours(), captions, TOURS.duration_s, 0.0, TOURS.seed)
+    assert [cue["text"] for cue in clean] == [captions[cue["clip"]][0] for cue in clean]
+
+
+def test_the_subtitles_adapter_reads_one_clip_per_cue(tours_world: Path) -> None:
+    options = synthetic_dataset_options("subtitles")
+    clips = read_dataset("subtitles", tours_world, **options).clips.set_index("clip_id")
+    cues = {cue["clip_id"]: cue for cue in _cues(tours_world)}
+    assert sorted(clips.index) == sorted(cues) and len(cues) == TOURS.n_clips
+    for clip_id, cue in cues.items():
+        row = clips.loc[clip_id]
+        assert (row.start, row.end, row.split, row.sentences) == (
+            cue["start"], cue["end"], cue["split"], [cue["text"]])
+        assert row.video_path == str(tours_world / "tours" / f"{cue['tour']}.mp4")
+    assert annotation_files("subtitles", tours_world, options) == [
+        str(tours_world / name) for name in synthetic_annotation_files("subtitles", TOURS)]
+    assert set(synthetic_videos(TOURS)) == {f for f in _files(tours_world) if f.endswith(".mp4")}
+    for format in ("msrvtt", "lsmdc"):
+        assert synthetic_annotation_files(format, TOURS) == annotation_files(
+            format, "", synthetic_dataset_options(format))
+    activity = salient_actions(tours_world)
+    assert all(activity[clip_id] == activity[f"video{cue['clip']}"]
+               for clip_id, cue in cues.items())

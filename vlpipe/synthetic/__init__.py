@@ -7,7 +7,9 @@ scene and MSR-VTT-style annotations.
 - ``scene.py``: scene dataclasses, their sampling and the sentence grammar;
 - ``render.py``: frames and audio from a scene (``object_state`` gives any object at any time);
 - ``writer.py``: deterministic, atomic .mp4 writing with PyAV;
-- ``world.py``: ``WorldConfig`` and ``generate_world``.
+- ``world.py``: ``WorldConfig`` and ``generate_world``;
+- ``tours.py``: the clips as long subtitled "tour" videos with known subtitle noise (Watch and
+  Learn's setting; ``WorldConfig.tour_clips``), read by the subtitles adapter.
 
 Planned extensions and where they go (not implemented):
 
@@ -19,9 +21,8 @@ Planned extensions and where they go (not implemented):
   and background and are sampled conditioned on the previous scene.
 - Gaze: a ``gaze.py`` that samples per-frame fixations of several simulated viewers around the
   salient object (``Scene.objects[0]``), located with ``render.object_state``.
-- Subtitles: ``world.py`` writes time-aligned subtitle files from ``scene.describe`` (and the
-  event times in each ``Action``), replacing a controllable fraction with sentences of unrelated
-  clips.
+- Event-level subtitles: cues timed by the event times in each ``Action`` rather than one cue
+  per clip (``tours.py``).
 """
 
 from vlpipe.synthetic.world import WorldConfig, generate_world

@@ -1,14 +1,15 @@
-"""Generate the synthetic world: clips, ground-truth scenes and annotations in two formats.
+"""Generate the synthetic world: clips, ground-truth scenes and annotations in three formats.
 
 The same world is written as MSR-VTT (``annotations/videodatainfo.json``, every caption) and as
 LSMDC 2016 (``annotations/lsmdc/``: one sentence per clip, the first caption, with the task
 lists built as LSMDC's: multiple choice with distractors of another activity — the salient
-object's action — fill in the blank, and the public-test retrieval list);
-``synthetic_dataset_options`` gives the adapter options that read either.
+object's action — fill in the blank, and the public-test retrieval list) and, with
+``tour_clips`` > 0, as subtitled tours with known subtitle noise (``tours.py``; the subtitles
+adapter's format); ``synthetic_dataset_options`` gives the adapter options that read each.
 
 Clip ``i`` depends only on ``(seed, i)``, and its scene, sentences and audio noise draw from
 separate random streams, so changing ``n_clips`` or ``sentences_per_clip`` leaves the other
-clips' pictures and sounds untouched.
+clips' pictures and sounds untouched; the subtitle noise has a stream of its own too.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from vlpipe.atomic import write_json, write_text
+from vlpipe.datasets import ADAPTERS
 from vlpipe.datasets.base import normalise_split
 from vlpipe.datasets.task_lists import (
     build_fill_in_blank,
@@ -29,6 +31,18 @@ from vlpipe.datasets.task_lists import (
 )
 from vlpipe.synthetic.render import render_audio, render_frames
 from vlpipe.synthetic.scene import ACTIONS, describe_many, sample_scene
+from vlpipe.synthetic.tours import (
+    CUE_GAP_MS,
+    GROUND_TRUTH,
+    SPLITS_FILE,
+    TOURS_DIR,
+    Tour,
+    plan_tours,
+    tour_annotation_files,
+    tour_cues,
+    write_tour_annotations,
+    write_tour_video,
+)
 from vlpipe.synthetic.writer import write_clip
 
 SPLITS = ("train", "validate", "test")
@@ -53,7 +67,10 @@ def synthetic_dataset_options(format: str) -> dict:
                          if isinstance(value, dict) else f"{LSMDC_DIR}/{value}")
                    for key, value in LSMDC_FILES.items()}
         return {**options, "video_dir": "videos", "video_pattern": "{clip_id}.mp4"}
-    raise KeyError(f"the synthetic world is written as msrvtt or lsmdc, not {format!r}")
+    if format == "subtitles":  # every cue is kept: the adapter's default durations
+        return {"video_dir": TOURS_DIR, "splits": SPLITS_FILE}
+    raise KeyError(f"the synthetic world is written as msrvtt, lsmdc or subtitles, "
+                   f"not {format!r}")
 
 
 def _salient_action(record: dict) -> str:
@@ -61,9 +78,15 @@ def _salient_action(record: dict) -> str:
 
 
 def salient_actions(root: str | Path) -> dict[str, str]:
-    """Each clip's activity label, its salient object's action, from ``scenes.jsonl``."""
+    """Each clip's activity label, its salient object's action, from ``scenes.jsonl``; in a
+    world with tours also each cue's clip's: the label of the clip it shows."""
     lines = (Path(root) / "annotations" / "scenes.jsonl").read_text().splitlines()
-    return {record["video_id"]: _salient_action(record) for record in map(json.loads, lines)}
+    actions = {record["video_id"]: _salient_action(record) for record in map(json.loads, lines)}
+    tours = Path(root) / GROUND_TRUTH
+    if tours.exists():
+        cues = map(json.loads, tours.read_text().splitlines())
+        actions |= {cue["clip_id"]: actions[f"video{cue['clip']}"] for cue in cues}
+    return actions
 
 
 @dataclass(frozen=True)
@@ -81,6 +104,8 @@ class WorldConfig:
     sentences_per_clip: int = 2
     audio_rate: int = 16_000
     silent_fraction: float = 0.0  # clips written without an audio stream
+    tour_clips: int = 0  # clips per subtitled tour video (tours.py); 0: no tours
+    subtitle_noise: float = 0.3  # fraction of the training tours' cues that are noise
 
     def __post_init__(self) -> None:
         fractions = (self.train_fraction, self.validate_fraction, self.test_fraction)
@@ -94,6 +119,22 @@ class WorldConfig:
             raise ValueError("n_clips, fps, sentences_per_clip and audio_rate must be >= 1")
         if self.duration_s <= 0:
             raise ValueError(f"duration_s must be positive, got {self.duration_s}")
+        if self.tour_clips < 0:
+            raise ValueError(f"tour_clips must be >= 0 (0: no tours), got {self.tour_clips}")
+        if not 0.0 <= self.subtitle_noise <= 1.0:
+            raise ValueError(f"subtitle_noise must lie in [0, 1], got {self.subtitle_noise}")
+        if self.tour_clips:
+            self._check_tour_timing()
+
+    def _check_tour_timing(self) -> None:
+        """Clips laid end to end keep their times: whole frames and samples, room for a cue."""
+        for name, rate in (("fps", self.fps), ("audio_rate", self.audio_rate)):
+            if abs(self.duration_s * rate - round(self.duration_s * rate)) > 1e-6:
+                raise ValueError(f"tours need a whole number of frames and audio samples per "
+                                 f"clip; duration_s × {name} = {self.duration_s * rate}")
+        if self.duration_s * 1000 < 2 * CUE_GAP_MS:
+            raise ValueError(f"tours need clips of at least {2 * CUE_GAP_MS / 1000} s (cues end "
+                             f"{CUE_GAP_MS / 1000} s early), got duration_s={self.duration_s}")
 
     def split_sizes(self) -> dict[str, int]:
         """Clips per split; train and validate are rounded, test takes the rest."""
@@ -111,6 +152,33 @@ class WorldConfig:
         count = round(self.n_clips * self.silent_fraction)
         return {int(i) for i in rng.permutation(self.n_clips)[:count]}
 
+    def tours(self) -> list[Tour]:
+        """The subtitled tour videos (none when ``tour_clips`` is 0)."""
+        return plan_tours(self.split_sizes(), self.tour_clips) if self.tour_clips else []
+
+    def info(self) -> dict:
+        """The settings recorded in ``videodatainfo.json``; the tour settings only where tours
+        are written (a world without tours is byte for byte as before they existed)."""
+        settings = asdict(self)
+        if not self.tour_clips:
+            del settings["tour_clips"], settings["subtitle_noise"]
+        return settings
+
+
+def synthetic_annotation_files(format: str, config: WorldConfig) -> list[str]:
+    """The annotation files (root-relative) the ``format`` adapter reads in the world ``config``
+    writes, with ``synthetic_dataset_options(format)``; known before the world exists."""
+    if format == "subtitles":
+        return tour_annotation_files(config.tours())
+    options = synthetic_dataset_options(format)
+    return ADAPTERS[format].files(Path(), options)
+
+
+def synthetic_videos(config: WorldConfig) -> list[str]:
+    """Every video (root-relative) the world ``config`` writes: the clips, then the tours."""
+    return [*(f"videos/video{i}.mp4" for i in range(config.n_clips)),
+            *(f"{TOURS_DIR}/{tour.name}.mp4" for tour in config.tours())]
+
 
 def _clip_rngs(seed: int, index: int) -> list[np.random.Generator]:
     """Independent generators for clip ``index``: scene, sentences, audio noise."""
@@ -119,17 +187,38 @@ def _clip_rngs(seed: int, index: int) -> list[np.random.Generator]:
 
 
 def _make_clip(config: WorldConfig, index: int, split: str, silent: bool,
-               video_path: Path) -> dict:
-    """Render and write clip ``index``; return its scene record for ``scenes.jsonl``."""
+               video_path: Path) -> tuple[dict, np.ndarray, np.ndarray | None]:
+    """Render and write clip ``index``; return its scene record for ``scenes.jsonl``, its
+    frames and its waveform (None when silent)."""
     scene_rng, text_rng, audio_rng = _clip_rngs(config.seed, index)
     scene = sample_scene(scene_rng, config.duration_s)
     captions = describe_many(scene, text_rng, config.sentences_per_clip)
     waveform = None if silent else render_audio(scene, config.audio_rate, audio_rng)
-    write_clip(video_path, render_frames(scene, config.fps, config.size), config.fps, waveform,
-               config.audio_rate)
-    return {"video_id": f"video{index}", "id": index, "split": split, "has_audio": not silent,
-            "fps": config.fps, "size": config.size, "category": ACTIONS.index(
-                scene.objects[0].action.name), "captions": captions, "scene": scene.to_dict()}
+    frames = render_frames(scene, config.fps, config.size)
+    write_clip(video_path, frames, config.fps, waveform, config.audio_rate)
+    record = {"video_id": f"video{index}", "id": index, "split": split, "has_audio": not silent,
+              "fps": config.fps, "size": config.size, "category": ACTIONS.index(
+                  scene.objects[0].action.name), "captions": captions, "scene": scene.to_dict()}
+    return record, frames, waveform
+
+
+def _write_videos(root: Path, config: WorldConfig, tours: list[Tour]) -> list[dict]:
+    """Write every clip, and each tour as soon as its last clip is rendered (a tour's frames
+    are held in memory until then); return the clips' scene records."""
+    silent = config.silent_clips()
+    ending = {tour.clips[-1]: tour for tour in tours}
+    records, pending = [], []
+    for i, split in enumerate(config.splits()):
+        record, frames, waveform = _make_clip(config, i, split, i in silent,
+                                              root / "videos" / f"video{i}.mp4")
+        records.append(record)
+        if tours:
+            pending.append((frames, waveform))
+        if i in ending:
+            write_tour_video(root / TOURS_DIR / f"{ending[i].name}.mp4", pending, config.fps,
+                             config.audio_rate)
+            pending = []
+    return records
 
 
 def _lsmdc_time(seconds: float) -> str:
@@ -171,19 +260,23 @@ def _write_lsmdc(root: Path, records: list[dict], config: WorldConfig) -> None:
 
 
 def generate_world(root: Path, config: WorldConfig) -> None:
-    """Write ``videos/video{i}.mp4``, ``annotations/scenes.jsonl``, the LSMDC files and
+    """Write ``videos/video{i}.mp4``, ``annotations/scenes.jsonl``, the LSMDC files, the tours
+    (``tour_clips`` > 0: ``tours/``, ``annotations/tours.jsonl``) and
     ``annotations/videodatainfo.json``.
 
     Every file is written atomically; ``videodatainfo.json`` is written last, so its presence
     means the whole world is complete.
     """
     root = Path(root)
-    silent = config.silent_clips()
-    records = [_make_clip(config, i, split, i in silent, root / "videos" / f"video{i}.mp4")
-               for i, split in enumerate(config.splits())]
+    tours = config.tours()
+    records = _write_videos(root, config, tours)
     lines = [json.dumps(record, sort_keys=True) for record in records]
     write_text(root / "annotations" / "scenes.jsonl", "\n".join(lines) + "\n")
     _write_lsmdc(root, records, config)
+    if tours:
+        captions = [record["captions"] for record in records]
+        write_tour_annotations(root, tours, tour_cues(tours, captions, config.duration_s,
+                                                      config.subtitle_noise, config.seed))
     videos = [{"category": r["category"], "url": "", "video_id": r["video_id"],
                "start time": 0.0, "end time": config.duration_s, "split": r["split"],
                "id": r["id"]} for r in records]
@@ -192,6 +285,6 @@ def generate_world(root: Path, config: WorldConfig) -> None:
     for sen_id, sentence in enumerate(sentences):
         sentence["sen_id"] = sen_id
     info = {"description": "vlpipe synthetic video-language world", "version": "1.0",
-            "config": asdict(config), "categories": list(ACTIONS), "splits": config.split_sizes()}
+            "config": config.info(), "categories": list(ACTIONS), "splits": config.split_sizes()}
     write_json(root / "annotations" / "videodatainfo.json",
                {"info": info, "videos": videos, "sentences": sentences})

@@ -3,17 +3,32 @@ import functools
 
 from vlpipe.datasets import TASK_COLUMNS, annotation_files, read_dataset
 from vlpipe.manifest import files_digest
-
-ANNOTATIONS = annotation_files(
-    config["dataset"]["format"], ROOT, config["dataset"].get("options", {})
+from vlpipe.synthetic.world import (
+    WorldConfig,
+    synthetic_annotation_files,
+    synthetic_dataset_options,
+    synthetic_videos,
 )
+
+if "synthetic" in config["dataset"]:
+    # Not yet written when the workflow plans: the world's files follow from its settings
+    # (the subtitles adapter would list the tour videos on disk).
+    WORLD = WorldConfig(**config["dataset"]["synthetic"])
+    WORLD_OPTIONS = synthetic_dataset_options(config["dataset"]["format"])
+    if config["dataset"].get("options", {}) != WORLD_OPTIONS:
+        raise ValueError(f"config dataset.options: a synthetic world is read with {WORLD_OPTIONS}")
+    ANNOTATIONS = [
+        f"{ROOT}/{name}"
+        for name in synthetic_annotation_files(config["dataset"]["format"], WORLD)
+    ]
+    SYNTHETIC_VIDEOS = [f"{ROOT}/{name}" for name in synthetic_videos(WORLD)]
+else:
+    ANNOTATIONS = annotation_files(
+        config["dataset"]["format"], ROOT, config["dataset"].get("options", {})
+    )
+    SYNTHETIC_VIDEOS = []
 # the synthetic world's ground truth: its activity labels (multiple-choice protocol "lsmdc")
 SCENES = [f"{ROOT}/annotations/scenes.jsonl"] if "synthetic" in config["dataset"] else []
-
-SYNTHETIC_VIDEOS = [
-    f"{ROOT}/videos/video{i}.mp4"
-    for i in range(config["dataset"].get("synthetic", {}).get("n_clips", 0))
-]
 
 if "synthetic" in config["dataset"]:
 
