@@ -136,6 +136,16 @@ def test_all_pairs_left_out_train_only_the_adversarial_loss():
     assert grads["discriminator.classifier.bias"].item() > 0  # pushed towards y = 0
 
 
+def test_aligned_routing_leaves_random_pairs_in_the_lvc_loss():
+    model = make_model(discriminator_warmup=0, route="aligned")
+    with torch.no_grad():  # every judged pair is left out
+        model.discriminator.classifier.weight.zero_()
+        model.discriminator.classifier.bias.fill_(50.0)
+    grads = _grads_after_loss(model, epoch=1)
+    assert model.epoch_stats() == {"lvc_fraction": 0.0}  # over the 4 aligned pairs only
+    assert grads["video_embed.linear.weight"].abs().sum() > 0  # the 4 random pairs still train
+
+
 def test_config_rejects_unknown_choices():
     with pytest.raises(ValueError, match="attention"):
         WALConfig(attention="cosine")

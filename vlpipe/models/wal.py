@@ -52,13 +52,15 @@ class WALConfig:
     sampler: str = "gumbel"  # z: "gumbel" (hard, straight-through) | "softmax" (soft)
     temperature: float = 1.0
     discriminator_warmup: int = 50  # epochs with the discriminator fixed (paper: 50 of 70)
+    route: str = "all"  # pairs the discriminator judges: "all" | "aligned" (random ones never)
     loss: str = "bce"  # "bce" (LVC classifier) | "triplet" (VSE++ hardest negative)
     margin: float = 0.2  # triplet only
 
     def __post_init__(self) -> None:
         choices = {"attention": ATTENTIONS, "discriminator_input": ("difference", "concat",
                                                                     "p_adv"),
-                   "sampler": ("gumbel", "softmax"), "loss": ("bce", "triplet")}
+                   "sampler": ("gumbel", "softmax"), "loss": ("bce", "triplet"),
+                   "route": ("all", "aligned")}
         for field_name, allowed in choices.items():
             if getattr(self, field_name) not in allowed:
                 raise ValueError(f"{field_name}={getattr(self, field_name)!r}; allowed: {allowed}")
@@ -227,9 +229,10 @@ class WAL(nn.Module):
                              for b in range(self.config.backgrounds)])
         self.discriminator.backgrounds.copy_(F.normalize(means, dim=-1))
 
-    def _route(self, sentences: Tensor, p_lvc: Tensor) -> tuple[Tensor, Tensor | None]:
-        """z (P,) in [0, 1] (1 = left out of the LVC loss) and the adversarial loss per pair,
-        None while the discriminator is fixed."""
+    def _route(self, sentences: Tensor, p_lvc: Tensor,
+               judged: Tensor) -> tuple[Tensor, Tensor | None]:
+        """z (P,) in [0, 1] (1 = left out of the LVC loss; 0 where not ``judged``) and the
+        adversarial loss per pair, None while the discriminator is fixed."""
         if self.discriminator_fixed:
             with torch.no_grad():
                 z_logit = self.discriminator(sentences, p_lvc)
@@ -242,15 +245,18 @@ class WAL(nn.Module):
             z = F.gumbel_softmax(two_way, tau=self.config.temperature, hard=True)[:, 1]
         else:
             z = (two_way / self.config.temperature).softmax(dim=-1)[:, 1]
-        self._routed[0] += float((1 - z.detach()).sum())  # soft z (softmax): expected share
-        self._routed[1] += len(z)
+        z = z * judged  # the pairs it does not judge always train the LVC loss
+        self._routed[0] += float((1 - z.detach())[judged].sum())  # soft z: expected share
+        self._routed[1] += int(judged.sum())
         return z, adversarial
 
-    def _combine(self, lvc: Tensor, sentences: Tensor, p_lvc: Tensor) -> Tensor:
+    def _combine(self, lvc: Tensor, sentences: Tensor, p_lvc: Tensor,
+                 aligned: Tensor) -> Tensor:
         """Per-pair LVC losses (P,) → the batch loss, routed by the discriminator if any."""
         if self.discriminator is None:
             return lvc.mean()
-        z, adversarial = self._route(sentences, p_lvc)
+        judged = aligned if self.config.route == "aligned" else torch.ones_like(aligned)
+        z, adversarial = self._route(sentences, p_lvc, judged)
         loss = (1 - z) * lvc
         if adversarial is not None:
             loss = loss + z * adversarial
@@ -268,12 +274,12 @@ class WAL(nn.Module):
             p_lvc = self.pair_similarity(frames, mask, sentences)  # (P,)
             lvc = F.binary_cross_entropy_with_logits(self.match_logits(p_lvc), labels.float(),
                                                      reduction="none")
-            return self._combine(lvc, sentences, p_lvc)
+            return self._combine(lvc, sentences, p_lvc, labels.bool())
         aligned = labels.bool()
         frames, mask, sentences = frames[aligned], mask[aligned], sentences[aligned]
         similarity = self.similarity_matrix(frames, mask, sentences)  # (B sentences, B clips)
         return self._combine(hardest_negative_triplet(similarity, self.config.margin),
-                             sentences, similarity.diagonal())
+                             sentences, similarity.diagonal(), aligned[aligned])
 
 
 def hardest_negative_triplet(similarity: Tensor, margin: float) -> Tensor:
