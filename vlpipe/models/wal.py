@@ -22,7 +22,9 @@ Decisions the paper leaves open, taken here: s and v are L2-normalised, so p is 
 the background vectors compare on the same scale; ``F_LVC`` starts as 5·p; the discriminator
 judges pairs without moving the embeddings (its inputs are detached), and while it is fixed
 (the first ``discriminator_warmup`` epochs) it still routes pairs but no loss reaches it;
-losses are means over pairs (the paper: sums).
+losses are means over pairs (the paper: sums). Whether the discriminator also judges the random
+negative pairs is open too: ``route="all"`` (the default, the paper as written) or
+``"aligned"``.
 """
 
 from __future__ import annotations
