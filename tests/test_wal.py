@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vlpipe.experiment import sentence_inputs
 from vlpipe.models import build_model
 from vlpipe.models.wal import ATTENTIONS, FrameAttention, WALConfig, hardest_negative_triplet
 from vlpipe.tasks import CorrespondenceTask
@@ -236,6 +237,12 @@ def test_listed_test_pairs_find_their_sentence_vectors():
     with pytest.raises(KeyError, match="c005"):
         CorrespondenceTask(clips, features, vocab, sentence_vectors=vectors,
                            feature_norm="none")
+
+
+def test_only_sentence_vector_tasks_need_the_text_store():
+    assert sentence_inputs(None, "retrieval") == {}
+    with pytest.raises(ValueError, match=r"sentences=text/sentences\.zarr"):
+        sentence_inputs(None, "correspondence")
 
 
 def test_initialise_from_sets_normalised_background_means():

@@ -61,9 +61,9 @@ class CorrespondenceTask(VideoTextTask):
         missing = sorted(set(clips["clip_id"]) - set(sentence_vectors))
         if missing:
             raise KeyError(f"text store: no sentence vectors for clip(s) {missing[:5]}")
-        texts = dict(zip(clips["clip_id"], clips["sentences"], strict=True))
-        self.texts = {c: list(texts[c]) for c in texts}
-        self.vectors = {c: np.asarray(sentence_vectors[c], dtype=np.float32) for c in texts}
+        self.texts = {c: list(sentences) for c, sentences in zip(clips["clip_id"],
+                                                                 clips["sentences"], strict=True)}
+        self.vectors = {c: np.asarray(sentence_vectors[c], dtype=np.float32) for c in self.texts}
         for clip_id, vectors in self.vectors.items():
             if len(vectors) != len(self.texts[clip_id]):
                 raise ValueError(f"text store: clip {clip_id!r} has {len(vectors)} sentence "
