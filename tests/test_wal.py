@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from vlpipe.experiment import sentence_inputs
 from vlpipe.models import build_model
-from vlpipe.models.wal import ATTENTIONS, FrameAttention, WALConfig, hardest_negative_triplet
+from vlpipe.models.attention import ATTENTIONS, FrameAttention
+from vlpipe.models.wal import WALConfig, hardest_negative_triplet
 from vlpipe.tasks import CorrespondenceTask
 from vlpipe.text import Vocabulary
 from vlpipe.training import TrainSettings, train
@@ -29,7 +30,7 @@ def make_model(video_dim=6, text_dim=5, **settings):
 @pytest.mark.parametrize("kind", ATTENTIONS)
 def test_attention_pairs_match_all_pairs_and_ignore_padding(kind):
     torch.manual_seed(0)
-    attention = FrameAttention(kind, dim=4, hidden=3)
+    attention = FrameAttention(kind, frame_dim=4, query_dim=4, hidden=3)
     frames = torch.randn(3, 5, 4)
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.bool)
     frames[~mask] = 0.0
@@ -59,7 +60,7 @@ def test_score_matrix_in_blocks_matches_pairwise_scores(kind):
 
 
 def test_dot_attention_hand_computed():
-    attention = FrameAttention("dot", dim=2, hidden=1)
+    attention = FrameAttention("dot", frame_dim=2, query_dim=2, hidden=1)
     frames = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
     sentence = torch.tensor([[math.log(3.0), 0.0]])  # logits ln 3, 0 → weights 3/4, 1/4
     pooled = attention(frames, torch.ones(1, 2, dtype=torch.bool), sentence)

@@ -36,9 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vlpipe.models.attention import ATTENTIONS, FrameAttention
 from vlpipe.models.layers import Dense, masked_apply, masked_mean
-
-ATTENTIONS = ("none", "dot", "multiplicative", "additive")
 
 
 @dataclass
@@ -68,47 +67,6 @@ class WALConfig:
                 raise ValueError(f"{field_name}={getattr(self, field_name)!r}; allowed: {allowed}")
         if self.backgrounds < 1:
             raise ValueError(f"backgrounds={self.backgrounds}; need at least 1")
-
-
-class FrameAttention(nn.Module):
-    """A sentence's attention over a clip's frames; pools the frames into one vector.
-
-    "dot": aᵢ = fᵢᵀs; "multiplicative": fᵢᵀWs; "additive": uᵀtanh(W_f fᵢ + W_s s);
-    "none": the mean of the valid frames. Softmax over the valid frames only.
-    """
-
-    def __init__(self, kind: str, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.kind = kind
-        if kind == "multiplicative":
-            self.query = nn.Linear(dim, dim, bias=False)
-        elif kind == "additive":
-            self.frame_key = nn.Linear(dim, hidden)
-            self.sentence_key = nn.Linear(dim, hidden, bias=False)
-            self.score = nn.Linear(hidden, 1, bias=False)
-
-    def _logits(self, frames: Tensor, sentences: Tensor, all_pairs: bool) -> Tensor:
-        """frames (V, N, E), sentences (T, E) → (T, V, N) if all_pairs, else (P, N), P=V=T."""
-        if self.kind == "additive":
-            keys = self.frame_key(frames)  # (V, N, H)
-            queries = self.sentence_key(sentences)  # (T, H)
-            queries = queries[:, None, None] if all_pairs else queries[:, None]
-            return self.score(torch.tanh(keys + queries)).squeeze(-1)
-        queries = self.query(sentences) if self.kind == "multiplicative" else sentences
-        pattern = "vne,te->tvn" if all_pairs else "pne,pe->pn"
-        return torch.einsum(pattern, frames, queries)
-
-    def forward(self, frames: Tensor, mask: Tensor, sentences: Tensor,
-                all_pairs: bool = False) -> Tensor:
-        """Pooled video vectors: (T, V, E) for every (sentence, clip) if all_pairs, else one
-        per aligned pair (P, E)."""
-        if self.kind == "none":
-            pooled = masked_mean(frames, mask).to(frames.dtype)  # (V, E)
-            return pooled.expand(len(sentences), -1, -1) if all_pairs else pooled
-        logits = self._logits(frames, sentences, all_pairs)
-        weights = logits.masked_fill(~mask, float("-inf")).softmax(dim=-1)
-        pattern = "tvn,vne->tve" if all_pairs else "pn,pne->pe"
-        return torch.einsum(pattern, weights, frames)
 
 
 class Discriminator(nn.Module):
@@ -151,7 +109,7 @@ class WAL(nn.Module):
         dim = config.embed_dim
         self.video_embed = Dense(video_dim, dim, activation="relu")  # FC-BN-ReLU per frame
         self.text_embed = Dense(text_dim, dim, activation="relu")
-        self.attention = FrameAttention(config.attention, dim, config.attention_hidden)
+        self.attention = FrameAttention(config.attention, dim, dim, config.attention_hidden)
         self.lvc_head = nn.Linear(1, 1)  # F_LVC
         with torch.no_grad():
             self.lvc_head.weight.fill_(5.0)
