@@ -58,6 +58,14 @@ TINY_CONFIG = {
             "train": {"epochs": 2, "optimizer": "sgd", "lr": 0.1, "lr_milestones": [1]},
             "variants": {"WAL-att-adv": {}},
         },
+        "cap": {  # decodes with beam search, scored by the coco-caption toolkit
+            "model": "captioner", "task": "captioning", "features": ["resnet34"], "seeds": [0],
+            "model_args": {"word_dim": 8, "hidden": 8, "attention_hidden": 4},
+            "task_args": {"max_frames": 5, "max_words": 10, "batch_size": 8,
+                          "feature_norm": "zscore", "beam": 2},
+            "train": {"epochs": 1},
+            "variants": {"Temp-Attention": {}},
+        },
     },
 }
 
@@ -108,6 +116,9 @@ def test_run_writes_the_tables_and_a_rerun_does_nothing(tiny_run):
     assert [entry["lr"] for entry in log] == pytest.approx([0.1, 0.01])
     assert all(0 <= entry["train_stats"]["lvc_fraction"] <= 1 for entry in log)
     assert "Paper ApartmenTour" in (out / "report" / "wal.md").read_text()
+    cap = json.loads((out / "metrics/cap/Temp-Attention/seed-0.json").read_text())
+    assert cap["n_test"] == 6 and {"BLEU-4", "METEOR", "CIDEr"} <= set(cap["test"]["caption"])
+    assert "Paper LSMDC" in (out / "report" / "cap.md").read_text()
     sentences = FeatureStore(out / "text" / "sentences.zarr")
     assert len(sentences) == 30 and sentences.read(sentences.clip_ids[0]).shape[1] == 384
     quarantine = pd.read_csv(out / "quarantine.csv")  # every clip decoded: an empty table

@@ -4,7 +4,7 @@ imports this while planning the DAG)."""
 from __future__ import annotations
 
 # The task list a task reads when it is not its own (tables/tasks/<name>.parquet).
-TASK_LISTS = {"correspondence": "retrieval"}
+TASK_LISTS = {"correspondence": "retrieval", "captioning": "retrieval"}
 # Tasks that read sentence vectors from the text store (text/sentences.zarr), passed among the
 # runs' EXTRACTOR=STORE items as SENTENCES_KEY=STORE.
 SENTENCE_VECTOR_TASKS = frozenset({"correspondence"})

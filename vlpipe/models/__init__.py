@@ -12,12 +12,14 @@ import dataclasses
 import numpy as np
 from torch import nn
 
+from vlpipe.models.captioner import AttentionCaptioner, CaptionerConfig
 from vlpipe.models.jsfusion import JSFusion, JSFusionConfig
 from vlpipe.models.wal import WAL, WALConfig
 
 MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "jsfusion": (JSFusion, JSFusionConfig),
     "wal": (WAL, WALConfig),
+    "captioner": (AttentionCaptioner, CaptionerConfig),
 }
 
 
@@ -36,4 +38,5 @@ def build_model(name: str, *, vocab_size: int, video_dim: int,
     return model_class(config_class(**settings), vocab_size, video_dim, word_vectors, **inputs)
 
 
-__all__ = ["MODELS", "WAL", "JSFusion", "JSFusionConfig", "WALConfig", "build_model"]
+__all__ = ["MODELS", "WAL", "AttentionCaptioner", "CaptionerConfig", "JSFusion",
+           "JSFusionConfig", "WALConfig", "build_model"]

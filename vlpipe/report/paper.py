@@ -18,6 +18,10 @@ WAL variants are named as ours: WAL, WAL-att, WAL-att-adv (BVF=4, the default) �
 (BVF=16) → WAL-att-adv-BVF16, (BVF=64) → WAL-att-adv-BVF64, (G=softmax) → WAL-att-adv-softmax,
 (in=concat) → WAL-att-adv-concat, (in=p_ADV) → WAL-att-adv-pADV, WAL-att (triplet) →
 WAL-att-triplet, WAL-att-adv (triplet) → WAL-att-adv-triplet.
+
+Captioning (thesis ch. 3, GEAN's table): BLEU-1/2/3, METEOR, ROUGE-L and CIDEr on LSMDC and VAS,
+×100 (the thesis prints them on a 0–1 scale); S2VT+GNet and Temp-Attention are the baselines
+without gaze, GEAN+GNet+C3D+Scene without and with its gaze predictor RGP.
 """
 
 from __future__ import annotations
@@ -27,12 +31,13 @@ from importlib.resources import files
 import pandas as pd
 
 DATASET_LABELS = {"LSMDC": "Paper LSMDC", "MSRVTT": "Paper MSR-VTT",
-                  "APARTMENTOUR": "Paper ApartmenTour"}
+                  "APARTMENTOUR": "Paper ApartmenTour", "VAS": "Paper VAS"}
 PAPER_FILES = {
     "retrieval": {"t2v": "jsfusion_retrieval.csv"},
     "multiple_choice": {"mc": "jsfusion_mc.csv"},
     "fill_in_blank": {"fib": "jsfusion_fib.csv"},
     "correspondence": {"t2v": "wal_video_search.csv", "v2t": "wal_sentence_search.csv"},
+    "captioning": {"caption": "captioning.csv"},
 }
 
 

@@ -1,11 +1,11 @@
 """Result tables: our runs (mean ± std over seeds) beside the paper's numbers.
 
 Every run's ``metrics.json`` holds ``experiment, variant, seed, dataset, n_test, features``, its
-``task`` (``retrieval`` when absent, ``multiple_choice``, ``fill_in_blank`` or
-``correspondence``) and the test metrics per direction (``t2v``/``v2t``, ``mc`` or ``fib``). The
-report writes, per experiment: ``<name>.md`` (tables + provenance notes), ``<name>.tex``
-(booktabs) and ``<name>.csv`` (long format: one row per source, model, direction and metric, with
-mean, std and seeds).
+``task`` (``retrieval`` when absent, ``multiple_choice``, ``fill_in_blank``, ``correspondence``
+or ``captioning``) and the test metrics per direction (``t2v``/``v2t``, ``mc``, ``fib`` or
+``caption``). The report writes, per experiment: ``<name>.md`` (tables + provenance notes),
+``<name>.tex`` (booktabs) and ``<name>.csv`` (long format: one row per source, model, direction
+and metric, with mean, std and seeds).
 """
 
 from __future__ import annotations
@@ -36,6 +36,11 @@ def _correspondence_test(run: dict) -> str:
     return (f"Test: {n_test} video–sentence pairs; each query ranks all {n_test} candidates, "
             f"one positive; chance mAP = {100 * harmonic / n_test:.2f}%, "
             f"chance R@5 = {100 * min(5, n_test) / n_test:.2f}%.")
+
+
+def _captioning_test(run: dict) -> str:
+    return (f"Test: {run['n_test']} clips, one caption decoded per clip against all of its "
+            "captions; coco-caption metrics ×100.")
 
 
 def _multiple_choice_test(run: dict) -> str:
@@ -85,6 +90,10 @@ TASKS = {
                             "v2t": "sentence search (video → sentences)"}, "{heading}",
                            "Watch and Learn on ApartmenTour (100 test pairs)",
                            _correspondence_test, "mean of video- and sentence-search mAP (%)"),
+    "captioning": Task("captioning", ("BLEU-1", "BLEU-2", "BLEU-3", "METEOR", "ROUGE-L",
+                                      "CIDEr"),
+                       {"caption": "captioning (×100)"}, "{heading}",
+                       "GEAN (thesis ch. 3) on LSMDC / VAS", _captioning_test, "CIDEr (×100)"),
 }
 
 

@@ -1,0 +1,84 @@
+"""Temp-Attention (Yao et al., ICCV 2015): an LSTM decoder with soft attention over the frames,
+the captioning baseline of GEAN's and CT-SAN's tables and the base the captioning systems extend.
+
+At step t the decoder attends over the projected frames with its previous state, reads
+``[E(w_{t-1}); context]`` and predicts ``w_t`` from ``[h_t; context]``. ``attention="none"``
+replaces the context by the mean of the frames (the mean-pool baseline). Token ids are the
+vocabulary's plus one more, ``end_id = vocab_size``, which ends every caption and also starts
+decoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vlpipe.models.attention import FrameAttention
+from vlpipe.models.encoders import TextEmbedding
+from vlpipe.models.layers import masked_apply, masked_mean
+
+
+@dataclass
+class CaptionerConfig:
+    """Hyper-parameters; sizes are open in the baselines' descriptions."""
+
+    word_dim: int = 300
+    hidden: int = 512  # LSTM state and projected frame size
+    attention: str = "additive"  # Temp-Attention's soft attention | "none" (mean of frames)
+    attention_hidden: int = 256
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.attention not in ("additive", "none"):
+            raise ValueError(f"attention={self.attention!r}; allowed: 'additive', 'none'")
+
+
+class AttentionCaptioner(nn.Module):
+    """Frames (B, N, D) → word log-probabilities, one decoder step at a time."""
+
+    def __init__(self, config: CaptionerConfig, vocab_size: int, video_dim: int,
+                 word_vectors: np.ndarray | None = None) -> None:
+        super().__init__()
+        self.end_id = vocab_size
+        tokens = vocab_size + 1
+        if word_vectors is not None:  # the end token gets a zero row
+            word_vectors = np.concatenate([word_vectors, np.zeros((1, config.word_dim),
+                                                                  word_vectors.dtype)])
+        self.embed = TextEmbedding(tokens, config.word_dim, init=word_vectors)
+        self.frame_proj = nn.Linear(video_dim, config.hidden)
+        self.attention = FrameAttention(config.attention, config.hidden, config.hidden,
+                                        config.attention_hidden)
+        self.init_h = nn.Linear(config.hidden, config.hidden)
+        self.init_c = nn.Linear(config.hidden, config.hidden)
+        self.cell = nn.LSTMCell(config.word_dim + config.hidden, config.hidden)
+        self.dropout = nn.Dropout(config.dropout)
+        self.out = nn.Linear(2 * config.hidden, tokens)
+
+    def start(self, feats: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        """The decoder's initial state for a batch of clips: projected frames, their mask and
+        an LSTM state from their mean."""
+        frames = masked_apply(self.frame_proj, feats, mask)  # (B, N, H)
+        mean = masked_mean(frames, mask).to(frames.dtype)  # (B, H)
+        return {"frames": frames, "mask": mask, "h": torch.tanh(self.init_h(mean)),
+                "c": torch.tanh(self.init_c(mean))}
+
+    def step(self, tokens: Tensor, state: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """One word: previous tokens (B,) → log-probabilities (B, V + 1) and the next state."""
+        context = self.attention(state["frames"], state["mask"], state["h"])  # (B, H)
+        inputs = torch.cat([self.dropout(self.embed(tokens)), context], dim=-1)
+        h, c = self.cell(inputs, (state["h"], state["c"]))
+        logits = self.out(self.dropout(torch.cat([h, context], dim=-1)))
+        return F.log_softmax(logits.float(), dim=-1), {**state, "h": h, "c": c}
+
+    def forward(self, feats: Tensor, mask: Tensor, inputs: Tensor) -> Tensor:
+        """Teacher forcing: clips and input tokens (B, T) (end_id first) → log-probs (B, T, V+1)."""
+        state = self.start(feats, mask)
+        steps = []
+        for t in range(inputs.shape[1]):
+            log_probs, state = self.step(inputs[:, t], state)
+            steps.append(log_probs)
+        return torch.stack(steps, dim=1)

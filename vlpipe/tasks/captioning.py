@@ -1,0 +1,114 @@
+"""Video captioning: describe a clip in one sentence.
+
+Training: every training clip once per epoch with one of its captions (random), teacher forcing,
+cross-entropy on every target word and the end token. Evaluation: one caption decoded per clip
+(greedy, or beam search with ``beam`` > 1) against all the clip's captions as references, scored
+with the coco-caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr; ×100). The test clips are
+those of the data set's test list (the retrieval list: LSMDC's 1,000 public-test clips,
+MSR-VTT's 1k-A; built from every test clip up to ``retrieval_size`` elsewhere), the validation
+clips every validation clip. Validation passes, which select the checkpoint by CIDEr, leave out
+METEOR (a Java process per call).
+
+Models plug in through ``start(feats, mask) -> state``, ``step(tokens, state) -> (log_probs,
+state)``, ``forward(feats, mask, inputs) -> log_probs`` and ``end_id`` (see
+`vlpipe.models.captioner`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from vlpipe.metrics.captioning import caption_metrics
+from vlpipe.models.decoding import beam_search, greedy_decode
+from vlpipe.tasks.base import TensorBatch, VideoTextTask, autocast_for
+from vlpipe.text import SPECIALS
+
+VALIDATION_METRICS = ("BLEU", "ROUGE_L", "CIDEr")
+TEST_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr")
+
+
+@dataclass
+class CaptionBatch(TensorBatch):
+    feats: torch.Tensor  # (B, N, D)
+    feat_mask: torch.Tensor  # (B, N)
+    inputs: torch.Tensor  # (B, T) end_id, w_1 … w_{T-1}
+    targets: torch.Tensor  # (B, T) w_1 … w_n, end_id; -100 at padding
+
+
+class CaptioningTask(VideoTextTask):
+    """Data, objective and evaluation of sentence generation from a clip."""
+
+    model_output = None
+
+    def __init__(self, clips: pd.DataFrame, features: dict[str, np.ndarray], vocab,
+                 task_list: pd.DataFrame | None = None, batch_size: int = 32, beam: int = 1,
+                 **common) -> None:
+        super().__init__(clips, features, vocab, **common)
+        self.batch_size, self.beam = batch_size, beam
+        self.end_id = len(vocab)  # the captioner's extra token (`AttentionCaptioner.end_id`)
+        self.references = dict(zip(clips["clip_id"], clips["sentences"], strict=True))
+        self.eval_clips = {split: self.splits.get(split, []) for split in ("val", "test")}
+        if task_list is not None and len(task_list):
+            unknown = sorted(set(task_list["clip_id"]) - set(self.features))
+            if unknown:
+                raise KeyError(f"test list: no features for clip(s) {unknown[:5]}")
+            self.eval_clips["test"] = list(dict.fromkeys(task_list["clip_id"]))
+
+    def num_items(self, split: str) -> int:
+        return len(self.eval_clips[split])
+
+    def train_batches(self, rng: np.random.Generator) -> Iterator[CaptionBatch]:
+        """One epoch: the training clips in random order, a random caption of each."""
+        clip_ids = self.splits["train"]
+        order = rng.permutation(len(clip_ids))
+        for start in range(0, len(order), self.batch_size):
+            batch = [clip_ids[i] for i in order[start : start + self.batch_size]]
+            captions = [self.sentences[c][rng.integers(len(self.sentences[c]))] for c in batch]
+            steps = max(len(words) for words in captions) + 1
+            inputs = torch.zeros(len(batch), steps, dtype=torch.long)
+            targets = torch.full((len(batch), steps), -100, dtype=torch.long)
+            for row, words in enumerate(captions):
+                inputs[row, : len(words) + 1] = torch.tensor([self.end_id, *words])
+                targets[row, : len(words) + 1] = torch.tensor([*words, self.end_id])
+            yield CaptionBatch(*self.video_batch(batch), inputs, targets)
+
+    def loss(self, model: torch.nn.Module, batch: CaptionBatch) -> torch.Tensor:
+        log_probs = model(batch.feats, batch.feat_mask, batch.inputs)  # (B, T, V + 1)
+        return F.nll_loss(log_probs.flatten(0, 1), batch.targets.flatten(), ignore_index=-100)
+
+    @torch.no_grad()
+    def generate(self, model: torch.nn.Module, clip_ids: list[str], device: torch.device,
+                 block: int = 100) -> dict[str, str]:
+        """One caption per clip, decoded ``block`` clips at a time."""
+        captions = {}
+        for start in range(0, len(clip_ids), block):
+            chunk = clip_ids[start : start + block]
+            feats, mask = self.video_batch(chunk)
+            with autocast_for(device):
+                state = model.start(feats.to(device), mask.to(device))
+                settings = {"batch": len(chunk), "start_id": self.end_id,
+                            "end_id": self.end_id, "max_len": self.max_words + 1}
+                decoded = (beam_search(model.step, state, beam=self.beam, **settings)
+                           if self.beam > 1 else greedy_decode(model.step, state, **settings))
+            captions |= {c: " ".join(self.vocab.words[i] for i in ids if i >= len(SPECIALS))
+                         for c, ids in zip(chunk, decoded, strict=True)}
+        return captions
+
+    def evaluate(self, model: torch.nn.Module, split: str, device: torch.device) -> dict:
+        model.eval()
+        clip_ids = self.eval_clips[split]
+        predictions = self.generate(model, clip_ids, device)
+        metrics = caption_metrics({c: self.references[c] for c in clip_ids}, predictions,
+                                  VALIDATION_METRICS if split == "val" else TEST_METRICS)
+        return {"caption": {name: 100.0 * value for name, value in metrics.items()}}
+
+    @staticmethod
+    def selection_metric(metrics: dict) -> float:
+        """Model selection: CIDEr (×100)."""
+        return metrics["caption"]["CIDEr"]
