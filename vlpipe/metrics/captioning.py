@@ -1,83 +1,126 @@
-"""Captioning metrics as the papers computed them: the coco-caption toolkit (pycocoevalcap).
+"""Captioning metrics as the papers computed them: the coco-caption toolkit (pycocoevalcap 1.2).
 
-Captions and references are tokenised by its Stanford PTB tokenizer (lower case, punctuation
-removed; one Java call for both), then scored: BLEU-1..4 (corpus level, the toolkit's
-closest-reference brevity penalty), METEOR 1.5 (``-l en -norm``), ROUGE-L (LCS F-measure,
-β = 1.2) and CIDEr (the toolkit's ``Cider``: CIDEr-D with σ = 6 and clipped counts, ×10,
-document frequencies from the given references). Scores are on the toolkit's scale (BLEU,
-METEOR, ROUGE-L in [0, 1]; CIDEr up to 10). The tokenizer and METEOR are Java programs shipped
-with the package: without a ``java`` on the PATH this is an error, not a silent fallback to
-other numbers.
+Tokenisation: the toolkit's Stanford PTB tokenizer (Java; lower case, its punctuation list
+removed), one Java call for references and predictions together. Scores, on the toolkit's scale:
+BLEU-1..4 (corpus level: n-gram counts summed over items, brevity penalty from each item's
+closest reference length), METEOR 1.5 (``-l en -norm``; corpus level, from summed statistics),
+ROUGE-L (mean over items of the LCS F-measure, β = 1.2, from the best precision and the best
+recall over the item's references) and CIDEr (the toolkit's ``Cider``, which is CIDEr-D: σ = 6
+length penalty, clipped counts, ×10, mean over items; n-gram document frequencies from the given
+references, so it depends on the whole set scored). BLEU, METEOR and ROUGE-L are in [0, 1];
+CIDEr is at most 10. The tokenizer and METEOR are Java programs shipped with the package: without
+a ``java`` on the PATH every metric is an error (no Python fallback: it would give other
+numbers).
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
+import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr")
-
-
-def _scorers(metrics: Sequence[str]) -> list:
-    from pycocoevalcap.bleu.bleu import Bleu
-    from pycocoevalcap.cider.cider import Cider
-    from pycocoevalcap.meteor.meteor import Meteor
-    from pycocoevalcap.rouge.rouge import Rouge
-
-    classes = {"BLEU": lambda: Bleu(4), "METEOR": Meteor, "ROUGE_L": Rouge, "CIDEr": Cider}
-    return [(name, classes[name]()) for name in metrics]
-
-
-def _names(metric: str, score) -> dict[str, float]:
-    if metric == "BLEU":
-        return {f"BLEU-{n}": float(value) for n, value in enumerate(score, start=1)}
-    return {{"ROUGE_L": "ROUGE-L"}.get(metric, metric): float(score)}
+NO_JAVA = ("the coco-caption tokenizer and METEOR are Java programs: install a Java runtime "
+           "(e.g. Debian's default-jre-headless, or conda-forge's openjdk) so that `java` is on "
+           "the PATH")
 
 
 def _tokenize(captions: dict) -> dict:
-    """{key: [caption, ...]} → {key: [tokenised caption, ...]}."""
-    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+    """{key: [caption, ...]} → {key: [tokenised caption, ...]}, one Java call."""
+    from pycocoevalcap.tokenizer import ptbtokenizer
 
-    return PTBTokenizer().tokenize({key: [{"caption": c} for c in texts]
-                                    for key, texts in captions.items()})
+    folder = os.path.dirname(os.path.abspath(ptbtokenizer.__file__))
+    if not os.access(folder, os.W_OK):  # the toolkit writes its input file next to its jar
+        raise RuntimeError(f"the coco-caption tokenizer needs to write to {folder}")
+    # The tokenizer reads one caption per line and zips its output lines with the captions:
+    # a line break inside a caption (\r, \v, \f, \u2028, \u2029: the toolkit replaces only \n)
+    # would shift every later caption onto another's tokens. Every other whitespace character
+    # Python knows separates tokens there as a space does, so collapsing whitespace changes
+    # nothing else.
+    tokens = ptbtokenizer.PTBTokenizer().tokenize(
+        {key: [{"caption": " ".join(c.split())} for c in texts] for key, texts in captions.items()})
+    if any(len(tokens.get(key, ())) != len(texts) for key, texts in captions.items()):
+        raise RuntimeError("the coco-caption tokenizer returned a different number of captions")
+    return tokens
+
+
+@contextlib.contextmanager
+def _meteor() -> Iterator:
+    """The toolkit's METEOR scorer; its Java process ends (and is reaped) on leaving, also after
+    an error (the scorer's own ``__del__`` would wait forever for the lock an error left held)."""
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    scorer = Meteor()
+    try:
+        yield scorer
+    finally:
+        process = scorer.meteor_p
+        process.kill()
+        process.wait()
+        for stream in (process.stdin, process.stdout, process.stderr):
+            with contextlib.suppress(OSError):  # unsent input to a killed process
+                stream.close()
+        if scorer.lock.locked():
+            scorer.lock.release()
+
+
+def _score(metric: str, gts: dict, res: dict) -> dict[str, float]:
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    if metric == "BLEU":
+        score, _ = Bleu(4).compute_score(gts, res, verbose=0)
+        return {f"BLEU-{n}": float(value) for n, value in enumerate(score, start=1)}
+    if metric == "METEOR":
+        with _meteor() as scorer:
+            return {"METEOR": float(scorer.compute_score(gts, res)[0])}
+    scorer = Rouge() if metric == "ROUGE_L" else Cider()
+    return {{"ROUGE_L": "ROUGE-L"}.get(metric, metric): float(scorer.compute_score(gts, res)[0])}
 
 
 def caption_metrics(references: Mapping[str, Sequence[str]], predictions: Mapping[str, str],
                     metrics: Sequence[str] = METRICS) -> dict[str, float]:
-    """Corpus scores of one predicted caption per item against its references.
+    """Corpus scores of one predicted caption per item against the item's references.
 
-    ``references``: item id → its reference captions (at least one); ``predictions``: item id →
-    the caption to score (may be empty). Both must name the same items. Returns "BLEU-1" ..
-    "BLEU-4", "METEOR", "ROUGE-L" and "CIDEr", as far as ``metrics`` asks for them.
+    ``references``: item id → its reference captions (at least one, each with words);
+    ``predictions``: item id → the caption to score (may be empty: it scores 0). Both must name
+    the same items. ``metrics``: any of "BLEU", "METEOR", "ROUGE_L", "CIDEr" (the toolkit's
+    names). Returns "BLEU-1" .. "BLEU-4", "METEOR", "ROUGE-L" and "CIDEr" as far as asked for.
+    The items' order does not matter. Raises ValueError for mismatched or empty inputs and
+    RuntimeError without Java.
     """
+    metrics = list(dict.fromkeys(metrics))
     unknown = sorted(set(metrics) - set(METRICS))
     if unknown:
         raise ValueError(f"unknown captioning metric(s) {unknown}; known: {METRICS}")
-    missing, extra = sorted(set(predictions) - set(references)), sorted(
-        set(references) - set(predictions))
+    missing, extra = (sorted(set(predictions) - set(references)),
+                      sorted(set(references) - set(predictions)))
     if missing or extra:
         raise ValueError(f"captions without references: {missing[:5]}; references without a "
                          f"caption: {extra[:5]}")
+    if not predictions:
+        raise ValueError("no captions to score")
+    for item, captions in references.items():
+        if isinstance(captions, str):  # else each character would be a reference
+            raise TypeError(f"references of {item!r}: a sequence of captions, not one string")
+    if not all(isinstance(c, str) for c in predictions.values()):
+        raise TypeError("predictions: one string per item")
     empty = sorted(item for item, captions in references.items() if not len(captions))
     if empty:
         raise ValueError(f"items without reference captions: {empty[:5]}")
-    if not predictions:
-        raise ValueError("no captions to score")
     if shutil.which("java") is None:
-        raise RuntimeError("the coco-caption tokenizer and METEOR need Java: install a Java "
-                           "runtime (e.g. Debian's default-jre-headless) so that `java` is on "
-                           "the PATH")
-    items = sorted(predictions)  # the toolkit's corpus statistics follow the items' order
+        raise RuntimeError(NO_JAVA)
+    items = sorted(predictions)  # the toolkit's sums follow the items' order
     tokens = _tokenize({**{(i, "ref"): list(references[i]) for i in items},
                         **{(i, "pred"): [predictions[i]] for i in items}})
+    wordless = sorted(i for i in items if not all(tokens[i, "ref"]))
+    if wordless:  # a blank reference distorts BLEU's closest length; all blank breaks CIDEr
+        raise ValueError(f"items with a reference caption without words: {wordless[:5]}")
     gts = {i: tokens[i, "ref"] for i in items}
     res = {i: tokens[i, "pred"] for i in items}
     scores: dict[str, float] = {}
-    for name, scorer in _scorers(metrics):
-        with contextlib.redirect_stdout(io.StringIO()):  # BLEU prints its counts
-            score, _ = scorer.compute_score(gts, res)
-        scores |= _names(name, score)
-        del scorer  # METEOR's Java process ends with its scorer
+    for metric in metrics:
+        scores |= _score(metric, gts, res)
     return scores
