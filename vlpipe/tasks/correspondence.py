@@ -1,12 +1,12 @@
 """Video ↔ sentence correspondence (Watch and Learn's LVC task) over noisy pairs.
 
 Sentences enter as frozen sentence vectors (the text store), not words. Training: balanced
-batches — every training clip once per epoch, each with its own sentence (label 1) and with a
-random sentence of another training clip (label 0); ``frames_per_clip`` random frames per clip
-and step (repeated when a clip has fewer). Evaluation: the data set's test pairs (its retrieval
-list; elsewhere one sentence per clip), each sentence ranked against every clip ("video search",
-``t2v``) and each clip against every sentence ("sentence search", ``v2t``): mAP (= mean
-reciprocal rank), R@k and median rank.
+batches — the training clips in random order (the last partial batch dropped), each with its
+own sentence (label 1) and with a random sentence of another training clip (label 0);
+``frames_per_clip`` random frames per clip and step (repeated when a clip has fewer).
+Evaluation: the data set's test pairs (its retrieval list; elsewhere one sentence per clip),
+each sentence ranked against every clip ("video search", ``t2v``) and each clip against every
+sentence ("sentence search", ``v2t``): mAP (= mean reciprocal rank), R@k and median rank.
 
 ``train_noise`` makes clean data noisy, as subtitles are: the sentences of that fraction of the
 training clips are swapped among them (fixed by ``noise_seed``, the same for every run), so
@@ -128,7 +128,8 @@ class CorrespondenceTask(VideoTextTask):
         return frames[np.sort(picks)]
 
     def train_batches(self, rng: np.random.Generator) -> Iterator[CorrespondenceBatch]:
-        """One epoch: every training clip once, with its sentence and a random other one."""
+        """One epoch: the training clips in random order, each with its sentence and a random
+        other one; the clips left over after the last full batch wait for another epoch."""
         train = self.splits["train"]
         order = rng.permutation(len(train))
         half = self.batch_size // 2
