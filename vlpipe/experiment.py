@@ -81,11 +81,8 @@ def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: 
     if text.get("embeddings"):
         word_vectors, _ = load_embeddings(text["embeddings"], vocab,
                                           model_args.get("word_dim", 300), seed)
-    inputs = {"output": task.model_output} if task.model_output else {}
-    if hasattr(task, "text_dim"):  # sentence vectors instead of words
-        inputs["text_dim"] = task.text_dim
     model = build_model(experiment["model"], vocab_size=len(vocab), video_dim=video_dim,
-                        word_vectors=word_vectors, **inputs, **model_args)
+                        word_vectors=word_vectors, **task.model_inputs(), **model_args)
     return task, model, store_groups + ([[text_store]] if text_store else [])
 
 

@@ -3,8 +3,8 @@ vocabulary ids, padded batches and the scoring of arbitrary (clip, sentence) pai
 
 A task provides what `vlpipe.training.train` calls — ``train_batches(rng)``,
 ``loss(model, batch)``, ``evaluate(model, split, device)``, ``selection_metric(metrics)`` —
-plus ``num_items(split)`` (the evaluation set's size), ``report_info()`` and ``model_output``
-(what the model's head must produce: "score" or "word").
+plus ``num_items(split)`` (the evaluation set's size), ``report_info()`` and ``model_inputs()``
+(what the model must be built for: e.g. the head JSFusion produces, "score" or "word").
 """
 
 from __future__ import annotations
@@ -69,6 +69,10 @@ class VideoTextTask:
         }
         self.splits = {split: [c for c in group["clip_id"] if self.sentences[c]]
                        for split, group in clips.groupby("split")}
+
+    def model_inputs(self) -> dict:
+        """Settings the model is built with that follow from the task: JSFusion's head."""
+        return {"output": self.model_output}
 
     @property
     def feature_dim(self) -> int:

@@ -44,8 +44,6 @@ class CaptionBatch(TensorBatch):
 class CaptioningTask(VideoTextTask):
     """Data, objective and evaluation of sentence generation from a clip."""
 
-    model_output = None
-
     def __init__(self, clips: pd.DataFrame, features: dict[str, np.ndarray], vocab,
                  task_list: pd.DataFrame | None = None, batch_size: int = 32, beam: int = 1,
                  **common) -> None:
@@ -59,6 +57,9 @@ class CaptioningTask(VideoTextTask):
             if unknown:
                 raise KeyError(f"test list: no features for clip(s) {unknown[:5]}")
             self.eval_clips["test"] = list(dict.fromkeys(task_list["clip_id"]))
+
+    def model_inputs(self) -> dict:
+        return {}
 
     def num_items(self, split: str) -> int:
         return len(self.eval_clips[split])

@@ -44,8 +44,6 @@ class CorrespondenceBatch(TensorBatch):
 class CorrespondenceTask(VideoTextTask):
     """Data and objective of learning which sentence goes with which clip."""
 
-    model_output = None  # WAL has no output head to choose
-
     def __init__(self, clips: pd.DataFrame, features: dict[str, np.ndarray], vocab,
                  sentence_vectors: dict[str, np.ndarray],
                  task_list: pd.DataFrame | None = None, batch_size: int = 60,
@@ -78,9 +76,9 @@ class CorrespondenceTask(VideoTextTask):
         if task_list is not None and len(task_list):
             self.eval_pairs["test"] = self._listed_pairs(task_list)
 
-    @property
-    def text_dim(self) -> int:
-        return next(iter(self.vectors.values())).shape[1]
+    def model_inputs(self) -> dict:
+        """The size of the sentence vectors the model reads instead of words."""
+        return {"text_dim": next(iter(self.vectors.values())).shape[1]}
 
     def _noisy_training_sentences(self, fraction: float, seed: int) -> dict[str, np.ndarray]:
         """The training clips' sentence vectors, those of ``fraction`` of the clips rotated
