@@ -2,7 +2,7 @@
 
 For each extractor, on the same clips and in the same run:
 
-- ``e2e``: ``vlpipe.extract.extract_shard`` — worker decoding, batched bf16 inference, store
+- ``e2e``: ``vlpipe.extractors.job.extract_shard`` — worker decoding, batched bf16 inference, store
   writing (the job a Snakemake rule runs);
 - ``decode``: the job's decode workers alone (decode + prepare, no model);
 - ``model``: the network alone on ready-made batches of the same inputs (host→device copy and
@@ -30,8 +30,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from vlpipe.decode import AudioSpec, decode_media
-from vlpipe.extract import PreparedClips, extract_shard, single_threaded_worker
 from vlpipe.extractors import build_extractor
+from vlpipe.extractors.job import PreparedClips, extract_shard, single_threaded_worker
 from vlpipe.manifest import SHARD_COLUMNS, with_file_identity
 from vlpipe.synthetic import WorldConfig, generate_world
 from vlpipe.training.loop import resolve_device

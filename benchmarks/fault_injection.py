@@ -1,5 +1,5 @@
-"""Fault injection: every bad-video case of ``vlpipe.faults`` through real extraction jobs, then
-every other case of ``vlpipe.fault_checks`` (annotations, config, runs, security).
+"""Fault injection: every bad-video case of ``tests.faults.videos`` through real extraction jobs,
+then every other case of ``tests.faults.checks`` (annotations, config, runs, security).
 
 Videos: writes each case from a good clip, extracts it alone with ``bad_clips="fail"`` and all of
 them together (with the good clip) with ``bad_clips="quarantine"``, and prints case → outcome
@@ -20,7 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from vlpipe import fault_checks, faults
+# The harness is test code (tests/faults/), not in the package: import it from the checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.faults import checks as fault_checks
+from tests.faults import videos as faults
 
 
 def main() -> None:

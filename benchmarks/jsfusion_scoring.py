@@ -5,7 +5,7 @@ A JSFusion at the paper's sizes (default config: 40 frames × 40 words, 512-wide
 statistics are calibrated by a few train-mode passes. Videos and sentences are encoded once;
 then timed, on the same encodings:
 
-- ``torch`` / ``triton-jst`` / ``triton`` (``--backends``): `vlpipe.models.jsfusion_scoring.
+- ``torch`` / ``triton-jst`` / ``triton`` (``--backends``): `vlpipe.models.jsfusion.scoring.
   PairScorer` (dense blocked JST, folded BatchNorm, fused gates, channels-last; ``--dtype``,
   bfloat16 on CUDA by default) in torch ops, with the fused Triton JST, or with the Triton JST
   and CHD convs;
@@ -41,9 +41,10 @@ import torch
 from torch import Tensor, nn
 
 from vlpipe.metrics.retrieval import ranks_of_positives, retrieval_metrics
-from vlpipe.models import JSFusion, JSFusionConfig
-from vlpipe.models.jsfusion_scoring import PairScorer, jsfusion_pair_flops
-from vlpipe.models.layers import lengths_to_mask
+from vlpipe.models.jsfusion.config import JSFusionConfig
+from vlpipe.models.jsfusion.model import JSFusion
+from vlpipe.models.jsfusion.scoring import PairScorer, jsfusion_pair_flops
+from vlpipe.nn.layers import lengths_to_mask
 from vlpipe.training.loop import resolve_device
 
 RESULTS = Path(__file__).resolve().parent / "results"

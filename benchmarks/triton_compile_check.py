@@ -1,6 +1,6 @@
 """Compile JSFusion's Triton kernels for a GPU architecture without a GPU, and check the code.
 
-Every kernel of `vlpipe.models.jsfusion_triton` × every autotuning configuration is compiled
+Every kernel of `vlpipe.models.jsfusion.triton_kernels` × every autotuning configuration is compiled
 ahead of time (Triton's own ptxas; no device needed) for ``--arch`` (default 90: Hopper, the
 H100) with the argument specialisation the JIT gives at the paper's sizes (pointers and sizes
 divisible by 16). Printed per kernel and configuration: shared memory, the tensor-core
@@ -22,7 +22,7 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-from vlpipe.models import jsfusion_triton as kernels
+from vlpipe.models.jsfusion import triton_kernels as kernels
 
 SHARED_MEMORY_KIB = {80: 163, 86: 99, 89: 99, 90: 227}  # per block, the architecture's maximum
 DIVISIBLE_BY_16 = {"n_rows", "d1", "d2", "d3", "d4", "c_in", "c_out"}  # at the paper's sizes

@@ -1,5 +1,6 @@
 """Bad and unusual videos: what decoding makes of each, and extraction jobs that fail naming the
-clip or quarantine it and go on (``bad_clips``); the fault-injection table (``vlpipe.faults``)."""
+clip or quarantine it and go on (``bad_clips``); the fault-injection table
+(``tests.faults.videos``)."""
 
 import pickle
 import subprocess
@@ -9,13 +10,14 @@ import av
 import numpy as np
 import pytest
 
-from vlpipe import cli, extract, faults
+from vlpipe import cli
 from vlpipe.decode import AudioSpec, DecodeError, FrameSpec, decode_clip, decode_media
-from vlpipe.extract import ClipError, extract_shard
-from vlpipe.extractors import build_extractor
+from vlpipe.extractors import build_extractor, job
+from vlpipe.extractors.job import ClipError, extract_shard
 from vlpipe.features.store import FeatureStore
 from vlpipe.synthetic.writer import write_clip
 
+from .faults import videos as faults
 from .helpers import subprocess_env
 
 SETTINGS = faults.CHEAP_SETTINGS
@@ -182,13 +184,13 @@ def test_prepare_failure_quarantine_reruns_and_retries(tmp_path, good, built, mo
     stores = {name: tmp_path / f"{name}.zarr" for name in settings}
     extractors = {"rgb": built["resnet34"], "window": window}
     decoded = []
-    real_decode = extract.decode_media
+    real_decode = job.decode_media
 
     def counting_decode(path, needs, start, end):
         decoded.append(path)
         return real_decode(path, needs, start, end)
 
-    monkeypatch.setattr(extract, "decode_media", counting_decode)
+    monkeypatch.setattr(job, "decode_media", counting_decode)
 
     def run(names, mode="quarantine"):
         results = extract_shard(_shard(tmp_path, videos), {n: stores[n] for n in names},
@@ -229,7 +231,7 @@ def test_cli_passes_bad_clips(monkeypatch, capsys):
         seen.update(options)
         return {"rgb": {"counts": {"clips": 1}}}
 
-    monkeypatch.setattr(extract, "extract_shard", fake_extract)
+    monkeypatch.setattr(job, "extract_shard", fake_extract)
     cli.main(["extract", "--shard", "s.parquet", "--stores", "rgb=r.zarr", "--settings", "{}",
               "--bad-clips", "quarantine"])
     assert seen["bad_clips"] == "quarantine"

@@ -1,6 +1,7 @@
 """The captioning task and the Temp-Attention captioner: batches, teacher forcing equal to
 step-by-step decoding, and that the model learns to describe what the clips show."""
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -8,8 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from vlpipe.models import build_model
-from vlpipe.tasks import CaptioningTask
+from vlpipe.models import FAMILIES, build_model
+from vlpipe.models.captioner.config import CaptionerConfig
+from vlpipe.models.captioner.model import AttentionCaptioner
+from vlpipe.tasks.captioning import CaptioningTask
 from vlpipe.text import Vocabulary
 from vlpipe.training import TrainSettings, train
 from vlpipe.training.loop import seed_everything
@@ -46,8 +49,26 @@ def make_task(**settings):
 def make_model(task, **settings):
     seed_everything(0)
     settings = {"word_dim": 16, "hidden": 32, "attention_hidden": 16, "dropout": 0.0, **settings}
-    return build_model("captioner", vocab_size=len(task.vocab), video_dim=task.feature_dim,
-                       **settings)
+    return build_model("captioner", settings, task.model_inputs())
+
+
+def test_the_registry_builds_the_captioner_for_the_captioning_task():
+    task = make_task()
+    inputs = task.model_inputs()
+    assert (inputs.predicts, inputs.vocab_size, inputs.video_dim) == ("caption", len(task.vocab),
+                                                                      task.feature_dim)
+    assert FAMILIES["captioner"].config is CaptionerConfig
+    model = make_model(task)
+    assert isinstance(model, AttentionCaptioner)
+    assert model.end_id == len(task.vocab) and model.embed.weight.shape == (len(task.vocab) + 1,
+                                                                             16)
+    assert (model.frame_proj.in_features, model.frame_proj.out_features) == (task.feature_dim, 32)
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['beam'\]"):
+        build_model("captioner", {"beam": 3}, inputs)
+    with pytest.raises(ValueError, match="attention='dot'"):
+        build_model("captioner", {"attention": "dot"}, inputs)
+    with pytest.raises(ValueError, match="not 'score'"):
+        build_model("captioner", {}, dataclasses.replace(inputs, predicts="score"))
 
 
 def test_batches_shift_the_caption_by_one_with_the_end_token_at_both_ends():

@@ -8,7 +8,7 @@ import pytest
 import srt
 
 from vlpipe.datasets import AnnotationError, annotation_files, read_dataset
-from vlpipe.extract import extract_shard
+from vlpipe.extractors.job import extract_shard
 from vlpipe.features import FeatureStore
 from vlpipe.manifest import SHARD_COLUMNS, with_file_identity
 

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from vlpipe.models.decoding import beam_search, greedy_decode, select_rows
+from vlpipe.nn.beam_search import beam_search, greedy_decode, select_rows
 
 END, A, B = 0, 1, 2
 # P(next | previous); the end token also starts every sequence

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from vlpipe.decode import decode_media
-from vlpipe.extract import extract_shard
 from vlpipe.extractors import MissingWeightsError
 from vlpipe.extractors.c3d import C3D, C3DNet, stack_time_in_channels
 from vlpipe.extractors.i3d import I3D
+from vlpipe.extractors.job import extract_shard
 from vlpipe.extractors.weights import file_digest
 from vlpipe.features.store import FeatureStore
 from vlpipe.manifest import SHARD_COLUMNS, with_file_identity

@@ -1,11 +1,10 @@
-"""Every case of ``vlpipe.fault_checks`` (annotations, config, runs, security) gives its expected
+"""Every case of ``tests.faults.checks`` (annotations, config, runs, security) gives its expected
 outcome: an error naming the input, or the documented recovery. The video cases run in both
 modes in tests/test_bad_videos.py."""
 
 import pytest
 
-from vlpipe import fault_checks
-
+from .faults import checks as fault_checks
 from .helpers import subprocess_env
 
 

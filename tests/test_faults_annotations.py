@@ -1,4 +1,4 @@
-"""Bad annotation files, manifests and configs, beyond the cases of ``vlpipe.fault_checks``
+"""Bad annotation files, manifests and configs, beyond the cases of ``tests.faults.checks``
 (groups "annotations", "config"; run by test_fault_cases.py): each fails fast naming the input;
 a clip span past the end of its video fails its extraction job or is quarantined, like any clip
 that cannot be decoded."""
@@ -11,11 +11,12 @@ import math
 import pandas as pd
 import pytest
 
-from vlpipe import fault_checks
 from vlpipe.datasets import AnnotationError, read_dataset
 from vlpipe.datasets.base import check_clip_table, safe_clip_id
 from vlpipe.decode import AudioSpec, DecodeError, decode_media
-from vlpipe.faults import write_good_clip
+
+from .faults import checks as fault_checks
+from .faults.videos import write_good_clip
 
 
 def test_the_unchanged_data_sets_read(tmp_path):

@@ -1,5 +1,5 @@
 """Faults while running and the security boundaries, beyond the cases of
-``vlpipe.fault_checks`` (groups "runs", "security"; run by test_fault_cases.py): a killed
+``tests.faults.checks`` (groups "runs", "security"; run by test_fault_cases.py): a killed
 training run resumes to the same result, a non-finite loss or gradient stops it without saving
 NaNs, a full disk leaves no partial output; weights and checkpoints load with
 ``weights_only=True``, nothing from a clip id or path reaches a shell unquoted."""
@@ -11,8 +11,9 @@ import errno
 import pandas as pd
 import pytest
 
-from vlpipe import fault_checks
 from vlpipe.atomic import write_parquet
+
+from .faults import checks as fault_checks
 
 
 def test_a_store_that_cannot_even_start_leaves_nothing(tmp_path):

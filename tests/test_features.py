@@ -10,10 +10,9 @@ import pytest
 import torch
 import torchvision
 
-from vlpipe import extract
-from vlpipe.extract import extract_shard
-from vlpipe.extractors import MissingWeightsError, build_extractor, check_settings
+from vlpipe.extractors import MissingWeightsError, build_extractor, check_settings, job
 from vlpipe.extractors.base import sliding_windows
+from vlpipe.extractors.job import extract_shard
 from vlpipe.features.store import ClipFeatures, FeatureStore, chunk_rows, write_store
 from vlpipe.manifest import SHARD_COLUMNS, with_file_identity
 
@@ -140,13 +139,13 @@ def test_one_job_decodes_each_clip_once_for_all_its_extractors(tiny_clips, tmp_p
                                                                monkeypatch):
     shard = _shard(tiny_clips.iloc[:3], tmp_path / "shard.parquet")
     calls = []
-    real_decode = extract.decode_media
+    real_decode = job.decode_media
 
     def counting_decode(path, needs, start, end):
         calls.append((path, list(needs)))
         return real_decode(path, needs, start, end)
 
-    monkeypatch.setattr(extract, "decode_media", counting_decode)
+    monkeypatch.setattr(job, "decode_media", counting_decode)
     settings = {"small": {**SETTINGS, "kind": "resnet34"},
                 "grid": {**SETTINGS, "kind": "resnet34", "fps": 2, "image_size": 64,
                          "outputs": ["res5c", "pool5"]}}
@@ -228,12 +227,12 @@ class _Writer:
 
 def test_batches_have_exactly_the_batch_size_and_clips_get_their_own_outputs():
     recorder, writer = _Recorder(), _Writer()
-    batcher = extract._Batcher(recorder, 4, writer)
+    batcher = job._Batcher(recorder, 4, writer)
     sizes = {"a": 3, "b": 5, "empty": 0, "c": 4, "d": 2}
     start = 0
     for clip_id, size in sizes.items():
         inputs = np.arange(start, start + size)
-        batcher.add(clip_id, clip_id, extract.Units(inputs, np.zeros(size)))
+        batcher.add(clip_id, clip_id, job.Units(inputs, np.zeros(size)))
         start += size
     batcher.flush()
     assert recorder.batches == [4, 4, 4, 2]  # 14 units: full batches, then the rest
@@ -289,17 +288,17 @@ def test_a_killed_extraction_leaves_the_previous_store_and_the_rerun_repairs(tin
     extract_shard(shard, {"resnet34": store}, {"resnet34": SETTINGS}, num_workers=0)
     shard = _shard(tiny_clips.iloc[:8], tmp_path / "shard.parquet")  # 4 new clips to compute
     settings = json.dumps({"resnet34": SETTINGS})
-    job = subprocess.Popen([sys.executable, "-m", "vlpipe", "extract", "--shard", str(shard),
-                            "--stores", f"resnet34={store}", "--settings", settings,
-                            "--device", "cpu", "--num-workers", "0",
-                            "--batch-frames", "1"],  # many small steps: a window to kill in
-                           env=subprocess_env())
+    process = subprocess.Popen([sys.executable, "-m", "vlpipe", "extract", "--shard",
+                                str(shard), "--stores", f"resnet34={store}",
+                                "--settings", settings, "--device", "cpu", "--num-workers", "0",
+                                "--batch-frames", "1"],  # many small steps: a window to kill in
+                               env=subprocess_env())
     deadline = time.monotonic() + 60
     while not list(tmp_path.glob(".tmp-resnet34.zarr-*")):
-        assert job.poll() is None and time.monotonic() < deadline, "no temporary store seen"
+        assert process.poll() is None and time.monotonic() < deadline, "no temporary store seen"
         time.sleep(0.01)
-    job.send_signal(signal.SIGKILL)
-    job.wait()
+    process.send_signal(signal.SIGKILL)
+    process.wait()
     assert len(FeatureStore(store)) == 4  # the previous store, complete
     assert list(tmp_path.glob(".tmp-resnet34.zarr-*"))  # what the killed writer left
     counts = extract_shard(shard, {"resnet34": store}, {"resnet34": SETTINGS},
@@ -323,8 +322,12 @@ def test_settings_read_from_source_match_the_constructors():
 
 def test_planning_imports_no_deep_learning_package():
     code = ("import sys; from vlpipe.extractors import check_settings; "
-            "import vlpipe.experiment_config, vlpipe.manifest; "
+            "import vlpipe.planning, vlpipe.manifest, vlpipe.tasks, vlpipe.models; "
             "check_settings('resnet152', {'fps': 5}); check_settings('vggish', {}); "
+            "vlpipe.tasks.task_spec('retrieval').check_args({'max_frames': 8}); "
+            "[f.settings({}, vlpipe.tasks.task_spec(f.tasks[0]).predicts) "
+            " for f in vlpipe.models.FAMILIES.values()]; "
+            "vlpipe.models.FAMILIES['jsfusion'].settings({'preset': 'paper_fib'}, 'word'); "
             "print(sorted(m for m in ('torch', 'torchvision', 'ultralytics') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=subprocess_env())

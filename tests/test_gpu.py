@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from vlpipe.extract import extract_shard
+from vlpipe.extractors.job import extract_shard
 from vlpipe.features import FeatureStore
 from vlpipe.manifest import SHARD_COLUMNS, with_file_identity
 from vlpipe.models import build_model
-from vlpipe.tasks import RetrievalTask
+from vlpipe.tasks.retrieval import RetrievalTask
 from vlpipe.text import Vocabulary
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -41,9 +41,11 @@ def test_scoring_under_autocast_ranks_like_fp32(tiny_clips):
     vocab = Vocabulary.build((s for ss in clips.sentences for s in ss), min_count=1)
     task = RetrievalTask(clips, features, vocab, max_frames=8, feature_norm="none")
     torch.manual_seed(0)
-    model = build_model("jsfusion", vocab_size=len(vocab), video_dim=32, word_dim=16,
-                        encoder_hidden=16, d1=32, d2=32, d3=32, d4=32, conv_channels=16,
-                        d5=16, d6=16, d7=8).eval()
+    model = build_model("jsfusion", {"word_dim": 16, "encoder_hidden": 16, "d1": 32, "d2": 32,
+                                     "d3": 32, "d4": 32, "conv_channels": 16, "d5": 16,
+                                     "d6": 16, "d7": 8},
+                        task.model_inputs()).eval()
+    assert task.model_inputs().video_dim == 32
     cpu = task.score(model, "test", torch.device("cpu"))
     gpu = task.score(model.cuda(), "test", torch.device("cuda"))  # bf16 autocast
     assert np.isfinite(gpu).all()

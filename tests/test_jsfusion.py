@@ -7,12 +7,17 @@ import pytest
 import torch
 from torch import nn
 
+from vlpipe import models
 from vlpipe.metrics import bidirectional_retrieval
-from vlpipe.models import MODELS, JSFusion, JSFusionConfig, build_model
-from vlpipe.models.encoders import SequenceEncoder, TextEmbedding
-from vlpipe.models.jsfusion import CHDStage, ConvHierarchicalDecoder
-from vlpipe.models.layers import lengths_to_mask
-from vlpipe.models.losses import in_batch_ranking_loss
+from vlpipe.models import FAMILIES, build_model
+from vlpipe.models.jsfusion.config import PRESETS, JSFusionConfig
+from vlpipe.models.jsfusion.model import CHDStage, ConvHierarchicalDecoder, JSFusion
+from vlpipe.models.jsfusion.scoring import PairScorer
+from vlpipe.nn.encoders import SequenceEncoder, TextEmbedding
+from vlpipe.nn.layers import lengths_to_mask
+from vlpipe.nn.losses import in_batch_ranking_loss
+
+from .helpers import model_inputs
 
 VOCAB, VIDEO_DIM = 30, 10
 TINY = dict(
@@ -72,13 +77,44 @@ VARIANTS = [
 
 
 def test_registry():
-    assert MODELS["jsfusion"] == (JSFusion, JSFusionConfig)
-    model = build_model("jsfusion", vocab_size=5, video_dim=3, **TINY)
+    assert FAMILIES["jsfusion"].config is JSFusionConfig
+    assert FAMILIES["jsfusion"].presets is PRESETS
+    model = build_model("jsfusion", TINY, model_inputs(3, 5))
     assert isinstance(model, JSFusion) and model.config == JSFusionConfig(**TINY)
+    assert model.video_encoder.out_dim == model.video_encoder.state_dim + 3  # video_dim
+    assert model.word_embedding.num_embeddings == 5  # vocab_size
+    # fill in the blank: the task's predicts="word" sets the output, not model_args
+    words = build_model("jsfusion", {**TINY, "d7": 8}, model_inputs(3, 5, predicts="word"))
+    assert words.config == JSFusionConfig(**{**TINY, "d7": 8}, output="word")
+    with pytest.raises(ValueError, match="'caption'"):
+        build_model("jsfusion", TINY, model_inputs(3, 5, predicts="caption"))
     with pytest.raises(KeyError, match="jsfusion"):
-        build_model("nope", vocab_size=5, video_dim=3)
-    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['hiden'\]"):
-        build_model("jsfusion", vocab_size=5, video_dim=3, hiden=3)
+        build_model("nope", {}, model_inputs(3, 5))
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['hiden'\]"):
+        build_model("jsfusion", {"hiden": 3}, model_inputs(3, 5))
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['output'\]"):  # set by the task
+        build_model("jsfusion", {"output": "word"}, model_inputs(3, 5))
+    with pytest.raises(ValueError, match="chd_pool"):  # the config's own check, named
+        build_model("jsfusion", {"chd_pool": "median"}, model_inputs(3, 5))
+    # a preset expands into the paper's sizes; explicit keys override it
+    settings = FAMILIES["jsfusion"].settings({"preset": "paper_fib", "dropout": 0.1}, "word")
+    assert settings == {**PRESETS["paper_fib"], "dropout": 0.1, "output": "word"}
+    with pytest.raises(ValueError, match="'huge' is not a preset"):
+        FAMILIES["jsfusion"].settings({"preset": "huge"}, "score")
+
+
+def test_the_test_time_scorer_is_the_dense_pair_scorer():
+    model = tiny_model().eval()
+    scorer = models.test_time_scorer(model)  # imported as pytest would collect it
+    assert isinstance(scorer, PairScorer)
+    feats, v_mask, tokens, t_mask = padded_batch([9, 4, 7], [6, 9, 3, 8, 2])
+    encoded = (*model.encode_video(feats, v_mask), *model.encode_text(tokens, t_mask))
+    with torch.no_grad():
+        torch.testing.assert_close(scorer(*encoded), model.score_matrix(*encoded),
+                                   rtol=1e-4, atol=1e-5)
+    other = nn.Linear(2, 2)
+    other.score_matrix = lambda *a: None
+    assert models.test_time_scorer(other) == other.score_matrix  # no scorer registered: its own
 
 
 def test_invalid_config_is_rejected():

@@ -4,13 +4,13 @@ import pytest
 import torch
 from torch import nn
 
-from vlpipe.models import JSFusionConfig
-from vlpipe.models.jsfusion_scoring import (
+from vlpipe.models.jsfusion.config import JSFusionConfig
+from vlpipe.models.jsfusion.scoring import (
     PairScorer,
     fold_batch_norm,
     jsfusion_pair_flops,
 )
-from vlpipe.models.layers import Dense
+from vlpipe.nn.layers import Dense
 
 from .test_jsfusion import calibrate_batch_norm, padded_batch, tiny_model
 

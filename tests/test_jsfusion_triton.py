@@ -14,12 +14,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vlpipe.models.jsfusion_scoring import PairScorer
+from vlpipe.models.jsfusion.scoring import PairScorer
 
 from .test_jsfusion import calibrate_batch_norm, tiny_model
 from .test_jsfusion_scoring import encoded
 
-jsfusion_triton = pytest.importorskip("vlpipe.models.jsfusion_triton")  # needs triton
+jsfusion_triton = pytest.importorskip("vlpipe.models.jsfusion.triton_kernels")  # needs triton
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 pytestmark = [
     pytest.mark.usefixtures("single_thread"),

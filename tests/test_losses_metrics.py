@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vlpipe.metrics import bidirectional_retrieval, ranks_of_positives, retrieval_metrics
-from vlpipe.models.losses import in_batch_ranking_loss, max_margin_ranking_loss
+from vlpipe.nn.losses import in_batch_ranking_loss, max_margin_ranking_loss
 
 
 def test_max_margin_ranking_loss_hand_computed():

@@ -50,6 +50,17 @@ TINY_CONFIG = {
             "train": {"epochs": 1},
             "variants": {"JSFusion": {}, "JSFusion-noaudio": {"features": ["resnet34"]}},
         },
+        "ret_ft": {  # named inputs, started from ret/JSFusion's trained weights
+            "model": "jsfusion", "task": "retrieval", "seeds": [0],
+            "inputs": {"frames": "resnet34", "audio": "vggish/embedding"},
+            "init_from": {"run": "ret/JSFusion", "freeze": False},
+            "model_args": {"word_dim": 8, "encoder_hidden": 8, "d1": 8, "d2": 8, "d3": 8,
+                           "d4": 8, "conv_channels": 4, "d5": 4, "d6": 4, "d7": 4},
+            "task_args": {"max_frames": 5, "max_words": 24, "batch_size": 4,
+                          "feature_norm": "pca", "pca_dims": 8},
+            "train": {"epochs": 1},
+            "variants": {"JSFusion": {}},
+        },
         "wal": {  # reads the text store's sentence vectors
             "model": "wal", "task": "correspondence", "features": ["resnet34"], "seeds": [0],
             "model_args": {"embed_dim": 8, "discriminator_warmup": 1},
@@ -125,6 +136,36 @@ def test_run_writes_the_tables_and_a_rerun_does_nothing(tiny_run):
     assert list(quarantine.columns) == ["clip_id", "extractor", "video_path", "reason"]
     assert quarantine.empty
     assert "Nothing to be done" in snakemake(workdir, "-n")
+
+
+def _planned_jobs(plan: str) -> set[tuple[str, str]]:
+    """(rule, experiment/variant) of every job a dry run lists."""
+    jobs = set()
+    for block in re.split(r"^\[.*\]$", plan, flags=re.M):  # a dry run dates each job
+        rule = re.search(r"^(?:local)?rule (\w+):", block, re.M)
+        wildcards = re.search(r"wildcards: (.*)", block)
+        if rule and wildcards:
+            values = dict(item.split("=", 1) for item in wildcards.group(1).split(", "))
+            jobs.add((rule.group(1), "/".join(values[k] for k in ("experiment", "variant")
+                                              if k in values)))
+    return jobs
+
+
+def test_a_run_started_from_another_reruns_when_the_upstream_retrains(tiny_run):
+    """init_from: the downstream run starts from the upstream's weights (its log says so); a
+    retrained upstream reruns its own evaluation and the downstream runs, nothing else."""
+    workdir, _, _ = tiny_run
+    out = workdir / "results" / "tiny"
+    log = (out / "logs" / "train" / "ret_ft-JSFusion-0.log").read_text()
+    assert re.search(r"started from .*models/ret/JSFusion/seed-0/model.pt: \d+ tensors", log)
+    metrics = json.loads((out / "metrics/ret_ft/JSFusion/seed-0.json").read_text())
+    assert {f["extractor"] for f in metrics["features"]} == {"resnet34", "vggish"}
+    plan = snakemake(workdir, "-n", "--forcerun",
+                     "results/tiny/models/ret/JSFusion/seed-0/model.pt")
+    assert _planned_jobs(plan) == {
+        ("train", "ret/JSFusion"), ("evaluate", "ret/JSFusion"), ("report", "ret"),
+        ("curves", "ret"), ("train", "ret_ft/JSFusion"), ("evaluate", "ret_ft/JSFusion"),
+        ("report", "ret_ft"), ("curves", "ret_ft")}
 
 
 def test_html_report_holds_the_tables_and_training_curves(tiny_run):

@@ -6,8 +6,8 @@ import pytest
 
 from vlpipe.report import write_report
 from vlpipe.report.curves import plot_training_curves, read_train_log
-from vlpipe.report.paper import PAPER_FILES, paper_table
-from vlpipe.report.tables import TASKS
+from vlpipe.report.paper import paper_table
+from vlpipe.tasks.specs import TASK_SPECS
 
 FEATURES = [{"extractor": "resnet152", "weights": "random-seed-0", "pretrained": False}]
 
@@ -119,8 +119,13 @@ def test_fill_in_blank_report(tmp_path):
 
 
 def test_paper_numbers_per_direction():
-    for task, directions in PAPER_FILES.items():  # every paper table is one of the task's tables
-        assert set(directions) <= set(TASKS[task].sections), task
+    for task, spec in TASK_SPECS.items():  # every paper table is one of the task's tables
+        assert spec.paper_tables, task  # and every task has the paper's numbers
+        assert set(spec.paper_tables) <= set(spec.sections), task
+        for direction in spec.paper_tables:
+            assert not paper_table(task, direction).empty, (task, direction)
+    with pytest.raises(KeyError, match="nope"):
+        paper_table("nope", "t2v")
     video, sentence = paper_table("correspondence", "t2v"), paper_table("correspondence", "v2t")
     assert list(video.columns) == [("Paper ApartmenTour", "mAP"), ("Paper ApartmenTour", "R@5")]
     assert list(video.index) == list(sentence.index) and len(video) == 13
@@ -198,7 +203,7 @@ def test_correspondence_report_has_the_paper_in_both_directions(tmp_path):
 
 
 def test_correspondence_chance_levels():
-    describe = TASKS["correspondence"].describe
+    describe = TASK_SPECS["correspondence"].describe
     assert abs(sum(1 / k for k in range(1, 101)) / 100 - 0.0518737751764) < 1e-12
     assert "chance mAP = 5.19%, chance R@5 = 5.00%." in describe({"n_test": 100})
     # n = 3: H_3 / 3 = (11/6) / 3 = 0.6111; R@5 = min(5, 3) / 3 = 1

@@ -3,8 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
-from vlpipe.tasks import RetrievalTask
-from vlpipe.tasks.retrieval import RetrievalBatch
+from vlpipe.tasks.retrieval import RetrievalBatch, RetrievalTask
 from vlpipe.text import Vocabulary
 
 

@@ -8,9 +8,13 @@ import torch
 
 from vlpipe.datasets.base import BLANK_MARKER
 from vlpipe.metrics import choice_accuracy
-from vlpipe.models import JSFusion, JSFusionConfig
-from vlpipe.tasks import FillInBlankTask, MultipleChoiceTask, RetrievalTask
+from vlpipe.models import build_model
+from vlpipe.models.jsfusion.config import JSFusionConfig
+from vlpipe.models.jsfusion.model import JSFusion
 from vlpipe.tasks.base import PairBatch
+from vlpipe.tasks.fill_in_blank import FillInBlankTask
+from vlpipe.tasks.multiple_choice import MultipleChoiceTask
+from vlpipe.tasks.retrieval import RetrievalTask
 from vlpipe.text import Vocabulary
 
 COLOURS = ["red", "blue", "green", "yellow", "pink", "white", "black", "brown", "gray", "cyan",
@@ -158,7 +162,12 @@ def test_fill_in_blank_model_learns_the_colour_it_sees():
     torch.manual_seed(0)
     width = dict(word_dim=8, encoder_hidden=8, d1=16, d2=16, d3=16, d4=16, conv_channels=8,
                  d5=16, d6=16, d7=16, dropout=0.0)
-    model = JSFusion(JSFusionConfig(output="word", **width), len(vocab), len(COLOURS))
+    inputs = task.model_inputs()
+    assert (inputs.predicts, inputs.vocab_size, inputs.video_dim) == ("word", len(vocab),
+                                                                      len(COLOURS))
+    model = build_model("jsfusion", width, inputs)  # the task's "word" sets the output
+    assert isinstance(model, JSFusion)
+    assert model.config == JSFusionConfig(output="word", **width)
     cpu = torch.device("cpu")
     before = task.evaluate(model, "test", cpu)["fib"]["accuracy"]
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)

@@ -9,14 +9,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vlpipe.experiment import sentence_inputs
-from vlpipe.models import build_model
-from vlpipe.models.attention import ATTENTIONS, FrameAttention
-from vlpipe.models.wal import WALConfig, hardest_negative_triplet
-from vlpipe.tasks import CorrespondenceTask
+from vlpipe.models import FAMILIES, build_model
+from vlpipe.models.wal.config import WALConfig
+from vlpipe.models.wal.model import WAL, hardest_negative_triplet
+from vlpipe.nn.attention import ATTENTIONS, FrameAttention
+from vlpipe.runs import sentence_inputs
+from vlpipe.tasks.correspondence import CorrespondenceTask
 from vlpipe.text import Vocabulary
 from vlpipe.training import TrainSettings, train
 from vlpipe.training.loop import seed_everything
+
+from .helpers import model_inputs
 
 CPU = torch.device("cpu")
 
@@ -24,7 +27,7 @@ CPU = torch.device("cpu")
 def make_model(video_dim=6, text_dim=5, **settings):
     seed_everything(0)
     settings = {"embed_dim": 8, **settings}
-    return build_model("wal", vocab_size=3, video_dim=video_dim, text_dim=text_dim, **settings)
+    return build_model("wal", settings, model_inputs(video_dim, 3, sentence_dim=text_dim))
 
 
 @pytest.mark.parametrize("kind", ATTENTIONS)
@@ -151,9 +154,25 @@ def test_aligned_routing_leaves_random_pairs_in_the_lvc_loss():
 def test_config_rejects_unknown_choices():
     with pytest.raises(ValueError, match="attention"):
         WALConfig(attention="cosine")
+    with pytest.raises(ValueError, match="attention"):
+        build_model("wal", {"attention": "cosine"}, model_inputs(4, 3, sentence_dim=4))
     with pytest.raises(ValueError, match="word embeddings"):
-        build_model("wal", vocab_size=3, video_dim=4, text_dim=4,
-                    word_vectors=np.zeros((3, 4), np.float32))
+        build_model("wal", {}, model_inputs(4, 3, sentence_dim=4,
+                                            word_vectors=np.zeros((3, 4), np.float32)))
+    with pytest.raises(ValueError, match="sentence vectors"):  # a task without them
+        build_model("wal", {}, model_inputs(4, 3))
+
+
+def test_the_registry_builds_wal_for_the_correspondence_task():
+    assert FAMILIES["wal"].config is WALConfig
+    assert FAMILIES["wal"].tasks == ("correspondence",)
+    task = make_task()
+    inputs = task.model_inputs()
+    assert (inputs.video_dim, inputs.sentence_dim, inputs.predicts) == (6, 5, "score")
+    model = build_model("wal", {"embed_dim": 8}, inputs)
+    assert isinstance(model, WAL) and model.config == WALConfig(embed_dim=8)
+    with pytest.raises(ValueError, match="embed_size"):
+        build_model("wal", {"embed_size": 8}, inputs)
 
 
 def concept_world(n_train=120, n_val=30, n_test=40, concepts=12, seed=0):

@@ -26,9 +26,13 @@ def _manifest(args: argparse.Namespace) -> None:
 
 
 def _extract(args: argparse.Namespace) -> None:
-    from vlpipe.extract import extract_shard
+    from vlpipe.extractors.job import extract_shard
 
-    stores = dict(_pairs(args.stores, "--stores"))
+    stores = _named_paths(args.stores, "--stores")
+    twice = sorted(name for name, paths in stores.items() if len(paths) > 1)
+    if twice:
+        raise SystemExit(f"--stores: one store per extractor; given twice: {twice}")
+    stores = {name: paths[0] for name, paths in stores.items()}
     results = extract_shard(args.shard, stores, json.loads(args.settings), device=args.device,
                             batch_frames=args.batch_frames, num_workers=args.num_workers,
                             bad_clips=args.bad_clips)
@@ -36,24 +40,21 @@ def _extract(args: argparse.Namespace) -> None:
         print(f"{stores[name]}: {attrs['counts']}")
 
 
-def _pairs(values: list[str], option: str) -> list[tuple[str, str]]:
-    """``NAME=PATH`` arguments → (name, path) pairs."""
-    pairs = [value.partition("=") for value in values]
-    bad = [value for value, (_, sep, path) in zip(values, pairs, strict=True)
-           if not sep or not path]
-    if bad:
-        raise SystemExit(f"{option}: expected NAME=PATH, got {bad}")
-    return [(name, path) for name, _, path in pairs]
+def _named_paths(values: list[str], option: str) -> dict[str, list[str]]:
+    """``NAME=PATH`` arguments → name → paths; a malformed one ends the command, naming it."""
+    from vlpipe.planning import parse_named_paths
+
+    try:
+        return parse_named_paths(values, option)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
 
 
 def _quarantine(args: argparse.Namespace) -> None:
     from vlpipe.atomic import write_text
-    from vlpipe.sequences import quarantine_table
+    from vlpipe.features.store import quarantine_table
 
-    stores: dict[str, list[str]] = {}
-    for name, path in _pairs(args.stores, "--stores"):
-        stores.setdefault(name, []).append(path)
-    table = quarantine_table(stores)
+    table = quarantine_table(_named_paths(args.stores, "--stores"))
     write_text(args.out, table.to_csv(index=False))
     print(f"{args.out}: {table['clip_id'].nunique()} quarantined clip(s)")
 
@@ -79,21 +80,23 @@ def _vocab(args: argparse.Namespace) -> None:
 
 
 def _run_args(args: argparse.Namespace) -> dict:
-    experiments = json.loads(args.experiment)
-    return {"experiment": experiments, "variant": args.variant, "seed": args.seed,
-            "clips_path": args.clips, "vocab_path": args.vocab, "stores": args.stores,
-            "text": json.loads(args.text), "task_list_path": args.task_list}
+    _named_paths(args.stores, "--stores")  # well-formed before any data is read
+    return {"experiment": json.loads(args.experiment), "variant": args.variant,
+            "seed": args.seed, "clips_path": args.clips, "vocab_path": args.vocab,
+            "stores": args.stores, "text": json.loads(args.text),
+            "task_list_path": args.task_list}
 
 
 def _train(args: argparse.Namespace) -> None:
-    from vlpipe.experiment import run_training
+    from vlpipe.runs import run_training
 
-    summary = run_training(**_run_args(args), out_dir=args.out_dir)
+    summary = run_training(**_run_args(args), out_dir=args.out_dir,
+                           upstream_model=args.init_from or None)
     print(f"{args.out_dir}: best epoch {summary['best_epoch']} of {summary['epochs']}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from vlpipe.experiment import run_evaluation
+    from vlpipe.runs import run_evaluation
 
     result = run_evaluation(**_run_args(args), name=args.name, model_path=args.model,
                             dataset=args.dataset, out_path=args.out)
@@ -110,9 +113,10 @@ def _report(args: argparse.Namespace) -> None:
 
 def _curves(args: argparse.Namespace) -> None:
     from vlpipe.report.curves import plot_training_curves
-    from vlpipe.report.tables import TASKS
+    from vlpipe.tasks import task_spec
 
-    plot_training_curves(json.loads(args.runs), args.out, args.name, TASKS[args.task].selection)
+    plot_training_curves(json.loads(args.runs), args.out, args.name,
+                         task_spec(args.task).selection_label)
     print(f"figure: {args.out}")
 
 
@@ -177,6 +181,9 @@ def _parser() -> argparse.ArgumentParser:
         step.set_defaults(run=run)
         if name == "train":
             step.add_argument("--out-dir", required=True)
+            step.add_argument("--init-from", default="",
+                              help="an upstream run's model.pt to start from (the "
+                                   "experiment's init_from); empty: none")
         else:
             step.add_argument("--name", required=True)
             step.add_argument("--model", required=True)

@@ -6,7 +6,7 @@ mono waveform (resampled by FFmpeg). Nothing is re-encoded or written to tempora
 Decoding streams packet by packet: memory is bounded by what is kept, i.e. the sampled frames
 at their small size (never a list of full-resolution frames) and the resampled audio.
 
-Bad input, case by case (``vlpipe.faults`` writes each; ``tests/test_bad_videos.py`` checks it):
+Bad input, case by case (``tests.faults.videos`` writes each; ``tests/test_bad_videos.py`` checks):
 
 - unreadable (empty, truncated before the index, not a video): ``DecodeError`` "cannot open";
 - data the decoder rejects (corrupt packets mid-stream, a truncated last packet): ``DecodeError``

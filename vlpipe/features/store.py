@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import zarr
 
 from vlpipe.atomic import atomic_path
@@ -255,3 +256,14 @@ def write_store(path: str | Path, clips, arrays: dict[str, tuple[tuple[int, ...]
         for clip in clips:
             writer.add(clip)
     return writer.attrs
+
+
+def quarantine_table(stores: dict[str, list[str | Path]]) -> pd.DataFrame:
+    """One row per (clip, extractor) left out as bad input, from every extractor's stores."""
+    rows = [{"clip_id": clip_id, "extractor": name, "video_path": record["video_path"],
+             "reason": record["reason"]}
+            for name, shard_paths in stores.items() for path in shard_paths
+            for clip_id, record in FeatureStore(path).quarantined.items()]
+    columns = ["clip_id", "extractor", "video_path", "reason"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["clip_id", "extractor"],
+                                                            ignore_index=True)

@@ -1,42 +1,43 @@
-"""Model registry: a new model is one module plus one line in ``MODELS``.
-
-Each entry pairs the model class with its config dataclass; ``build_model`` validates the
-config's keys and builds ``Model(Config(**settings), vocab_size, video_dim, word_vectors)``, plus
-``text_dim=`` for models that read sentence vectors rather than words (WAL).
-"""
+"""Model registry: a new family is one package (``vlpipe/models/<family>/``: ``config.py``,
+``model.py`` with ``build(config, inputs)``, and a ``FAMILY`` entry in its ``__init__``) plus
+one line in ``FAMILIES``. Importing this module does not import torch."""
 
 from __future__ import annotations
 
-import dataclasses
+from typing import Any
 
-import numpy as np
-from torch import nn
+from vlpipe.models import captioner, jsfusion, wal
+from vlpipe.models.family import ModelFamily, load
+from vlpipe.models.inputs import FeatureInput, ModelInputs
 
-from vlpipe.models.captioner import AttentionCaptioner, CaptionerConfig
-from vlpipe.models.jsfusion import JSFusion, JSFusionConfig
-from vlpipe.models.wal import WAL, WALConfig
-
-MODELS: dict[str, tuple[type[nn.Module], type]] = {
-    "jsfusion": (JSFusion, JSFusionConfig),
-    "wal": (WAL, WALConfig),
-    "captioner": (AttentionCaptioner, CaptionerConfig),
+FAMILIES: dict[str, ModelFamily] = {
+    "jsfusion": jsfusion.FAMILY,
+    "wal": wal.FAMILY,
+    "captioner": captioner.FAMILY,
 }
 
 
-def build_model(name: str, *, vocab_size: int, video_dim: int,
-                word_vectors: np.ndarray | None = None, text_dim: int | None = None,
-                **settings) -> nn.Module:
-    """Instantiate the registered model ``name`` from its config settings."""
-    if name not in MODELS:
-        raise KeyError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
-    model_class, config_class = MODELS[name]
-    known = {field.name for field in dataclasses.fields(config_class)}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise ValueError(f"model {name!r}: unknown setting(s) {unknown}; known: {sorted(known)}")
-    inputs = {} if text_dim is None else {"text_dim": text_dim}
-    return model_class(config_class(**settings), vocab_size, video_dim, word_vectors, **inputs)
+def model_family(name: str) -> ModelFamily:
+    if name not in FAMILIES:
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(sorted(FAMILIES))}")
+    return FAMILIES[name]
 
 
-__all__ = ["MODELS", "WAL", "AttentionCaptioner", "CaptionerConfig", "JSFusion",
-           "JSFusionConfig", "WALConfig", "build_model"]
+def build_model(name: str, model_args: dict, inputs: ModelInputs) -> Any:
+    """The registered family ``name``'s module, from ``model_args`` and the task's inputs."""
+    family = model_family(name)
+    config = family.config(**family.settings(model_args, inputs.predicts))
+    return family.build_function()(config, inputs)
+
+
+def test_time_scorer(model: Any):
+    """The fastest scorer of every (video, sentence) pair the model's family registers (built
+    for the model's current weights: rebuild it after training), else ``model.score_matrix``."""
+    for family in FAMILIES.values():
+        if family.scorer and type(model).__module__.startswith(f"vlpipe.models.{family.name}."):
+            return load(family.scorer)(model)
+    return model.score_matrix
+
+
+__all__ = ["FAMILIES", "FeatureInput", "ModelFamily", "ModelInputs", "build_model",
+           "model_family", "test_time_scorer"]

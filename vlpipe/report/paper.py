@@ -1,6 +1,7 @@
 """The papers' published numbers (../shared/spec/paper_tables.md), shown beside ours.
 
-Tables live as CSV files in ``data/``, one per task and direction (``PAPER_FILES``), with columns
+Tables live as CSV files in ``data/``, one per task and direction (each task spec's
+``paper_tables``), with columns
 ``<DATASET>_<metric>``; rows are named as our variants are, so the paper's row and ours share a
 line. A direction the paper does not publish has no file. JSFusion (ECCV 2018 / thesis ch. 5):
 
@@ -30,22 +31,17 @@ from importlib.resources import files
 
 import pandas as pd
 
+from vlpipe.tasks.specs import task_spec
+
 DATASET_LABELS = {"LSMDC": "Paper LSMDC", "MSRVTT": "Paper MSR-VTT",
                   "APARTMENTOUR": "Paper ApartmenTour", "VAS": "Paper VAS"}
-PAPER_FILES = {
-    "retrieval": {"t2v": "jsfusion_retrieval.csv"},
-    "multiple_choice": {"mc": "jsfusion_mc.csv"},
-    "fill_in_blank": {"fib": "jsfusion_fib.csv"},
-    "correspondence": {"t2v": "wal_video_search.csv", "v2t": "wal_sentence_search.csv"},
-    "captioning": {"caption": "captioning.csv"},
-}
 
 
 def paper_table(task: str, direction: str) -> pd.DataFrame:
     """The paper's rows for ``task`` in ``direction``, indexed by model, columns a (source,
     metric) MultiIndex; empty (no rows, no columns) where the paper has no table for that
     direction. An unknown ``task`` is a KeyError."""
-    name = PAPER_FILES[task].get(direction)
+    name = task_spec(task).paper_tables.get(direction)
     if name is None:
         return pd.DataFrame(index=pd.Index([], name="model"),
                             columns=pd.MultiIndex.from_arrays([[], []]))

@@ -11,8 +11,7 @@ and metric, with mean, std and seeds).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,81 +19,7 @@ import pandas as pd
 
 from vlpipe.atomic import write_text
 from vlpipe.report.paper import paper_table
-
-
-def _retrieval_test(run: dict) -> str:
-    n_test = run["n_test"]
-    return (f"Test: {n_test} clips, one sentence each; chance R@1 = {100 / n_test:.2f}%, "
-            f"chance MedR ≈ {(n_test + 1) / 2:.0f}.")
-
-
-def _correspondence_test(run: dict) -> str:
-    """Chance levels for a query ranking all n candidates, one of them positive, at random:
-    mAP = E[1/rank] = H_n / n (H_n the n-th harmonic number), R@5 = min(5, n) / n."""
-    n_test = run["n_test"]
-    harmonic = sum(1 / k for k in range(1, n_test + 1))
-    return (f"Test: {n_test} video–sentence pairs; each query ranks all {n_test} candidates, "
-            f"one positive; chance mAP = {100 * harmonic / n_test:.2f}%, "
-            f"chance R@5 = {100 * min(5, n_test) / n_test:.2f}%.")
-
-
-def _captioning_test(run: dict) -> str:
-    return (f"Test: {run['n_test']} clips, one caption decoded per clip against all of its "
-            "captions; coco-caption metrics ×100.")
-
-
-def _multiple_choice_test(run: dict) -> str:
-    candidates = run.get("n_candidates", 5)
-    return (f"Test: {run['n_test']} items, {candidates} candidate sentences each; "
-            f"chance accuracy = {100 / candidates:.1f}%.")
-
-
-def _fill_in_blank_test(run: dict) -> str:
-    vocab = run.get("vocab_size")
-    words = f" ({vocab} words; uniform chance {100 / vocab:.2f}%)" if vocab else ""
-    return (f"Test: {run['n_test']} blanks; accuracy (%) of the word predicted over the "
-            f"vocabulary{words}.")
-
-
-@dataclass(frozen=True)
-class Task:
-    """How one task's runs are tabulated: our metric columns, one table per direction (the
-    paper's numbers beside ours in every direction it publishes), the caption template, the
-    header's test line, and the validation score training selects models by (its
-    `selection_metric`)."""
-
-    title: str
-    metrics: tuple[str, ...]
-    sections: dict[str, str]
-    caption: str
-    paper: str
-    describe: Callable[[dict], str]
-    selection: str
-
-
-TASKS = {
-    "retrieval": Task("retrieval", ("R@1", "R@5", "R@10", "MedR"),
-                      {"t2v": "text → video", "v2t": "video → text"}, "{heading} retrieval",
-                      "JSFusion (ECCV 2018) on LSMDC / MSR-VTT 1k", _retrieval_test,
-                      "mean of text → video R@1, R@5, R@10 (%)"),
-    "multiple_choice": Task("multiple choice", ("accuracy",),
-                            {"mc": "multiple-choice accuracy (%)"}, "{heading}",
-                            "JSFusion (ECCV 2018) on LSMDC / MSR-VTT", _multiple_choice_test,
-                            "multiple-choice accuracy (%)"),
-    "fill_in_blank": Task("fill in the blank", ("accuracy",),
-                          {"fib": "fill-in-the-blank accuracy (%)"}, "{heading}",
-                          "JSFusion (ECCV 2018) on LSMDC", _fill_in_blank_test,
-                          "fill-in-the-blank accuracy (%)"),
-    "correspondence": Task("video ↔ sentence correspondence (retrieval)", ("mAP", "R@5"),
-                           {"t2v": "video search (sentence → videos)",
-                            "v2t": "sentence search (video → sentences)"}, "{heading}",
-                           "Watch and Learn on ApartmenTour (100 test pairs)",
-                           _correspondence_test, "mean of video- and sentence-search mAP (%)"),
-    "captioning": Task("captioning", ("BLEU-1", "BLEU-2", "BLEU-3", "METEOR", "ROUGE-L",
-                                      "CIDEr"),
-                       {"caption": "captioning (×100)"}, "{heading}",
-                       "GEAN (thesis ch. 3) on LSMDC / VAS", _captioning_test, "CIDEr (×100)"),
-}
+from vlpipe.tasks.specs import task_spec
 
 
 def run_task(runs: Sequence[dict]) -> str:
@@ -148,7 +73,7 @@ def result_table(summary: pd.DataFrame, task: str, ours_label: str,
     table = pd.DataFrame(index=pd.Index(models, name="model"))
     for column in paper.columns:
         table[column] = [_paper_cell(v, column[1]) for v in paper[column].reindex(models)]
-    for metric in TASKS[task].metrics:
+    for metric in task_spec(task).metrics:
         table[(ours_label, metric)] = [cells.get((m, metric), "") for m in models]
     table.columns = pd.MultiIndex.from_tuples(table.columns)
     return table
@@ -179,7 +104,7 @@ def write_report(metric_files: Sequence[str | Path], out_dir: str | Path, name: 
     out_dir = Path(out_dir)
     runs = [json.loads(Path(path).read_text()) for path in metric_files]
     task_name = run_task(runs)
-    task = TASKS[task_name]
+    task = task_spec(task_name)
     summary = summarise(runs_frame(runs))
     dataset = runs[0]["dataset"]
     seeds = sorted({run["seed"] for run in runs})
@@ -217,5 +142,5 @@ def _long_csv(summary: pd.DataFrame, task: str, dataset: str) -> str:
     """Ours, then the paper's rows of every direction it publishes (in section order)."""
     columns = ["source", "dataset", "variant", "direction", "metric", "mean", "std", "seeds"]
     ours = summary.assign(source="ours", dataset=dataset)
-    papers = [_paper_long(task, direction)[columns] for direction in TASKS[task].sections]
+    papers = [_paper_long(task, direction)[columns] for direction in task_spec(task).sections]
     return pd.concat([ours[columns], *(p for p in papers if not p.empty)]).to_csv(index=False)

@@ -1,19 +1,19 @@
 """Tasks: the data, loss and evaluation of one problem, shared by every model that solves it.
 
-A task is one module plus one line here; its name is also the name of its task list
-(``tables/tasks/<name>.parquet``, written by the manifest step) unless
-`vlpipe.experiment_config.TASK_LISTS` names another (correspondence reads the retrieval list).
+A task is one module plus one `TaskSpec` in `vlpipe.tasks.specs` (its task list, its
+``task_args``, what it asks the model to predict, the score that selects checkpoints, its report
+columns). Importing this package does not import torch; `task_class` imports the task's code.
 """
 
-from vlpipe.tasks.captioning import CaptioningTask
-from vlpipe.tasks.correspondence import CorrespondenceTask
-from vlpipe.tasks.fill_in_blank import FillInBlankTask
-from vlpipe.tasks.multiple_choice import MultipleChoiceTask
-from vlpipe.tasks.retrieval import RetrievalTask
+from __future__ import annotations
 
-TASKS = {"retrieval": RetrievalTask, "multiple_choice": MultipleChoiceTask,
-         "fill_in_blank": FillInBlankTask, "correspondence": CorrespondenceTask,
-         "captioning": CaptioningTask}
+from vlpipe.models.family import load
+from vlpipe.tasks.specs import TASK_SPECS, TaskSpec, task_spec
 
-__all__ = ["TASKS", "CaptioningTask", "CorrespondenceTask", "FillInBlankTask",
-           "MultipleChoiceTask", "RetrievalTask"]
+
+def task_class(name: str) -> type:
+    """The class implementing task ``name`` (imported on first use)."""
+    return load(task_spec(name).implementation)
+
+
+__all__ = ["TASK_SPECS", "TaskSpec", "task_class", "task_spec"]

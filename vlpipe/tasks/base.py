@@ -4,7 +4,7 @@ vocabulary ids, padded batches and the scoring of arbitrary (clip, sentence) pai
 A task provides what `vlpipe.training.train` calls — ``train_batches(rng)``,
 ``loss(model, batch)``, ``evaluate(model, split, device)``, ``selection_metric(metrics)`` —
 plus ``num_items(split)`` (the evaluation set's size), ``report_info()`` and ``model_inputs()``
-(what the model must be built for: e.g. the head JSFusion produces, "score" or "word").
+(the typed description of what the model is built for, `vlpipe.models.ModelInputs`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from vlpipe.sequences import normalize_blocks, pad_features, pad_tokens, subsample
+from vlpipe.features.sequences import InMemoryArrays, SequenceFeatures
+from vlpipe.models.inputs import ModelInputs
+from vlpipe.tasks.batching import pad_features, pad_tokens
+from vlpipe.tasks.specs import TaskSpec, task_spec
 from vlpipe.text import Vocabulary
 
 
@@ -50,18 +53,23 @@ def autocast_for(device: torch.device) -> torch.autocast:
 
 
 class VideoTextTask:
-    """Clip features and tokenised sentences of one data set, ready for batching."""
+    """Clip features and tokenised sentences of one data set, ready for batching.
 
-    model_output = "score"
+    ``features``: the run's feature inputs (`vlpipe.features.inputs.ClipArrays`, streamed from
+    the stores), or clip_id → (T, D) arrays already in memory. Subclasses set ``name`` (their
+    `vlpipe.tasks.specs.TaskSpec`).
+    """
 
-    def __init__(self, clips: pd.DataFrame, features: dict[str, np.ndarray], vocab: Vocabulary,
+    name: str
+
+    def __init__(self, clips: pd.DataFrame, features, vocab: Vocabulary,
                  max_frames: int = 40, max_words: int = 40, feature_norm: str = "zscore",
-                 pca_dims: int = 64, blocks: list[int] | None = None) -> None:
+                 pca_dims: int = 64) -> None:
         self.vocab, self.max_words = vocab, max_words
+        arrays = features if hasattr(features, "read") else InMemoryArrays(features)
         train_ids = clips.loc[clips["split"] == "train", "clip_id"]
-        # each extractor's block of columns (``blocks``) is normalised on its own
-        features = normalize_blocks(features, train_ids, feature_norm, blocks, pca_dims)
-        self.features = {c: subsample(f, max_frames) for c, f in features.items()}
+        self.features = SequenceFeatures(arrays, list(clips["clip_id"]), list(train_ids),
+                                         feature_norm, pca_dims, max_frames)
         # Sentences reduced to in-vocabulary ids; a sentence left empty carries no signal.
         self.sentences = {
             row.clip_id: [ids for s in row.sentences if (ids := self.encode(s))]
@@ -70,14 +78,24 @@ class VideoTextTask:
         self.splits = {split: [c for c in group["clip_id"] if self.sentences[c]]
                        for split, group in clips.groupby("split")}
 
-    def model_inputs(self) -> dict:
-        """Settings the model is built with that follow from the task: JSFusion's head."""
-        return {"output": self.model_output}
+    @property
+    def spec(self) -> TaskSpec:
+        return task_spec(self.name)
+
+    def model_inputs(self, word_vectors: np.ndarray | None = None) -> ModelInputs:
+        """What the model is built for: the feature inputs after normalisation, the
+        vocabulary (and its initial ``word_vectors``), what the task asks it to predict."""
+        return ModelInputs(self.features.inputs(), self.features.max_steps, self.spec.predicts,
+                           len(self.vocab), word_vectors)
 
     @property
     def feature_dim(self) -> int:
         """Size of one step's features as the model sees them."""
-        return next(iter(self.features.values())).shape[1]
+        return self.features.dim
+
+    def selection_metric(self, metrics: dict) -> float:
+        """The validation score that selects the checkpoint (the task's spec)."""
+        return self.spec.selection(metrics)
 
     def report_info(self) -> dict:
         """What the report prints beside the metrics (chance levels)."""

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from vlpipe.metrics.captioning import caption_metrics
-from vlpipe.models.decoding import beam_search, greedy_decode
+from vlpipe.nn.beam_search import beam_search, greedy_decode
 from vlpipe.tasks.base import TensorBatch, VideoTextTask, autocast_for
 from vlpipe.text import SPECIALS
 
@@ -44,7 +44,9 @@ class CaptionBatch(TensorBatch):
 class CaptioningTask(VideoTextTask):
     """Data, objective and evaluation of sentence generation from a clip."""
 
-    def __init__(self, clips: pd.DataFrame, features: dict[str, np.ndarray], vocab,
+    name = "captioning"
+
+    def __init__(self, clips: pd.DataFrame, features, vocab,
                  task_list: pd.DataFrame | None = None, batch_size: int = 32, beam: int = 1,
                  **common) -> None:
         super().__init__(clips, features, vocab, **common)
@@ -57,9 +59,6 @@ class CaptioningTask(VideoTextTask):
             if unknown:
                 raise KeyError(f"test list: no features for clip(s) {unknown[:5]}")
             self.eval_clips["test"] = list(dict.fromkeys(task_list["clip_id"]))
-
-    def model_inputs(self) -> dict:
-        return {}
 
     def num_items(self, split: str) -> int:
         return len(self.eval_clips[split])
@@ -108,8 +107,3 @@ class CaptioningTask(VideoTextTask):
         metrics = caption_metrics({c: self.references[c] for c in clip_ids}, predictions,
                                   VALIDATION_METRICS if split == "val" else TEST_METRICS)
         return {"caption": {name: 100.0 * value for name, value in metrics.items()}}
-
-    @staticmethod
-    def selection_metric(metrics: dict) -> float:
-        """Model selection: CIDEr (×100)."""
-        return metrics["caption"]["CIDEr"]

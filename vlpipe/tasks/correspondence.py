@@ -19,6 +19,7 @@ Models plug in through ``correspondence_loss(feats, mask, sentence_vectors, labe
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -27,8 +28,9 @@ import pandas as pd
 import torch
 
 from vlpipe.metrics.retrieval import bidirectional_retrieval
-from vlpipe.sequences import pad_features
+from vlpipe.models.inputs import ModelInputs
 from vlpipe.tasks.base import TensorBatch, VideoTextTask, autocast_for
+from vlpipe.tasks.batching import pad_features
 
 
 @dataclass
@@ -44,7 +46,9 @@ class CorrespondenceBatch(TensorBatch):
 class CorrespondenceTask(VideoTextTask):
     """Data and objective of learning which sentence goes with which clip."""
 
-    def __init__(self, clips: pd.DataFrame, features: dict[str, np.ndarray], vocab,
+    name = "correspondence"
+
+    def __init__(self, clips: pd.DataFrame, features, vocab,
                  sentence_vectors: dict[str, np.ndarray],
                  task_list: pd.DataFrame | None = None, batch_size: int = 60,
                  frames_per_clip: int = 5, train_noise: float = 0.0, noise_seed: int = 0,
@@ -76,9 +80,10 @@ class CorrespondenceTask(VideoTextTask):
         if task_list is not None and len(task_list):
             self.eval_pairs["test"] = self._listed_pairs(task_list)
 
-    def model_inputs(self) -> dict:
-        """The size of the sentence vectors the model reads instead of words."""
-        return {"text_dim": next(iter(self.vectors.values())).shape[1]}
+    def model_inputs(self, word_vectors: np.ndarray | None = None) -> ModelInputs:
+        """The frames and the size of the sentence vectors the model reads instead of words."""
+        return dataclasses.replace(super().model_inputs(word_vectors),
+                                   sentence_dim=next(iter(self.vectors.values())).shape[1])
 
     def _noisy_training_sentences(self, fraction: float, seed: int) -> dict[str, np.ndarray]:
         """The training clips' sentence vectors, those of ``fraction`` of the clips rotated
@@ -170,8 +175,3 @@ class CorrespondenceTask(VideoTextTask):
     def evaluate(self, model: torch.nn.Module, split: str, device: torch.device) -> dict:
         model.eval()
         return bidirectional_retrieval(self.score(model, split, device))
-
-    @staticmethod
-    def selection_metric(metrics: dict) -> float:
-        """Model selection: mean of video- and sentence-search mAP."""
-        return (metrics["t2v"]["mAP"] + metrics["v2t"]["mAP"]) / 2

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 from vlpipe.datasets.base import BLANK_MARKER
 from vlpipe.metrics.choice import choice_accuracy
-from vlpipe.sequences import pad_tokens
 from vlpipe.tasks.base import TensorBatch, VideoTextTask, autocast_for
+from vlpipe.tasks.batching import pad_tokens
 from vlpipe.text import SPECIALS, tokenize
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,9 @@ class BlankItem:
 class FillInBlankTask(VideoTextTask):
     """Data and objective of fill-in-the-blank."""
 
-    model_output = "word"
+    name = "fill_in_blank"
 
-    def __init__(self, clips: pd.DataFrame, features: dict[str, np.ndarray], vocab,
+    def __init__(self, clips: pd.DataFrame, features, vocab,
                  task_list: pd.DataFrame | None = None, batch_size: int = 32,
                  **common) -> None:
         super().__init__(clips, features, vocab, **common)
@@ -126,7 +126,3 @@ class FillInBlankTask(VideoTextTask):
                 logits.append(self.logits(model, batch).float().cpu())
         answers = np.array([item.answer for item in items])
         return {"fib": {"accuracy": choice_accuracy(torch.cat(logits).numpy(), answers)}}
-
-    @staticmethod
-    def selection_metric(metrics: dict) -> float:
-        return metrics["fib"]["accuracy"]

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from vlpipe.metrics.choice import choice_accuracy
-from vlpipe.models.losses import max_margin_ranking_loss
+from vlpipe.nn.losses import max_margin_ranking_loss
 from vlpipe.tasks.base import PairBatch, VideoTextTask, autocast_for, pair_scores
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 class MultipleChoiceTask(VideoTextTask):
     """Data and objective of video → sentence multiple choice."""
 
-    def __init__(self, clips: pd.DataFrame, features: dict[str, np.ndarray], vocab,
+    name = "multiple_choice"
+
+    def __init__(self, clips: pd.DataFrame, features, vocab,
                  task_list: pd.DataFrame | None = None, batch_size: int = 10,
                  num_negatives: int = 9, margin: float = 10.0, **common) -> None:
         super().__init__(clips, features, vocab, **common)
@@ -109,7 +111,3 @@ class MultipleChoiceTask(VideoTextTask):
         model.eval()
         scores, answers = self.score(model, split, device)
         return {"mc": {"accuracy": choice_accuracy(scores, answers)}}
-
-    @staticmethod
-    def selection_metric(metrics: dict) -> float:
-        return metrics["mc"]["accuracy"]

@@ -24,9 +24,10 @@ import torch
 import torch.nn.functional as F
 
 from vlpipe.metrics.retrieval import bidirectional_retrieval
-from vlpipe.models.losses import in_batch_ranking_loss, max_margin_ranking_loss
-from vlpipe.sequences import pad_tokens
+from vlpipe.models import test_time_scorer
+from vlpipe.nn.losses import in_batch_ranking_loss, max_margin_ranking_loss
 from vlpipe.tasks.base import PairBatch, TensorBatch, VideoTextTask, autocast_for, pair_scores
+from vlpipe.tasks.batching import pad_tokens
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,9 @@ def _concat_padded(blocks: list[tuple[torch.Tensor, torch.Tensor]]
 class RetrievalTask(VideoTextTask):
     """Data and objective of sentence → video retrieval."""
 
-    def __init__(self, clips: pd.DataFrame, features: dict[str, np.ndarray], vocab,
+    name = "retrieval"
+
+    def __init__(self, clips: pd.DataFrame, features, vocab,
                  task_list: pd.DataFrame | None = None, batch_size: int = 10,
                  negatives: str = "sampled", num_negatives: int = 9, margin: float = 10.0,
                  directions: str = "t2v", **common) -> None:
@@ -123,8 +126,8 @@ class RetrievalTask(VideoTextTask):
               block: int = 100) -> np.ndarray:
         """Scores (n_texts, n_videos) of the split's test sentences against its clips; the
         positive of sentence q is clip q. Each clip and sentence is encoded once, then every
-        pair is scored by the model's ``inference_scorer()`` if it has one (JSFusion's dense,
-        blocked scorer), else by ``score_matrix``."""
+        pair is scored by the test-time scorer its family registers if it has one (JSFusion's
+        dense, blocked scorer), else by ``score_matrix``."""
         clip_ids, sentences = zip(*self.eval_pairs[split], strict=True)
         videos, texts = [], []
         with autocast_for(device):
@@ -133,16 +136,10 @@ class RetrievalTask(VideoTextTask):
                 tokens, token_mask = pad_tokens(sentences[start : start + block])
                 videos.append(model.encode_video(feats.to(device), feat_mask.to(device)))
                 texts.append(model.encode_text(tokens.to(device), token_mask.to(device)))
-            scorer = getattr(model, "inference_scorer", lambda: model.score_matrix)()
+            scorer = test_time_scorer(model)
             scores = scorer(*_concat_padded(videos), *_concat_padded(texts))  # (Nv, Nt)
         return scores.T.float().cpu().numpy()
 
     def evaluate(self, model: torch.nn.Module, split: str, device: torch.device) -> dict:
         model.eval()
         return bidirectional_retrieval(self.score(model, split, device))
-
-    @staticmethod
-    def selection_metric(metrics: dict) -> float:
-        """Model selection: mean of text→video R@1, R@5, R@10."""
-        t2v = metrics["t2v"]
-        return (t2v["R@1"] + t2v["R@5"] + t2v["R@10"]) / 3

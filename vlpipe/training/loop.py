@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from vlpipe.atomic import atomic_path, write_json
+from vlpipe.training.prefetch import prefetched
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class TrainSettings:
     momentum: float = 0.9  # SGD only
     lr_milestones: list[int] = field(default_factory=list)  # 1-based epochs after which…
     lr_decay: float = 0.1  # …the learning rate is multiplied by this
+    prefetch: int = 2  # batches prepared ahead in a background thread (0: inline)
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -145,7 +147,7 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
         if hasattr(model, "start_epoch"):
             model.start_epoch(epoch + 1)
         lr, losses = optimizer.param_groups[0]["lr"], []
-        for batch in task.train_batches(rng):
+        for batch in prefetched(task.train_batches(rng), settings.prefetch):
             loss = task.loss(model, batch.to(device))
             if not torch.isfinite(loss):
                 raise _non_finite(out_dir, "the loss", loss, epoch, len(losses) + 1)

@@ -3,19 +3,24 @@ import json
 import os
 from pathlib import Path
 
-from vlpipe.experiment_config import (
-    SENTENCE_VECTOR_TASKS,
-    SENTENCES_KEY,
-    run_settings,
-    task_list_name,
-    variant_features,
-)
 from vlpipe.extractors import check_settings
+from vlpipe.planning import (
+    SENTENCES_KEY,
+    check_experiment,
+    named_paths,
+    run_settings,
+    upstream_run,
+    variant_extractors,
+)
+from vlpipe.tasks import task_spec
 
 for _name, _settings in config["extractors"].items():
     check_settings(_name, _settings)  # unknown kinds or settings fail before any job runs
 if SENTENCES_KEY in config["extractors"]:
     raise ValueError(f"config extractors: {SENTENCES_KEY!r} names the text store; rename it")
+for _name, _experiment in config["experiments"].items():
+    # model, model_args, variant flags, task_args, inputs, init_from: before any job runs
+    check_experiment(_name, _experiment, config["experiments"], config["extractors"])
 
 # Jobs import vlpipe from this checkout, also inside the per-rule conda environments
 # (`--software-deployment-method conda`, envs/*.yaml), which do not install it.
@@ -87,14 +92,23 @@ def experiment_stores(experiment, variant):
     """EXTRACTOR=STORE items for every (extractor, shard) a variant of an experiment reads, and
     sentences=STORE (the text store) when its task reads sentence vectors."""
     settings = config["experiments"][experiment]
-    stores = [
-        f"{extractor}={feature_store(extractor, shard)}"
-        for extractor in variant_features(settings, variant)
-        for shard in SHARDS
-    ]
-    if settings["task"] in SENTENCE_VECTOR_TASKS:
-        stores.append(f"{SENTENCES_KEY}={TEXT_STORE}")
-    return stores
+    stores = {
+        extractor: [feature_store(extractor, shard) for shard in SHARDS]
+        for extractor in variant_extractors(settings, variant)
+    }
+    if task_spec(settings["task"]).sentence_vectors:
+        stores[SENTENCES_KEY] = [TEXT_STORE]
+    return named_paths(stores)
+
+
+def model_file(experiment, variant, seed):
+    return f"{OUT}/models/{experiment}/{variant}/seed-{seed}/model.pt"
+
+
+def upstream_model(experiment, seed):
+    """The model.pt of the run (same seed) this experiment's runs start from, or None."""
+    upstream = upstream_run(config["experiments"][experiment])
+    return model_file(*upstream, seed) if upstream else None
 
 
 def metrics_file(experiment, variant, seed):

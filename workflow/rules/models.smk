@@ -39,16 +39,28 @@ rule text_features:
 
 
 def run_inputs(wildcards):
-    task = config["experiments"][wildcards.experiment]["task"]
+    task = task_spec(config["experiments"][wildcards.experiment]["task"])
     return {
         "clips": f"{OUT}/tables/clips.parquet",
         "vocab": f"{OUT}/text/vocab.json",
-        "task_list": f"{OUT}/tables/tasks/{task_list_name(task)}.parquet",
+        "task_list": f"{OUT}/tables/tasks/{task.list_name}.parquet",
         "stores": [
             item.split("=", 1)[1]
             for item in experiment_stores(wildcards.experiment, wildcards.variant)
         ],
     }
+
+
+def train_inputs(wildcards):
+    """A run's inputs, and the upstream run's model.pt when it starts from one (init_from):
+    retraining the upstream reruns this run, and nothing else."""
+    upstream = upstream_model(wildcards.experiment, wildcards.seed)
+    return {**run_inputs(wildcards), **({"upstream": upstream} if upstream else {})}
+
+
+def init_from_arg(wildcards, input):
+    """The upstream model.pt, or "" (none)."""
+    return input.upstream if "upstream" in input.keys() else ""
 
 
 RUN_ARGS = (
@@ -60,7 +72,7 @@ RUN_ARGS = (
 
 rule train:
     input:
-        unpack(run_inputs),
+        unpack(train_inputs),
     output:
         model=f"{OUT}/models/{{experiment}}/{{variant}}/seed-{{seed}}/model.pt",
         log=f"{OUT}/models/{{experiment}}/{{variant}}/seed-{{seed}}/train_log.jsonl",
@@ -69,6 +81,7 @@ rule train:
         stores=lambda w: experiment_stores(w.experiment, w.variant),
         text=as_json({"embeddings": config["text"].get("embeddings")}),
         out_dir=lambda w, output: str(Path(output.model).parent),
+        init_from=init_from_arg,
     resources:
         **job_resources("train"),
     log:
@@ -77,7 +90,8 @@ rule train:
     conda:
         ENVS["models"]
     shell:
-        "python -m vlpipe --threads {threads} train " + RUN_ARGS + " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "python -m vlpipe --threads {threads} train " + RUN_ARGS + " --out-dir {params.out_dir:q}"
+        " --init-from={params.init_from:q} > {log:q} 2>&1"
 
 
 rule evaluate:

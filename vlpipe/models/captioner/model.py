@@ -10,31 +10,16 @@ decoding.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vlpipe.models.attention import FrameAttention
-from vlpipe.models.encoders import TextEmbedding
-from vlpipe.models.layers import masked_apply, masked_mean
-
-
-@dataclass
-class CaptionerConfig:
-    """Hyper-parameters; sizes are open in the baselines' descriptions."""
-
-    word_dim: int = 300
-    hidden: int = 512  # LSTM state and projected frame size
-    attention: str = "additive"  # Temp-Attention's soft attention | "none" (mean of frames)
-    attention_hidden: int = 256
-    dropout: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.attention not in ("additive", "none"):
-            raise ValueError(f"attention={self.attention!r}; allowed: 'additive', 'none'")
+from vlpipe.models.captioner.config import CaptionerConfig
+from vlpipe.models.inputs import ModelInputs
+from vlpipe.nn.attention import FrameAttention
+from vlpipe.nn.encoders import TextEmbedding
+from vlpipe.nn.layers import masked_apply, masked_mean
 
 
 class AttentionCaptioner(nn.Module):
@@ -82,3 +67,10 @@ class AttentionCaptioner(nn.Module):
             log_probs, state = self.step(inputs[:, t], state)
             steps.append(log_probs)
         return torch.stack(steps, dim=1)
+
+
+def build(config: CaptionerConfig, inputs: ModelInputs) -> AttentionCaptioner:
+    """The captioner over the frames (arrays side by side per step)."""
+    if inputs.predicts != "caption":
+        raise ValueError(f"the captioner writes captions, not {inputs.predicts!r}")
+    return AttentionCaptioner(config, inputs.vocab_size, inputs.video_dim, inputs.word_vectors)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from vlpipe.models.layers import masked_mean
-
-ATTENTIONS = ("none", "dot", "multiplicative", "additive")
+from vlpipe.nn.layers import masked_mean
+from vlpipe.nn.names import ATTENTIONS
 
 
 class FrameAttention(nn.Module):

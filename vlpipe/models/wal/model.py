@@ -29,44 +29,15 @@ negative pairs is open too: ``route="all"`` (the default, the paper as written) 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vlpipe.models.attention import ATTENTIONS, FrameAttention
-from vlpipe.models.layers import Dense, masked_apply, masked_mean
-
-
-@dataclass
-class WALConfig:
-    """Hyper-parameters; defaults are WAL-att-adv (BVF=4). The embedding size is open."""
-
-    embed_dim: int = 512
-    attention: str = "dot"  # "none" (mean over frames) | "dot" | "multiplicative" | "additive"
-    attention_hidden: int = 256  # additive attention only
-    adversarial: bool = True  # the discriminator channel
-    backgrounds: int = 4  # background visual vectors (BVF)
-    discriminator_input: str = "difference"  # F_ADV(p_ADV − p_LVC) | "concat" | "p_adv"
-    sampler: str = "gumbel"  # z: "gumbel" (hard, straight-through) | "softmax" (soft)
-    temperature: float = 1.0
-    discriminator_warmup: int = 50  # epochs with the discriminator fixed (paper: 50 of 70)
-    route: str = "all"  # pairs the discriminator judges: "all" | "aligned" (random ones never)
-    loss: str = "bce"  # "bce" (LVC classifier) | "triplet" (VSE++ hardest negative)
-    margin: float = 0.2  # triplet only
-
-    def __post_init__(self) -> None:
-        choices = {"attention": ATTENTIONS, "discriminator_input": ("difference", "concat",
-                                                                    "p_adv"),
-                   "sampler": ("gumbel", "softmax"), "loss": ("bce", "triplet"),
-                   "route": ("all", "aligned")}
-        for field_name, allowed in choices.items():
-            if getattr(self, field_name) not in allowed:
-                raise ValueError(f"{field_name}={getattr(self, field_name)!r}; allowed: {allowed}")
-        if self.backgrounds < 1:
-            raise ValueError(f"backgrounds={self.backgrounds}; need at least 1")
+from vlpipe.models.inputs import ModelInputs
+from vlpipe.models.wal.config import WALConfig
+from vlpipe.nn.attention import FrameAttention
+from vlpipe.nn.layers import Dense, masked_apply, masked_mean
 
 
 class Discriminator(nn.Module):
@@ -250,3 +221,11 @@ def hardest_negative_triplet(similarity: Tensor, margin: float) -> Tensor:
     clips = (margin - positive[:, None] + similarity).clamp(min=0).masked_fill(diagonal, 0)
     sentences = (margin - positive[None, :] + similarity).clamp(min=0).masked_fill(diagonal, 0)
     return clips.amax(dim=1) + sentences.amax(dim=0)
+
+
+def build(config: WALConfig, inputs: ModelInputs) -> WAL:
+    """WAL over the frames (arrays side by side per step) and the frozen sentence vectors."""
+    if inputs.sentence_dim is None:
+        raise ValueError("WAL reads sentence vectors (the text store); this task has none")
+    return WAL(config, inputs.vocab_size, inputs.video_dim, inputs.word_vectors,
+               text_dim=inputs.sentence_dim)

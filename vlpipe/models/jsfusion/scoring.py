@@ -14,7 +14,7 @@ for one (video block × sentence block) at a time with no per-pair work in Pytho
 - videos and sentences are sorted by length so that each block is trimmed to its own longest
   sequence; `torch.compile` of the block function is optional (`compile_mode`);
 - `backend` "triton-jst" computes the JST with the fused kernels of
-  `vlpipe.models.jsfusion_triton` instead of torch ops; "triton" the CHD's gated convs too.
+  `vlpipe.models.jsfusion.triton_kernels` instead of torch ops; "triton" the CHD's gated convs too.
 
 Models this does not accelerate (fusion="lstm", which scores pooled states and is cheap already;
 BatchNorm without running statistics; an unknown activation) fall back to `model.score_matrix`,
@@ -34,10 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vlpipe.models.jsfusion import CHDStage, ConvHierarchicalDecoder, JSFusion, JSFusionConfig
+from vlpipe.models.jsfusion.config import JSFusionConfig
+from vlpipe.models.jsfusion.model import CHDStage, ConvHierarchicalDecoder, JSFusion
 
 if TYPE_CHECKING:  # triton is imported only when a Triton backend is asked for
-    from vlpipe.models.jsfusion_triton import GatedConv
+    from vlpipe.models.jsfusion.triton_kernels import GatedConv
 
 Activation = Callable[[Tensor], Tensor]
 _CHANNEL_ALIGN = 8  # fused conv outputs are padded to a multiple of this (tensor-core tiles)
@@ -104,7 +105,7 @@ def _identity(x: Tensor) -> Tensor:
 
 def _activation_code(module: nn.Module) -> tuple[int, float]:
     """(code, negative slope) of `module` for the Triton kernels."""
-    from vlpipe.models import jsfusion_triton
+    from vlpipe.models.jsfusion import triton_kernels as jsfusion_triton
 
     codes = {nn.Identity: jsfusion_triton.IDENTITY, nn.Tanh: jsfusion_triton.TANH,
              nn.ReLU: jsfusion_triton.RELU, nn.LeakyReLU: jsfusion_triton.LEAKY_RELU}
@@ -222,7 +223,7 @@ class PairScorer:
         self.receptive_field = chd.receptive_field
         self.head = chd.head
         if self.backend != "torch" and self.device.type != "cuda":
-            from vlpipe.models import jsfusion_triton
+            from vlpipe.models.jsfusion import triton_kernels as jsfusion_triton
 
             if not jsfusion_triton.INTERPRETED:
                 raise RuntimeError(f"backend={self.backend!r} needs a CUDA device (or "
@@ -235,7 +236,7 @@ class PairScorer:
 
     def _triton_joint(self, *layers: nn.Module) -> Callable[..., Tensor]:
         """`jsfusion_triton.fused_joint` bound to this model's folded weights."""
-        from vlpipe.models import jsfusion_triton
+        from vlpipe.models.jsfusion import triton_kernels as jsfusion_triton
 
         activations = {_activation_code(layer.activation) for layer in layers}
         if len(activations) > 1:
@@ -259,7 +260,7 @@ class PairScorer:
         conv = params(stage.transform[0]) if pool == "conv" else None
         gate = params(stage.gate) if stage.gate is not None else None
         if self.backend == "triton" and conv is not None:
-            from vlpipe.models.jsfusion_triton import GatedConv
+            from vlpipe.models.jsfusion.triton_kernels import GatedConv
 
             code, slope = _activation_code(stage.transform[1])
             return GatedConv.build(conv, gate, stage.stride, code, slope)

@@ -1,4 +1,4 @@
-"""Fault injection beyond videos (``vlpipe.faults`` has those): annotation files, the config,
+"""Fault injection beyond videos (``tests.faults.videos`` has those): annotation files, the config,
 training runs and the security boundaries, each provoked in a scratch directory through the real
 code.
 
@@ -33,10 +33,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
+import vlpipe
 from vlpipe.datasets import read_dataset
 from vlpipe.datasets.base import check_clip_table
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(vlpipe.__file__).resolve().parent  # the library, whose sources the AST checks read
 REPO = PACKAGE.parent
 Env = dict[str, str] | None
 Run = Callable[[Path, Env], str]
@@ -140,11 +141,12 @@ def _missing_video(directory: Path, env: Env) -> str:
 
 def _span_past_the_end(directory: Path, env: Env) -> str:
     """A 2 s video with a clip span [5, 6) s beside a good clip, extracted with each mode."""
-    from vlpipe.extract import extract_shard
     from vlpipe.extractors import build_extractor
-    from vlpipe.faults import CHEAP_SETTINGS, write_good_clip
+    from vlpipe.extractors.job import extract_shard
     from vlpipe.features import FeatureStore
     from vlpipe.manifest import SHARD_COLUMNS, with_file_identity
+
+    from .videos import CHEAP_SETTINGS, write_good_clip
 
     video = write_good_clip(directory / "video.mp4")
     clips = pd.DataFrame({"clip_id": ["good", "late"], "video_path": [str(video)] * 2,
@@ -301,7 +303,7 @@ def _kill_at_first_checkpoint(inputs: dict, out_dir: Path, env: Env) -> str:
 def _killed_and_resumed(directory: Path, env: Env) -> str:
     """An uninterrupted run beside one killed (SIGKILL) once its first checkpoint exists and run
     again: the second resumes and must end with the same files and test metrics."""
-    from vlpipe.experiment import run_evaluation
+    from vlpipe.runs import run_evaluation
     from vlpipe.training.loop import load_state
 
     inputs = training_inputs(directory / "inputs")
@@ -528,8 +530,9 @@ HOSTILE_IDS = ["good", "a'; touch PWNED; '", "$(touch PWNED)", 'b" && touch PWNE
 def _hostile_names(directory: Path, env: Env) -> str:
     """Manifest and extraction through Snakemake with quotes, spaces, ``$( )`` and backquotes
     in clip ids, the data set root and the results directory: nothing may run them."""
-    from vlpipe.faults import write_good_clip
     from vlpipe.features import FeatureStore
+
+    from .videos import write_good_clip
 
     root = directory / "data 'q' $(touch PWNED)"
     (root / "videos").mkdir(parents=True)

@@ -1,14 +1,12 @@
+"""Feature normalisation (`vlpipe.features.normalize`), subsampling and padding, and quarantined
+clips leaving a run."""
+
 import numpy as np
 import pytest
 
-from vlpipe.sequences import (
-    normalize_blocks,
-    pad_features,
-    pad_tokens,
-    pca_whiten,
-    standardize,
-    subsample,
-)
+from vlpipe.features.normalize import BlockNormalizer, fit_whitening, fit_zscore
+from vlpipe.features.sequences import InMemoryArrays, SequenceFeatures, subsample
+from vlpipe.tasks.batching import pad_features, pad_tokens
 
 
 def _clips(rng, scales, n_clips=20, steps=30):
@@ -17,15 +15,28 @@ def _clips(rng, scales, n_clips=20, steps=30):
             for i in range(n_clips)}
 
 
+def _steps(features, ids):
+    return np.concatenate([features[c] for c in ids]).astype(np.float64)
+
+
 def test_standardize_uses_the_fit_clips_only():
     rng = np.random.default_rng(0)
     features = _clips(rng, np.array([10.0, 0.1]))
     features["outlier"] = np.full((3, 2), 1000.0, dtype=np.float32)
-    out = standardize(features, [f"c{i}" for i in range(20)])
-    fit = np.concatenate([out[f"c{i}"] for i in range(20)])
+    fit_ids = [f"c{i}" for i in range(20)]
+    zscore = fit_zscore(_steps(features, fit_ids))
+    fit = np.concatenate([zscore(features[c]) for c in fit_ids])
     np.testing.assert_allclose(fit.mean(0), 0, atol=1e-4)
     np.testing.assert_allclose(fit.std(0), 1, atol=1e-3)
-    assert out["outlier"].min() > 100  # transformed with the fit statistics, not refitted
+    assert zscore(features["outlier"]).min() > 100  # the fit statistics, not refitted
+    # The same through a task's features: fitted on the fit (training) clips only.
+    sequences = SequenceFeatures(InMemoryArrays(features), list(features), fit_ids, "zscore",
+                                 max_steps=100)
+    fit = np.concatenate([sequences[c] for c in fit_ids])
+    np.testing.assert_allclose(fit.mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(fit.std(0), 1, atol=1e-3)
+    assert sequences["outlier"].min() > 100
+    assert sequences["outlier"].dtype == np.float32
 
 
 def test_pca_whitening_decorrelates_and_keeps_the_top_components():
@@ -33,16 +44,18 @@ def test_pca_whitening_decorrelates_and_keeps_the_top_components():
     mixing = np.array([[3.0, 1.0, 0.0], [1.0, 2.0, 0.0], [0.0, 0.0, 0.01]])
     features = {c: f @ mixing for c, f in _clips(rng, np.ones(3)).items()}
     ids = list(features)
-    white = np.concatenate([pca_whiten(features, ids, 3)[c] for c in ids])
+    steps = _steps(features, ids)
+    white = np.concatenate([fit_whitening(steps, 3)(features[c]) for c in ids])
     np.testing.assert_allclose(np.cov(white, rowvar=False), np.eye(3), atol=1e-2)
     # Two components: the near-constant third input dimension is dropped.
-    top = np.concatenate([pca_whiten(features, ids, 2)[c] for c in ids])
+    whitening = fit_whitening(steps, 2)
+    top = np.concatenate([whitening(features[c]) for c in ids])
     raw = np.concatenate([features[c] for c in ids])
-    assert top.shape == (600, 2)
+    assert top.shape == (600, 2) and top.dtype == np.float32
     assert abs(np.corrcoef(top[:, 0], raw[:, 2])[0, 1]) < 0.1
     assert abs(np.corrcoef(top[:, 1], raw[:, 2])[0, 1]) < 0.1
     with pytest.raises(ValueError, match="pca_dims=4"):
-        pca_whiten(features, ids, 4)
+        fit_whitening(steps, 4)
 
 
 def test_subsample_and_padding():
@@ -70,21 +83,28 @@ def test_blocks_are_normalised_each_on_its_own():
     # block 1: 3 columns of small variance; block 2: 2 columns of huge variance
     features = {c: np.concatenate([rng.normal(0, 0.05, (4, 3)), rng.normal(5, 100, (4, 2))],
                                   axis=1) for c in ids}
+    sample = [features[c] for c in ids]
     small = np.concatenate([features[c][:, :3] for c in ids])
-    whole = np.concatenate(list(normalize_blocks(features, ids, "pca", None, pca_dims=2)
-                                .values()))
-    split = np.concatenate(list(normalize_blocks(features, ids, "pca", [3, 2], pca_dims=2)
-                                .values()))
+    one_block = BlockNormalizer("pca", sample, [5], pca_dims=2)
+    two_blocks = BlockNormalizer("pca", sample, [3, 2], pca_dims=2)
+    whole = np.concatenate([one_block(features[c]) for c in ids])
+    split = np.concatenate([two_blocks(features[c]) for c in ids])
     assert whole.shape[1] == 2 and split.shape[1] == 4
+    assert one_block.widths == [2] and two_blocks.widths == [2, 2]
     # one PCA over everything keeps only the loud block; per block, the quiet one survives
     assert max(_explained(whole[:, k], small) for k in range(2)) < 0.1
     assert min(_explained(split[:, k], small) for k in range(2)) > 0.999
     np.testing.assert_allclose(split.std(axis=0, ddof=1), 1.0, atol=1e-2)  # whitened
-    zscored = normalize_blocks(features, ids, "zscore", [3, 2])
-    np.testing.assert_allclose(np.concatenate(list(zscored.values())).std(axis=0), 1,
-                               atol=1e-3)
+    zscore = BlockNormalizer("zscore", sample, [3, 2])
+    assert zscore.widths == [3, 2]
+    np.testing.assert_allclose(np.concatenate([zscore(features[c]) for c in ids]).std(axis=0),
+                               1, atol=1e-3)
+    untouched = BlockNormalizer("none", sample, [3, 2])
+    assert untouched(features["c0"]) is features["c0"] and untouched.widths == [3, 2]
     with pytest.raises(ValueError, match="do not add up"):
-        normalize_blocks(features, ids, "pca", [3, 3])
+        BlockNormalizer("pca", sample, [3, 3])
+    with pytest.raises(ValueError, match="feature_norm='l2'"):
+        BlockNormalizer("l2", sample, [3, 2])
 
 
 def test_quarantined_clips_leave_training_and_evaluation(tmp_path):
@@ -92,9 +112,10 @@ def test_quarantined_clips_leave_training_and_evaluation(tmp_path):
     the run's clips and task list; the others train and evaluate as usual."""
     import pandas as pd
 
-    from vlpipe.experiment import build_task_and_model
-    from vlpipe.features.store import ClipFeatures, write_store
-    from vlpipe.sequences import quarantine_table, quarantined_clips
+    from vlpipe.features.inputs import ClipArrays
+    from vlpipe.features.store import ClipFeatures, quarantine_table, write_store
+    from vlpipe.planning import InputRef
+    from vlpipe.runs import build_task_and_model
     from vlpipe.text import Vocabulary
 
     ids = [f"c{k}" for k in range(6)]
@@ -109,7 +130,7 @@ def test_quarantined_clips_leave_training_and_evaluation(tmp_path):
                                 "primary": "feat"},
                  "quarantined": {"c5": {"video_path": "v/c5.mp4", "identity": "x",
                                         "reason": reason}}})
-    assert quarantined_clips([[store]]) == {"c5": reason}
+    assert ClipArrays([InputRef("rgb", "rgb")], {"rgb": [store]}).quarantined() == {"c5": reason}
     table = quarantine_table({"rgb": [store]})
     assert table.to_dict("records") == [{"clip_id": "c5", "extractor": "rgb",
                                          "video_path": "v/c5.mp4", "reason": reason}]

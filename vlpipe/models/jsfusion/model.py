@@ -19,7 +19,6 @@ how much padding there is (see `ConvHierarchicalDecoder` for how the CHD achieve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 from itertools import pairwise
 
@@ -28,63 +27,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vlpipe.models.encoders import ENCODER_KINDS, SequenceEncoder, TextEmbedding
-from vlpipe.models.layers import (
-    ACTIVATIONS,
+from vlpipe.models.inputs import ModelInputs
+from vlpipe.models.jsfusion.config import JSFusionConfig
+from vlpipe.nn.encoders import SequenceEncoder, TextEmbedding
+from vlpipe.nn.layers import (
     Dense,
     lengths_to_mask,
     make_activation,
     masked_apply,
     trim_padding,
 )
-
-
-@dataclass
-class JSFusionConfig:
-    """Hyper-parameters; defaults are the paper's retrieval / multiple-choice settings (Table 1)."""
-
-    word_dim: int = 300
-    train_embeddings: bool = True  # the authors' code fine-tunes GloVe
-    encoder_hidden: int = 512  # BLSTM units per direction; "conv"/"fc" width is 2x this
-    text_encoder: str = "blstm"  # "blstm" | "lstm" | "fc"
-    video_encoder: str = "conv"  # "conv" | "blstm" | "lstm" | "fc"
-    fusion: str = "jst"  # "jst" (JSFusion) | "lstm" (LSTM-fusion baseline)
-    chd_gates: bool = True  # False: JSFusion-noattention (no ConvG gates)
-    chd_pool: str = "conv"  # "conv" | "max" / "mean": JST_max / JST_mean (fixed 3x3 pooling)
-    d1: int = 512
-    d2: int = 512
-    d3: int = 512
-    d4: int = 512
-    conv_channels: int = 256
-    conv_activation: str | None = None  # None = paper eq. (4); the authors' code: "leaky_relu"
-    d5: int = 256
-    d6: int = 256
-    d7: int = 128
-    activation: str = "tanh"  # of every dense layer but D8; the authors' RET code: "leaky_relu"
-    batch_norm: bool = True
-    dropout: float = 0.5  # after D1 (both modalities), D2 and D3
-    output: str = "score"  # "score" (RET, MC) | "word" (FIB: D8 = softmax over the vocabulary)
-    # Nmax = Mmax = 40 are data settings: the retrieval task's max_frames / max_words.
-
-    def __post_init__(self) -> None:
-        choices = {
-            "text_encoder": ("blstm", "lstm", "fc"),
-            "video_encoder": ENCODER_KINDS,
-            "fusion": ("jst", "lstm"),
-            "chd_pool": ("conv", "max", "mean"),
-            "activation": tuple(ACTIVATIONS),
-            "conv_activation": (None, *ACTIVATIONS),
-            "output": ("score", "word"),
-        }
-        for field_name, allowed in choices.items():
-            if getattr(self, field_name) not in allowed:
-                raise ValueError(f"{field_name}={getattr(self, field_name)!r}; allowed: {allowed}")
-        if self.output == "word":
-            if self.fusion != "jst":
-                raise ValueError("output='word' (fill-in-the-blank) needs fusion='jst'")
-            if self.d1 != self.d7:
-                raise ValueError(f"output='word' adds D1w(BLANK) to D7's output: d1 ({self.d1})"
-                                 f" must equal d7 ({self.d7})")
 
 
 class ScoreHead(nn.Module):
@@ -382,13 +334,6 @@ class JSFusion(nn.Module):
             rows.append(torch.cat(row, dim=1))
         return torch.cat(rows, dim=0)
 
-    def inference_scorer(self):
-        """The eval-mode scorer of every (video, sentence) pair: dense, BatchNorm folded, bf16
-        on CUDA (`vlpipe.models.jsfusion_scoring.PairScorer`); rebuild it after training."""
-        from vlpipe.models.jsfusion_scoring import PairScorer  # it builds on this module
-
-        return PairScorer(self)
-
     def word_logits(self, v_enc: Tensor, v_mask: Tensor, t_enc: Tensor, t_mask: Tensor,
                     blank: Tensor) -> Tensor:
         """Fill-in-the-blank (output="word"): logits (B, |V|) of the word at position
@@ -404,3 +349,9 @@ class JSFusion(nn.Module):
         v_enc, _ = self.encode_video(feats, v_mask)
         t_enc, _ = self.encode_text(tokens, t_mask)
         return self.pair_scores(v_enc, v_mask, t_enc, t_mask)
+
+
+def build(config: JSFusionConfig, inputs: ModelInputs) -> JSFusion:
+    """A pair scorer (retrieval, multiple choice) or the fill-in-the-blank model
+    (``config.output``, set from the task); the video arrays are read side by side per step."""
+    return JSFusion(config, inputs.vocab_size, inputs.video_dim, inputs.word_vectors)

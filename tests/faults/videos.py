@@ -225,8 +225,8 @@ def inject(directory: Path, settings: dict[str, dict] | None = None,
     under ``fail/<case>/``), then all with the good clip with "quarantine" (stores under
     ``quarantine/``). A clip that is neither in every store of the quarantine job nor
     quarantined is "lost", an error."""
-    from vlpipe.extract import ClipError, extract_shard
     from vlpipe.extractors import build_extractor
+    from vlpipe.extractors.job import ClipError, extract_shard
     from vlpipe.features.store import FeatureStore
 
     settings = settings or CHEAP_SETTINGS

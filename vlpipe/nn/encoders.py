@@ -9,10 +9,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from vlpipe.models.layers import Dense, masked_apply, masked_mean
+from vlpipe.nn.layers import Dense, masked_apply, masked_mean
+from vlpipe.nn.names import ENCODER_KINDS
 
-EncoderKind = Literal["blstm", "lstm", "fc", "conv"]
-ENCODER_KINDS: tuple[str, ...] = ("blstm", "lstm", "fc", "conv")
+EncoderKind = Literal["blstm", "lstm", "fc", "conv"]  # = ENCODER_KINDS
 
 
 class TextEmbedding(nn.Embedding):

@@ -1,0 +1,158 @@
+"""Training and evaluation of one run (experiment, variant, seed): the task over the run's
+feature inputs (streamed from the stores), and the model its family builds for the task.
+
+The experiment config is described in `vlpipe.planning`; ``stores`` are the run's
+``NAME=STORE`` arguments: one item per (extractor, shard) store, plus ``sentences=STORE`` (the
+text store) for tasks that read sentence vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from vlpipe.atomic import write_json
+from vlpipe.features import FeatureStore
+from vlpipe.features.inputs import ClipArrays
+from vlpipe.models import build_model, model_family
+from vlpipe.planning import (
+    SENTENCES_KEY,
+    parse_named_paths,
+    variant_inputs,
+    variant_model_args,
+)
+from vlpipe.tasks import task_class, task_spec
+from vlpipe.text import Vocabulary, load_embeddings
+from vlpipe.training import TrainSettings, train
+from vlpipe.training.loop import load_state, resolve_device, seed_everything
+
+log = logging.getLogger(__name__)
+
+
+def sentence_inputs(text_store: str | None, task: str) -> dict:
+    """The task's ``sentence_vectors`` argument: per clip (n_sentences, D) from the text store,
+    for the tasks that read them; nothing for the others."""
+    if not task_spec(task).sentence_vectors:
+        return {}
+    if text_store is None:
+        raise ValueError(f"task {task!r} reads sentence vectors: pass the text store as "
+                         f"{SENTENCES_KEY}=text/sentences.zarr among the stores")
+    return {"sentence_vectors": FeatureStore(text_store).read_all("sentence")}
+
+
+def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: str,
+                         vocab_path: str, stores: Sequence[str], text: dict,
+                         task_list_path: str | None = None):
+    """The task (data + objective) and a freshly initialised model for one run, and the
+    provenance of the stores it reads (the feature inputs', then the text store's)."""
+    clips = pd.read_parquet(clips_path)
+    vocab = Vocabulary.load(vocab_path)
+    groups = parse_named_paths(stores)
+    text_store = groups.pop(SENTENCES_KEY, [None])[0]
+    arrays = ClipArrays(variant_inputs(experiment, variant), groups)
+    task_list = pd.read_parquet(task_list_path) if task_list_path else None
+    bad = arrays.quarantined()
+    if bad:  # left out of extraction as bad input (runtime.bad_clips: quarantine)
+        log.warning("%d quarantined clip(s) left out of training and evaluation: %s", len(bad),
+                    sorted(bad)[:5])
+        clips = clips[~clips["clip_id"].isin(bad)]
+        if task_list is not None:
+            task_list = task_list[~task_list["clip_id"].isin(bad)]
+    task = task_class(experiment["task"])(clips, arrays, vocab, task_list=task_list,
+                                          **sentence_inputs(text_store, experiment["task"]),
+                                          **experiment.get("task_args", {}))
+    model_args = variant_model_args(experiment, variant)
+    seed_everything(seed)
+    word_vectors = None
+    if text.get("embeddings"):
+        word_dim = model_family(experiment["model"]).settings(
+            model_args, task.spec.predicts).get("word_dim", 300)  # presets may set it
+        word_vectors, _ = load_embeddings(text["embeddings"], vocab, word_dim, seed)
+    model = build_model(experiment["model"], model_args, task.model_inputs(word_vectors))
+    provenance = store_provenance(arrays.store_paths() + ([text_store] if text_store else []))
+    return task, model, provenance
+
+
+def store_provenance(paths: Sequence[str]) -> list[dict]:
+    """Per store: what made it, with which weights, and whether they are pretrained."""
+    provenance = []
+    for path in paths:
+        attrs = FeatureStore(path).attrs["provenance"]
+        provenance.append({"extractor": attrs["extractor"], "weights": attrs["weights"],
+                           "pretrained": not attrs["weights"].startswith("random-seed")})
+    return provenance
+
+
+def fingerprint(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def start_from(model: torch.nn.Module, path: str, freeze: bool) -> list[str]:
+    """Copy an upstream run's trained weights (``model.pt``) into ``model``: every parameter
+    and buffer whose name and shape match, or whatever the model's own
+    ``load_upstream(state, freeze)`` takes (a family that nests another under a prefix);
+    ``freeze`` stops the copied parameters from training. Returns the names copied."""
+    state = load_state(path)["model"]
+    if hasattr(model, "load_upstream"):
+        copied = model.load_upstream(state, freeze)
+    else:
+        own = model.state_dict()
+        matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(matching, strict=False)
+        copied = sorted(matching)
+        if freeze:
+            for name, parameter in model.named_parameters():
+                if name in matching:
+                    parameter.requires_grad_(False)
+    if not copied:
+        raise ValueError(f"init_from: no weight of {path} fits this model (no parameter with the "
+                         "same name and shape)")
+    log.info("started from %s: %d tensors copied%s", path, len(copied),
+             ", frozen" if freeze else "")
+    return copied
+
+
+def run_training(experiment: dict, variant: str, seed: int, clips_path: str, vocab_path: str,
+                 stores: Sequence[str], text: dict, out_dir: str,
+                 task_list_path: str | None = None, upstream_model: str | None = None) -> dict:
+    task, model, _ = build_task_and_model(experiment, variant, seed, clips_path, vocab_path,
+                                          stores, text, task_list_path)
+    if upstream_model:
+        start_from(model, upstream_model, experiment["init_from"].get("freeze", True))
+    settings = TrainSettings(**{**experiment.get("train", {}), "seed": seed})
+    store_paths = [path for paths in parse_named_paths(stores).values() for path in paths]
+    inputs = [Path(p).stat().st_mtime_ns for p in [clips_path, vocab_path, *store_paths,
+                                                   *([task_list_path] if task_list_path else []),
+                                                   *([upstream_model] if upstream_model else [])]]
+    return train(model, task, settings, out_dir,
+                 fingerprint=fingerprint(experiment, variant, seed, stores, inputs))
+
+
+def run_evaluation(experiment: dict, name: str, variant: str, seed: int, clips_path: str,
+                   vocab_path: str, stores: Sequence[str], text: dict, model_path: str,
+                   dataset: str, out_path: str, task_list_path: str | None = None) -> dict:
+    task, model, provenance = build_task_and_model(experiment, variant, seed, clips_path,
+                                               vocab_path, stores, text, task_list_path)
+    device = resolve_device(experiment.get("train", {}).get("device", "auto"))
+    model.load_state_dict(load_state(model_path)["model"])
+    model.to(device)
+    result = {"experiment": name, "variant": variant, "seed": seed, "dataset": dataset,
+              "task": experiment["task"], "n_test": task.num_items("test"), **task.report_info(),
+              "features": provenance,
+              "test": task.evaluate(model, "test", device),
+              "val": task.evaluate(model, "val", device)}
+    write_json(out_path, json.loads(json.dumps(result, default=_to_builtin)))
+    return result
+
+
+def _to_builtin(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value)}")

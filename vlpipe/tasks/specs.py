@@ -1,0 +1,171 @@
+"""Every task described once, without torch: the workflow (which task list and stores a run
+reads), the config check (its ``task_args``, when the DAG is planned), training (the score that
+selects the checkpoint) and the report (columns, sections, chance levels, the paper's tables)
+all read these specs. The task's code is `TaskSpec.implementation`, imported by the jobs only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import jsonschema
+
+# task_args every video-sentence task takes (`vlpipe.tasks.base.VideoTextTask`)
+COMMON_ARGS: dict[str, dict] = {
+    "max_frames": {"type": "integer", "minimum": 1,
+                   "description": "at most this many equidistant steps per clip"},
+    "max_words": {"type": "integer", "minimum": 1, "description": "sentences truncated to this"},
+    "feature_norm": {"enum": ["zscore", "pca", "none"],
+                     "description": "per input array, fitted on a bounded training sample"},
+    "pca_dims": {"type": "integer", "minimum": 1, "description": "components per array (pca)"},
+}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task. ``args``: its own ``task_args`` (JSON schema per key) beside `COMMON_ARGS`;
+    ``predicts``: what it asks the model for (`vlpipe.models.ModelInputs.predicts`);
+    ``selection``: the validation score that selects the checkpoint (higher is better), and
+    ``selection_label`` its description; ``metrics`` / ``sections``: the report's columns and
+    one table per direction (direction → heading); ``paper_tables``: direction → the file in
+    ``vlpipe/report/data/`` with the paper's numbers; ``describe``: the report's test line
+    (with chance levels) from one run's metrics file."""
+
+    name: str
+    implementation: str  # "module:class"
+    predicts: str
+    args: dict[str, dict]
+    selection: Callable[[dict], float]
+    selection_label: str
+    title: str
+    metrics: tuple[str, ...]
+    sections: dict[str, str]
+    paper: str
+    describe: Callable[[dict], str]
+    paper_tables: dict[str, str] = field(default_factory=dict)
+    task_list: str | None = None  # the list it reads when not its own (tables/tasks/<name>)
+    sentence_vectors: bool = False  # reads the text store's frozen sentence vectors
+    caption: str = "{heading}"
+
+    @property
+    def list_name(self) -> str:
+        return self.task_list or self.name
+
+    def check_args(self, task_args: dict, where: str = "") -> None:
+        """Every key known and of the right type, else a ValueError naming ``where`` and it."""
+        schema = {"type": "object", "additionalProperties": False,
+                  "properties": {**COMMON_ARGS, **self.args}}
+        unknown = sorted(set(task_args) - set(schema["properties"]))
+        if unknown:
+            raise ValueError(f"{where}task_args: unknown key(s) {unknown} for task "
+                             f"{self.name!r}; known: {sorted(schema['properties'])}")
+        try:
+            jsonschema.validate(task_args, schema)
+        except jsonschema.ValidationError as error:
+            key = ".".join(map(str, error.absolute_path))
+            raise ValueError(f"{where}task_args.{key}: {error.message}") from None
+
+
+def _retrieval_test(run: dict) -> str:
+    n_test = run["n_test"]
+    return (f"Test: {n_test} clips, one sentence each; chance R@1 = {100 / n_test:.2f}%, "
+            f"chance MedR ≈ {(n_test + 1) / 2:.0f}.")
+
+
+def _correspondence_test(run: dict) -> str:
+    """Chance levels for a query ranking all n candidates, one of them positive, at random:
+    mAP = E[1/rank] = H_n / n (H_n the n-th harmonic number), R@5 = min(5, n) / n."""
+    n_test = run["n_test"]
+    harmonic = sum(1 / k for k in range(1, n_test + 1))
+    return (f"Test: {n_test} video–sentence pairs; each query ranks all {n_test} candidates, "
+            f"one positive; chance mAP = {100 * harmonic / n_test:.2f}%, "
+            f"chance R@5 = {100 * min(5, n_test) / n_test:.2f}%.")
+
+
+def _captioning_test(run: dict) -> str:
+    return (f"Test: {run['n_test']} clips, one caption decoded per clip against all of its "
+            "captions; coco-caption metrics ×100.")
+
+
+def _multiple_choice_test(run: dict) -> str:
+    candidates = run.get("n_candidates", 5)
+    return (f"Test: {run['n_test']} items, {candidates} candidate sentences each; "
+            f"chance accuracy = {100 / candidates:.1f}%.")
+
+
+def _fill_in_blank_test(run: dict) -> str:
+    vocab = run.get("vocab_size")
+    words = f" ({vocab} words; uniform chance {100 / vocab:.2f}%)" if vocab else ""
+    return (f"Test: {run['n_test']} blanks; accuracy (%) of the word predicted over the "
+            f"vocabulary{words}.")
+
+
+_RANKING_ARGS = {
+    "batch_size": {"type": "integer", "minimum": 2},
+    "margin": {"type": "number", "description": "Δ of the max-margin loss"},
+    "num_negatives": {"type": "integer", "minimum": 1},
+}
+
+TASK_SPECS: dict[str, TaskSpec] = {spec.name: spec for spec in [
+    TaskSpec(
+        name="retrieval", implementation="vlpipe.tasks.retrieval:RetrievalTask",
+        predicts="score",
+        args={**_RANKING_ARGS,
+              "negatives": {"enum": ["sampled", "in_batch"]},
+              "directions": {"enum": ["t2v", "v2t", "both"]}},
+        selection=lambda m: (m["t2v"]["R@1"] + m["t2v"]["R@5"] + m["t2v"]["R@10"]) / 3,
+        selection_label="mean of text → video R@1, R@5, R@10 (%)",
+        title="retrieval", metrics=("R@1", "R@5", "R@10", "MedR"),
+        sections={"t2v": "text → video", "v2t": "video → text"}, caption="{heading} retrieval",
+        paper="JSFusion (ECCV 2018) on LSMDC / MSR-VTT 1k", describe=_retrieval_test,
+        paper_tables={"t2v": "jsfusion_retrieval.csv"}),
+    TaskSpec(
+        name="multiple_choice", implementation="vlpipe.tasks.multiple_choice:MultipleChoiceTask",
+        predicts="score", args=_RANKING_ARGS,
+        selection=lambda m: m["mc"]["accuracy"], selection_label="multiple-choice accuracy (%)",
+        title="multiple choice", metrics=("accuracy",),
+        sections={"mc": "multiple-choice accuracy (%)"},
+        paper="JSFusion (ECCV 2018) on LSMDC / MSR-VTT", describe=_multiple_choice_test,
+        paper_tables={"mc": "jsfusion_mc.csv"}),
+    TaskSpec(
+        name="fill_in_blank", implementation="vlpipe.tasks.fill_in_blank:FillInBlankTask",
+        predicts="word", args={"batch_size": {"type": "integer", "minimum": 1}},
+        selection=lambda m: m["fib"]["accuracy"], selection_label="fill-in-the-blank accuracy (%)",
+        title="fill in the blank", metrics=("accuracy",),
+        sections={"fib": "fill-in-the-blank accuracy (%)"},
+        paper="JSFusion (ECCV 2018) on LSMDC", describe=_fill_in_blank_test,
+        paper_tables={"fib": "jsfusion_fib.csv"}),
+    TaskSpec(
+        name="correspondence", implementation="vlpipe.tasks.correspondence:CorrespondenceTask",
+        predicts="score", task_list="retrieval", sentence_vectors=True,
+        args={"batch_size": {"type": "integer", "minimum": 2, "multipleOf": 2,
+                             "description": "half aligned, half random pairs"},
+              "frames_per_clip": {"type": "integer", "minimum": 1},
+              "train_noise": {"type": "number", "minimum": 0, "maximum": 1},
+              "noise_seed": {"type": "integer"}},
+        selection=lambda m: (m["t2v"]["mAP"] + m["v2t"]["mAP"]) / 2,
+        selection_label="mean of video- and sentence-search mAP (%)",
+        title="video ↔ sentence correspondence (retrieval)", metrics=("mAP", "R@5"),
+        sections={"t2v": "video search (sentence → videos)",
+                  "v2t": "sentence search (video → sentences)"},
+        paper="Watch and Learn on ApartmenTour (100 test pairs)", describe=_correspondence_test,
+        paper_tables={"t2v": "wal_video_search.csv", "v2t": "wal_sentence_search.csv"}),
+    TaskSpec(
+        name="captioning", implementation="vlpipe.tasks.captioning:CaptioningTask",
+        predicts="caption", task_list="retrieval",
+        args={"batch_size": {"type": "integer", "minimum": 1},
+              "beam": {"type": "integer", "minimum": 1, "description": "1 = greedy"}},
+        selection=lambda m: m["caption"]["CIDEr"], selection_label="CIDEr (×100)",
+        title="captioning",
+        metrics=("BLEU-1", "BLEU-2", "BLEU-3", "METEOR", "ROUGE-L", "CIDEr"),
+        sections={"caption": "captioning (×100)"},
+        paper="GEAN (thesis ch. 3) on LSMDC / VAS", describe=_captioning_test,
+        paper_tables={"caption": "captioning.csv"}),
+]}
+
+
+def task_spec(name: str) -> TaskSpec:
+    if name not in TASK_SPECS:
+        raise KeyError(f"unknown task {name!r}; known: {', '.join(sorted(TASK_SPECS))}")
+    return TASK_SPECS[name]
