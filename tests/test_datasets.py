@@ -10,7 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vlpipe.datasets import BLANK_MARKER, TASK_COLUMNS, AnnotationError, DatasetTables, read_dataset
+from vlpipe.datasets import (
+    BLANK_MARKER,
+    TASK_COLUMNS,
+    AnnotationError,
+    DatasetTables,
+    check_dataset,
+    read_dataset,
+)
 from vlpipe.datasets.task_lists import (
     blank_word,
     build_fill_in_blank,
@@ -238,3 +245,31 @@ def test_synthetic_world_reads_the_same_in_both_formats(tiny_world):
     assert set(lsmdc.multiple_choice.clip_id) <= set(test) | set(
         msrvtt.clips.clip_id[msrvtt.clips.split == "val"])
     assert set(salient_actions(tiny_world)) == set(msrvtt.clips.clip_id)
+
+
+@pytest.mark.parametrize("format", ["msrvtt", "lsmdc"])
+def test_check_dataset_accepts_a_complete_data_set(tiny_world, format):
+    check_dataset(format, tiny_world, synthetic_dataset_options(format))  # raises nothing
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda o: o.update(vidoe_dir="videos"),
+     r"unknown key\(s\) \['vidoe_dir'\] for format 'msrvtt'"),
+    (lambda o: o.pop("annotations"), r"format 'msrvtt' needs \['annotations'\]"),
+    (lambda o: o.update(video_dir="clips"), r"video_dir: .*/clips is not a directory"),
+    (lambda o: o.update(annotations=["annotations/gone.json"]),
+     r"not found: \['.*annotations/gone.json'\]"),
+    (lambda o: o.update(retrieval_test="lists/test.csv"), r"not found: \['.*lists/test.csv'\]"),
+])
+def test_check_dataset_names_the_bad_option_or_file(tiny_world, mutate, message):
+    options = synthetic_dataset_options("msrvtt")
+    mutate(options)
+    with pytest.raises(ValueError, match=message):
+        check_dataset("msrvtt", tiny_world, options)
+
+
+def test_check_dataset_names_a_missing_root_and_an_unknown_format(tmp_path):
+    with pytest.raises(ValueError, match=r"dataset.root: .*/nowhere is not a directory"):
+        check_dataset("msrvtt", tmp_path / "nowhere", synthetic_dataset_options("msrvtt"))
+    with pytest.raises(KeyError, match="unknown dataset format 'vtt'"):
+        check_dataset("vtt", tmp_path, {})

@@ -3,6 +3,7 @@ rerunning only its shard's extraction, and there only its clip."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -282,6 +283,32 @@ def test_external_data_set_reruns_exactly_the_work_of_changed_clips(tiny_run,
                          "resources": {"extract": {"mem_mb": 1000, "runtime": 5}}}
     (ext / "config.yaml").write_text(yaml.safe_dump(config))
     assert "Nothing to be done" in snakemake(ext, "-n", *targets)
+
+    # On this finished tree, every config or data mistake stops the dry run, named.
+    mistakes = {
+        "vidoe_dir": lambda c: c["dataset"]["options"].update(vidoe_dir="videos"),
+        "options.video_dir: ": lambda c: c["dataset"]["options"].update(video_dir="clips"),
+        "annotations/gone.json": lambda c: c["dataset"]["options"].update(
+            annotations=["annotations/gone.json"]),
+        "['resnet43']": lambda c: c["experiments"]["ret"].update(features=["resnet43"]),
+        "['hiden']": lambda c: c["experiments"]["ret"]["model_args"].update(hiden=3),
+        "unknown model 'jsfuson'": lambda c: c["experiments"]["ret"].update(model="jsfuson"),
+    }
+    for named, mutate in mistakes.items():
+        assert named in dry_run_error(ext, config, mutate), named
+
+
+def dry_run_error(workdir: Path, config: dict, mutate) -> str:
+    """The output of a dry run with a mutated copy of ``config``, which must fail."""
+    bad = copy.deepcopy(config)
+    mutate(bad)
+    (workdir / "bad.yaml").write_text(yaml.safe_dump(bad))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-n", "--cores", "1",
+         "--configfile", "bad.yaml", "--replace-workflow-config"],
+        cwd=workdir, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0, result.stdout[-2000:]
+    return result.stdout + result.stderr
 
 
 def test_slurm_profile_plans_gpu_jobs_without_a_cluster(tmp_path):

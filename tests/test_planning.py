@@ -44,8 +44,10 @@ def test_the_demo_config_passes():
 
 
 @pytest.mark.parametrize("name, change, message", [
-    ("jsfusion_retrieval", lambda e: e.update(model="jsfuson"), r"unknown model 'jsfuson'"),
-    ("jsfusion_retrieval", lambda e: e.update(task="retreival"), r"unknown task 'retreival'"),
+    ("jsfusion_retrieval", lambda e: e.update(model="jsfuson"),
+     r"jsfusion_retrieval.model: unknown model 'jsfuson'"),
+    ("jsfusion_retrieval", lambda e: e.update(task="retreival"),
+     r"jsfusion_retrieval.task: unknown task 'retreival'"),
     ("jsfusion_retrieval", lambda e: e.update(task="captioning"),
      r"model 'jsfusion' solves .* not 'captioning'"),
     ("jsfusion_retrieval", lambda e: e["model_args"].update(hiden=3),

@@ -108,11 +108,12 @@ def check_experiment(name: str, experiment: dict, experiments: Mapping[str, dict
     every input names a configured extractor and ``init_from`` a configured run with the same
     seeds. Errors name the experiment, variant and key."""
     where = f"experiments.{name}."
-    try:
-        family = model_family(experiment["model"])
-        spec = task_spec(experiment["task"])
-    except KeyError as error:
-        raise ValueError(f"{where}{error.args[0]}") from None
+    for key, lookup in (("model", model_family), ("task", task_spec)):
+        try:
+            lookup(experiment[key])
+        except KeyError as error:
+            raise ValueError(f"{where}{key}: {error.args[0]}") from None
+    family, spec = model_family(experiment["model"]), task_spec(experiment["task"])
     if spec.name not in family.tasks:
         raise ValueError(f"{where}task: model {family.name!r} solves {list(family.tasks)}, "
                          f"not {spec.name!r}")

@@ -9,6 +9,7 @@ package while it plans.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,5 +58,30 @@ def annotation_files(format: str, root: str | Path, options: dict) -> list[str]:
     return [str(Path(root) / name) for name in _adapter(format).files(Path(root), options)]
 
 
+def check_dataset(format: str, root: str | Path, options: dict) -> None:
+    """What the workflow checks before it plans: the format is known, ``options`` are the
+    adapter's (``dataset.options.<key>`` named), and the root, the video directory and every
+    annotation file exist. Raises ValueError naming the key or the path."""
+    root = Path(root)
+    parameters = inspect.signature(_adapter(format).read).parameters
+    accepted = [name for name in parameters if name != "root"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"config dataset.options: unknown key(s) {unknown} for format "
+                         f"{format!r}; it accepts {accepted}")
+    required = [name for name in accepted
+                if parameters[name].default is inspect.Parameter.empty and name not in options]
+    if required:
+        raise ValueError(f"config dataset.options: format {format!r} needs {required}")
+    if not root.is_dir():
+        raise ValueError(f"config dataset.root: {root} is not a directory")
+    video_dir = root / options.get("video_dir", parameters["video_dir"].default)
+    if not video_dir.is_dir():
+        raise ValueError(f"config dataset.options.video_dir: {video_dir} is not a directory")
+    missing = [name for name in annotation_files(format, root, options) if not Path(name).is_file()]
+    if missing:
+        raise ValueError(f"config dataset: annotation file(s) not found: {missing}")
+
+
 __all__ = ["ADAPTERS", "BLANK_MARKER", "CLIP_COLUMNS", "TASK_COLUMNS", "AnnotationError",
-           "DatasetTables", "annotation_files", "read_dataset"]
+           "DatasetTables", "annotation_files", "check_dataset", "read_dataset"]

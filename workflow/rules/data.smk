@@ -1,7 +1,7 @@
 # Data set → manifest + shard plan.
 import functools
 
-from vlpipe.datasets import TASK_COLUMNS, annotation_files, read_dataset
+from vlpipe.datasets import TASK_COLUMNS, annotation_files, check_dataset, read_dataset
 from vlpipe.manifest import files_digest
 from vlpipe.synthetic.world import (
     WorldConfig,
@@ -23,6 +23,7 @@ if "synthetic" in config["dataset"]:
     ]
     SYNTHETIC_VIDEOS = [f"{ROOT}/{name}" for name in synthetic_videos(WORLD)]
 else:
+    check_dataset(config["dataset"]["format"], ROOT, config["dataset"].get("options", {}))
     ANNOTATIONS = annotation_files(
         config["dataset"]["format"], ROOT, config["dataset"].get("options", {})
     )
