@@ -6,7 +6,13 @@ import pandas as pd
 import pytest
 
 from vlpipe.datasets import TASK_COLUMNS, AnnotationError, read_dataset
-from vlpipe.manifest import MissingVideoError, build_manifest, shard_of, shard_path
+from vlpipe.manifest import (
+    EmptySplitError,
+    MissingVideoError,
+    build_manifest,
+    shard_of,
+    shard_path,
+)
 from vlpipe.synthetic.world import synthetic_dataset_options
 from vlpipe.text import Vocabulary, load_embeddings, tokenize
 
@@ -69,6 +75,18 @@ def test_missing_video_names_the_clip(tiny_world, tmp_path):
                "options": {"annotations": [str(tmp_path / "a.json")]}}
     with pytest.raises(MissingVideoError, match="ghost"):
         build_manifest(dataset, tmp_path / "tables", tmp_path / "shards", 1)
+
+
+def test_an_empty_split_is_an_error_when_the_manifest_is_built(tiny_world, tmp_path):
+    annotations = json.loads((tiny_world / "annotations/videodatainfo.json").read_text())
+    for video in annotations["videos"]:  # a small data set whose every video landed in train
+        video["split"] = "train"
+    (tmp_path / "a.json").write_text(json.dumps(annotations))
+    dataset = {"format": "msrvtt", "root": str(tiny_world),
+               "options": {"annotations": [str(tmp_path / "a.json")]}}
+    with pytest.raises(EmptySplitError, match=r"\['val', 'test'\].*'train': \d+, 'val': 0"):
+        build_manifest(dataset, tmp_path / "tables", tmp_path / "shards", 1)
+    assert not (tmp_path / "tables" / "manifest.parquet").exists()
 
 
 @pytest.mark.parametrize(("mutate", "message"), [

@@ -5,6 +5,7 @@ model's optional hooks."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -154,3 +155,26 @@ def test_hooks_are_called_in_order_and_stats_logged(tmp_path):
 def test_an_unknown_optimizer_is_refused():
     with pytest.raises(ValueError, match="'adamw': must be one of adam, sgd"):
         TrainSettings(optimizer="adamw")
+
+
+class NanTask(FakeTask):
+    """The validation score is NaN in the epochs listed in ``nan_epochs``."""
+
+    def __init__(self, nan_epochs: set[int]) -> None:
+        super().__init__()
+        self.nan_epochs = nan_epochs
+
+    def selection_metric(self, metrics: dict) -> float:
+        return math.nan if self.epoch in self.nan_epochs else super().selection_metric(metrics)
+
+
+def test_a_nan_validation_score_is_never_the_best_epoch(tmp_path):
+    """w shrinks each epoch, so the last epoch is the best, unless its score is NaN."""
+    run(Scalar(), NanTask({3}), tmp_path, optimizer="sgd", lr=0.1, epochs=3)
+    assert json.loads((tmp_path / "summary.json").read_text())["best_epoch"] == 2
+
+
+def test_nan_validation_in_every_epoch_is_a_clear_error(tmp_path):
+    with pytest.raises(FloatingPointError, match=r"NaN in every one of the 2 epochs.*'w': "):
+        run(Scalar(), NanTask({1, 2}), tmp_path, epochs=2)
+    assert not (tmp_path / "model.pt").exists()

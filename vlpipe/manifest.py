@@ -22,6 +22,7 @@ import pandas as pd
 
 from vlpipe.atomic import write_parquet
 from vlpipe.datasets import read_dataset
+from vlpipe.datasets.base import SPLITS
 from vlpipe.datasets.task_lists import task_tables
 from vlpipe.synthetic.world import salient_actions
 
@@ -30,6 +31,22 @@ SHARD_COLUMNS = ["clip_id", "video_path", "start", "end", "size", "mtime_ns"]
 
 class MissingVideoError(FileNotFoundError):
     """A clip whose video file is missing; the message names the clip and the path."""
+
+
+class EmptySplitError(ValueError):
+    """A split with no clips: training selects on val and reports on test, so each needs some."""
+
+
+def check_splits(clips: pd.DataFrame, root: str | Path) -> None:
+    """Every split (train, val, test) has clips, else an error naming the empty ones."""
+    counts = clips["split"].value_counts()
+    sizes = {split: int(counts.get(split, 0)) for split in SPLITS}
+    empty = [split for split, size in sizes.items() if size == 0]
+    if empty:
+        raise EmptySplitError(
+            f"data set {root}: no clips in split(s) {empty} (clips per split: {sizes}); "
+            "training needs train, val and test clips. Assign splits in the annotations, or for "
+            "the subtitles format give more videos or other dataset.options.splits")
 
 
 def shard_of(clip_id: str, n_shards: int) -> int:
@@ -87,8 +104,9 @@ def build_manifest(dataset: dict, tables_dir: str | Path, shard_dir: str | Path,
     (each only if its content changed); return the shards rewritten.
 
     A synthetic world's activity label (for the ``lsmdc`` multiple-choice protocol) is the
-    action of each clip's salient object."""
+    action of each clip's salient object. A split with no clips is an ``EmptySplitError``."""
     tables = read_dataset(dataset["format"], dataset["root"], **dataset.get("options", {}))
+    check_splits(tables.clips, dataset["root"])
     activity = salient_actions(dataset["root"]) if "synthetic" in dataset else None
     clips = with_file_identity(tables.clips)
     clips["shard"] = [shard_of(c, n_shards) for c in clips["clip_id"]]

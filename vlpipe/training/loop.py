@@ -111,7 +111,8 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
     the same ``fingerprint`` (model, data and settings) and ends as the uninterrupted run would
     (bit for bit on the CPU); a finished run leaves no checkpoint behind. A non-finite loss or
     gradient norm stops the run with a ``FloatingPointError`` before the step, so no saved file
-    ever holds NaNs.
+    ever holds NaNs. An epoch whose validation score is NaN is never the best one; if every
+    epoch's is, the run ends with a ``FloatingPointError`` (nothing written but the checkpoint).
 
     The model's optional hooks (see the module docstring): ``initialise_from(task)`` once, after
     ``model.to(device)`` and before the optimiser is made and the checkpoint loaded;
@@ -166,6 +167,9 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
         score = task.selection_metric(metrics)
         history.append({**entry, "val": metrics, "selection": score})
         log.info("epoch %d loss %.4f val %.2f", epoch + 1, history[-1]["loss"], score)
+        if math.isnan(score):
+            log.warning("%s: epoch %d's validation score is NaN; it cannot be the best epoch",
+                        out_dir, epoch + 1)
         if score > best:
             best = score
             _save(out_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch + 1})
@@ -176,12 +180,18 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
                                         if device.type == "cuda" else None),
                            "epoch": epoch + 1, "best": best, "history": history,
                            "fingerprint": fingerprint})
+    selectable = [h for h in history if not math.isnan(h["selection"])]
+    if not selectable:
+        raise FloatingPointError(
+            f"{out_dir}: the validation score (the task's selection metric) is NaN in every one "
+            f"of the {len(history)} epochs, so no epoch's weights can be chosen; the last "
+            f"epoch's validation metrics: {history[-1]['val'] if history else None}")
     os.replace(out_dir / "best.pt", out_dir / "model.pt")
     checkpoint.unlink()
     with atomic_path(out_dir / "train_log.jsonl") as tmp:
         tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
     summary = {"settings": asdict(settings), "best_selection": best,
-               "best_epoch": max(history, key=lambda h: h["selection"])["epoch"],
+               "best_epoch": max(selectable, key=lambda h: h["selection"])["epoch"],
                "epochs": len(history)}
     write_json(out_dir / "summary.json", summary)
     return summary
