@@ -141,3 +141,13 @@ def test_a_run_starts_from_an_upstream_model_frozen_or_fine_tuned(tmp_path):
                                     sentence_dim=7))
     with pytest.raises(ValueError, match=r"no weight of .* fits this model"):
         start_from(other, str(tmp_path / "model.pt"), freeze=True)
+
+
+def test_the_demos_jst_ablations_replace_the_text_blstm_only():
+    """The paper (§4.3): JSTfc / JSTlstm replace "BLSTM" — the text encoder; its video encoder
+    is a CNN in every row."""
+    config = yaml.safe_load((Path(__file__).parents[1] / "config.yaml").read_text())
+    jsfusion = [e for e in config["experiments"].values() if e["model"] == "jsfusion"]
+    ablations = [e["variants"][name] for e in jsfusion for name in ("JST_fc", "JST_lstm")
+                 if name in e.get("variants", {})]
+    assert ablations and all(set(a) == {"text_encoder"} for a in ablations)
