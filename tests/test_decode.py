@@ -1,4 +1,5 @@
 import math
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -126,3 +127,85 @@ def test_audio_span_and_missing_streams(tmp_path, tiny_world):
     _write_counter_video(silent)
     media = decode_media(str(silent), [FrameSpec(5, 16), sound])
     assert media.audio[sound] is None and len(media.frames[FrameSpec(5, 16)][0]) == 10
+
+
+def _write_timed_clip(path, times_ms, last_ms, codec="libx264", audio_click_ms=None):
+    """Grey counter frames (frame i at level 10 * i) shown at ``times_ms``, the last one for
+    ``last_ms``, each packet carrying its real duration; with ``audio_click_ms``, a 16 kHz PCM
+    track from 0 to the video's end, silent but for one click then. The suffix picks the
+    container."""
+    tb, size = Fraction(1, 1000), 16
+    durations = dict(zip(times_ms, [*np.diff(times_ms).tolist(), last_ms], strict=True))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=10)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = tb
+        if audio_click_ms is not None:  # every stream is added before the first packet
+            sound = container.add_stream("pcm_s16le", rate=16000)
+            sound.layout = "mono"
+        for i, t in enumerate([*times_ms, None]):
+            frame = None
+            if t is not None:
+                frame = av.VideoFrame.from_ndarray(np.full((size, size, 3), 10 * i, np.uint8),
+                                                   format="rgb24")
+                frame.pts, frame.time_base = t, tb
+            for packet in stream.encode(frame):  # None: flush the encoder
+                packet.duration = durations[packet.pts]
+                container.mux(packet)
+        if audio_click_ms is not None:
+            wave = np.zeros(16 * (times_ms[-1] + last_ms), np.int16)
+            wave[16 * audio_click_ms] = 20000
+            frame = av.AudioFrame.from_ndarray(wave[None], format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 16000, 0
+            container.mux(sound.encode(frame))
+            container.mux(sound.encode())
+    return path
+
+
+def test_variable_frame_rate_last_frame_lasts_its_own_duration(tmp_path):
+    # Frames at 0, 0.1 and 0.5 s, the last shown for 0.05 s: the clip ends at 0.55 s, though
+    # one average frame interval (0.55 s / 3 frames) would hold the last frame to 0.683 s.
+    path = _write_timed_clip(tmp_path / "vfr.mp4", [0, 100, 500], 50)
+    with av.open(str(path)) as container:
+        assert math.isclose(1 / container.streams.video[0].average_rate, 0.55 / 3)
+    media = decode_media(str(path), [FrameSpec(10, 8), FrameSpec(5, 8)])
+    assert math.isclose(media.duration, 0.55)
+    frames, times = media.frames[FrameSpec(10, 8)]
+    np.testing.assert_allclose(times, [0.0, 0.1, 0.2, 0.3, 0.4, 0.5])  # no step at 0.6
+    assert _indices(frames) == [0, 1, 1, 1, 1, 2]
+    frames, times = media.frames[FrameSpec(5, 8)]
+    np.testing.assert_allclose(times, [0.0, 0.2, 0.4])  # the last frame falls between steps
+    assert _indices(frames) == [0, 1, 1]
+
+
+def test_matroska_video_starting_after_zero_counts_from_its_first_frame(tmp_path):
+    # Ten frames 0.1 s apart from 0.007 s: FFmpeg declares the file 0.007 s long from 0.007 s
+    # (Matroska's duration counts from 0); the clip is the video's 1.0 s, 10 steps at 10 fps.
+    path = _write_timed_clip(tmp_path / "late.webm", [7 + 100 * i for i in range(10)], 100,
+                             codec="libvpx")
+    with av.open(str(path)) as container:
+        assert (container.start_time, container.duration) == (7000, 1007000)
+    media = decode_media(str(path), [FrameSpec(10, 8), FrameSpec(5, 8)])
+    assert media.duration == 1.0
+    frames, times = media.frames[FrameSpec(10, 8)]
+    np.testing.assert_array_equal(times, np.arange(10) / 10)  # no step at t = 1.0
+    assert _indices(frames) == list(range(10))
+    frames, times = media.frames[FrameSpec(5, 8)]
+    np.testing.assert_array_equal(times, np.arange(5) / 5)
+    assert _indices(frames) == [0, 2, 4, 6, 8]
+    frames, times = decode_clip(str(path), FrameSpec(10, 8), start=0.5, end=1.0)
+    np.testing.assert_array_equal(times, np.arange(5) / 10)
+    assert _indices(frames) == [5, 6, 7, 8, 9]  # t = 0.5 s after the first frame: frame 5
+
+
+def test_audio_shares_the_video_start(tmp_path):
+    # The audio starts at 0, the video at 0.007 s, a click at 0.507 s: at 0.5 s in the clip.
+    path = _write_timed_clip(tmp_path / "late.mkv", [7 + 100 * i for i in range(10)], 100,
+                             codec="libvpx", audio_click_ms=507)
+    sound = AudioSpec(16000)
+    media = decode_media(str(path), [FrameSpec(10, 8), sound])
+    assert len(media.frames[FrameSpec(10, 8)][1]) == 10
+    assert len(media.audio[sound]) == 16000 and np.argmax(np.abs(media.audio[sound])) == 8000
+    waveform = decode_media(str(path), [sound], 0.25, 0.75).audio[sound]
+    assert len(waveform) == 8000 and np.argmax(np.abs(waveform)) == 4000

@@ -19,12 +19,23 @@ Bad input, case by case (``tests.faults.videos`` writes each; ``tests/test_bad_v
   ``DecodeError`` "the span starts at ..."; a span that ends after it is cut at the file's end;
 - frames needed but no video stream (audio only), or no frame in the span: ``DecodeError``;
   audio needed but no audio stream: ``None`` (extractors fill zeros and a mask);
-- variable frame rate: frames are sampled by their timestamps, not counted;
+- variable frame rate: frames are sampled by their timestamps, not counted, and the last frame
+  lasts its own duration (see "Steps" below);
+- a video stream that starts after 0 (a WebM's first frame at 0.007 s): times count from it;
 - rotation metadata (display matrix): frames are turned upright, in quarter turns as FFmpeg's
   autorotate does (mirroring is ignored);
 - one frame, odd sizes, any path (spaces, quotes, unicode): decoded like any other clip.
 
 Every PyAV/FFmpeg error is wrapped in a ``DecodeError`` naming the file.
+
+Steps: times count from the video stream's start time, its first frame (0 in a file without
+video), for frames and audio alike: ``start`` and ``end`` are such times, and
+``DecodedMedia.duration`` runs from ``start`` to the file's declared end so counted. A clip
+covers ``[start, min(end, video end))``, the video ending with its last frame: that frame's
+timestamp plus its own duration (as the container gives it; else the end the stream or file
+declares; else one average frame interval). A ``FrameSpec`` at ``fps`` has steps at
+``t_k = k / fps`` from the clip start, one for each ``start + t_k`` in the clip, each showing the
+latest frame at or before it (the first frame for earlier times): ``ceil(length · fps)`` steps.
 """
 
 from __future__ import annotations
@@ -32,11 +43,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import av
 import numpy as np
 
 TRUNCATION_SLACK = 0.5  # seconds a video stream may end before its declared length
+TIME_TOLERANCE = 1e-6  # seconds: a step this close before a frame (or the end) is at it
 
 
 class DecodeError(RuntimeError):
@@ -96,14 +109,14 @@ def _resize(frame: av.VideoFrame, size: int, crop: bool) -> np.ndarray:
 
 
 class _FrameSampler:
-    """Held-frame sampling at ``start + k / fps``: each target time gets the last frame shown
-    at or before it (the first frame for earlier times), up to ``stop``."""
+    """Held-frame sampling at ``start + k / fps`` (file times; reported as ``k / fps``): each
+    target time gets the last frame shown at or before it (the first frame for earlier times),
+    up to ``stop``."""
 
     def __init__(self, spec: FrameSpec, start: float, stop: float) -> None:
         self.spec, self.start, self.stop = spec, start, stop
         self.k, self.target = 0, start
         self.held: av.VideoFrame | None = None
-        self.held_time = 0.0
         self.frames: list[np.ndarray] = []
         self.times: list[float] = []
 
@@ -117,18 +130,18 @@ class _FrameSampler:
             if key not in resized:
                 resized[key] = _resize(self.held, self.spec.size, self.spec.crop)
             self.frames.append(resized[key])
-            self.times.append(self.target - self.start)
+            self.times.append(self.k / self.spec.fps)
             self.k += 1
             self.target = self.start + self.k / self.spec.fps
 
     def feed(self, frame: av.VideoFrame, resized: dict) -> None:
-        self._emit_until(frame.time, resized)
+        self._emit_until(frame.time - TIME_TOLERANCE, resized)
         if not self.done:
-            self.held, self.held_time = frame, frame.time
+            self.held = frame
 
-    def finish(self, period: float, resized: dict) -> None:
-        # At the end of the stream the last frame stays on screen for one frame period.
-        self._emit_until(self.held_time + period, resized)
+    def finish(self, end: float, resized: dict) -> None:
+        """At the end of the stream: the last frame is held until ``end``, the video's end."""
+        self._emit_until(end - TIME_TOLERANCE, resized)
 
 
 class _AudioCollector:
@@ -185,15 +198,40 @@ def _decoded(container: av.container.InputContainer, streams: list, path: str) -
         raise DecodeError(path, f"corrupt data{where} ({_why(err)})") from None
 
 
+def _file_end(container: av.container.InputContainer) -> Fraction | None:
+    """The end time (s) the file declares, if any. FFmpeg counts a file's duration from its
+    start time, except Matroska's (the Segment Duration), which counts from 0."""
+    if not container.duration:
+        return None
+    start = 0 if container.format.name.startswith("matroska") else container.start_time or 0
+    return Fraction(start + container.duration, av.time_base)
+
+
+def _stream_end(video: av.video.stream.VideoStream) -> Fraction | None:
+    """The end time (s) the video stream declares (its start plus its duration), if any."""
+    if not video.duration:
+        return None
+    return ((video.start_time or 0) + video.duration) * video.time_base
+
+
+def _video_end(container: av.container.InputContainer, last: av.VideoFrame,
+               period: float) -> float:
+    """When the ``last`` video frame leaves the screen: after its own duration if the container
+    gives one, else at the end the stream (or else the file) declares, if that is after it, else
+    after ``period`` (one average frame interval)."""
+    if last.duration:
+        return float((last.pts + last.duration) * last.time_base)
+    declared = _stream_end(container.streams.video[0]) or _file_end(container)
+    return float(declared) if declared and declared > last.time else last.time + period
+
+
 def _check_length(video: av.video.stream.VideoStream, last: float, stop: float,
                   path: str) -> None:
     """A video stream decoded to its end must reach (nearly) the length its file declares."""
-    if not video.duration:
-        return
-    declared = float((video.start_time or 0) + video.duration) * video.time_base
-    if last < min(declared, stop) - TRUNCATION_SLACK:
+    declared = _stream_end(video)
+    if declared is not None and last < min(float(declared), stop) - TRUNCATION_SLACK:
         raise DecodeError(path, f"truncated: the video stream ends at {last:.2f} s, the file "
-                                f"declares {declared:.2f} s")
+                                f"declares {float(declared):.2f} s")
 
 
 def decode_media(path: str, needs: Iterable[FrameSpec | AudioSpec], start: float = 0.0,
@@ -218,19 +256,25 @@ def _decode(container: av.container.InputContainer, path: str,
             needs: list[FrameSpec | AudioSpec], start: float, end: float) -> DecodedMedia:
     frame_specs = [n for n in needs if isinstance(n, FrameSpec)]
     audio_specs = [n for n in needs if isinstance(n, AudioSpec)]
+    video = container.streams.video[0] if container.streams.video else None
+    audio = container.streams.audio[0] if container.streams.audio else None
+    # Clip times count from the video's first frame, at `origin` seconds in the file.
+    origin = (video.start_time * video.time_base
+              if video is not None and video.start_time is not None else Fraction(0))
     stop = end if not math.isnan(end) else math.inf
-    length = container.duration / av.time_base if container.duration else math.nan
+    file_end = _file_end(container)
+    length = float(file_end - origin) if file_end is not None else math.nan
     if start >= length:  # an unknown (NaN) length compares False
         raise DecodeError(path, f"the span starts at {start:.2f} s, at or after the end of the "
                                 f"file ({length:.2f} s)")
     media = DecodedMedia(duration=(min(stop, length) if not math.isnan(length) else
                                    (stop if not math.isinf(stop) else math.nan)) - start)
-    video = container.streams.video[0] if container.streams.video else None
-    audio = container.streams.audio[0] if container.streams.audio else None
     if frame_specs and video is None:
         raise DecodeError(path, "no video stream")
-    samplers = [_FrameSampler(s, start, stop) for s in frame_specs] if video else []
-    collectors = [_AudioCollector(s, start, stop) for s in audio_specs] if audio else []
+    file_start, file_stop = float(origin) + start, float(origin) + stop  # the span in the file
+    samplers = [_FrameSampler(s, file_start, file_stop) for s in frame_specs] if video else []
+    collectors = ([_AudioCollector(s, file_start, file_stop) for s in audio_specs]
+                  if audio else [])
     media.audio = {s: None for s in audio_specs}
     streams = ([video] if samplers else []) + ([audio] if collectors else [])
     if not streams:
@@ -239,10 +283,10 @@ def _decode(container: av.container.InputContainer, path: str,
         stream.thread_type = "AUTO"
     if start > 0:
         anchor = streams[0]
-        container.seek(int(start / anchor.time_base), stream=anchor, backward=True)
+        container.seek(int(file_start / anchor.time_base), stream=anchor, backward=True)
     period = 1 / float(video.average_rate) if video is not None and video.average_rate else 0.0
     resized: dict = {}  # a frame resized once per (size, crop), shared by the samplers
-    last = -math.inf  # the time of the last video frame
+    last: av.VideoFrame | None = None  # the last video frame shown
     for frame in _decoded(container, streams, path):
         if frame.time is None:
             continue
@@ -252,23 +296,25 @@ def _decode(container: av.container.InputContainer, path: str,
                 collector.feed(frame)
         else:
             resized.clear()
-            last = max(last, frame.time)
+            if last is None or frame.time >= last.time:
+                last = frame
             for sampler in samplers:
                 sampler.feed(frame, resized)
         if all(s.done for s in samplers) and all(c.done for c in collectors):
             break
     else:  # the end of the file: did the video reach it?
-        if samplers and not math.isinf(last):
-            _check_length(video, last + period, stop, path)
+        if last is not None:
+            _check_length(video, _video_end(container, last, period), file_stop, path)
     for sampler in samplers:
-        sampler.finish(period or 1 / sampler.spec.fps, resized)
+        if last is not None:  # the last frame is held until the video ends
+            sampler.finish(_video_end(container, last, period or 1 / sampler.spec.fps), resized)
         if not sampler.frames:
             span = "" if start == 0 and math.isinf(stop) else f" in [{start}, {end}) s"
             raise DecodeError(path, f"no video frames{span}")
         media.frames[sampler.spec] = (np.stack(sampler.frames), np.asarray(sampler.times))
     for collector in collectors:
         if math.isinf(collector.stop) and not math.isnan(media.duration):
-            collector.stop = start + media.duration  # drop the codec's padding at the end
+            collector.stop = file_start + media.duration  # drop the codec's padding at the end
         media.audio[collector.spec] = collector.waveform()
     return media
 
