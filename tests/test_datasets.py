@@ -182,7 +182,10 @@ def test_build_multiple_choice(protocol):
     activity = {c: f"act{i % 3}" for i, c in enumerate(clips.clip_id)}
     items = build_multiple_choice(clips, protocol, seed=0, activity=activity)
     assert list(items.columns) == TASK_COLUMNS["multiple_choice"]
-    assert sorted(items.clip_id) == sorted(clips.clip_id[clips.split != "train"])
+    assert sorted(items.clip_id) == sorted(clips.clip_id)  # every split, train too
+    held_out = items[items.split != "train"].reset_index(drop=True)  # drawn before train
+    assert held_out.equals(build_multiple_choice(clips[clips.split != "train"], protocol, seed=0,
+                                                 activity=activity))
     assert items.answer.nunique() > 1  # the answer's position is shuffled
     for item in items.itertuples():
         assert len(item.candidates) == 5

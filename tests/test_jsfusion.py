@@ -196,6 +196,34 @@ def test_sequence_encoder_ignores_padding(kind):
     torch.testing.assert_close(encoder.final_state(long_out, long_mask), states)
 
 
+@pytest.mark.parametrize("kind", ["blstm", "lstm", "fc", "conv"])
+def test_sequence_encoder_reads_an_empty_row_as_zeros(kind):
+    """A sentence with no in-vocabulary word has no valid step: it encodes to zeros (outputs
+    and final state) and the other rows come out as they do without it."""
+    torch.manual_seed(0)
+    encoder = SequenceEncoder(VIDEO_DIM, kind, hidden=5).eval()
+    feats, mask, _, _ = padded_batch([4, 1, 3], [1, 1, 1])
+    mask[1] = False  # row 1: length 0
+    with torch.no_grad():
+        out = encoder(feats, mask)
+        states = encoder.final_state(out, mask)
+        alone = encoder(feats[[0, 2]], mask[[0, 2]])
+    assert out[1].abs().max() == 0 and states[1].abs().max() == 0
+    torch.testing.assert_close(out[[0, 2]], alone)
+    torch.testing.assert_close(states[[0, 2]], encoder.final_state(alone, mask[[0, 2]]))
+
+
+@pytest.mark.parametrize("overrides", [{"text_encoder": "blstm"}, {"text_encoder": "lstm"},
+                                       {"fusion": "lstm"}])
+def test_a_sentence_without_words_scores_and_trains(overrides):
+    model = tiny_model(**overrides)
+    feats, v_mask, tokens, t_mask = padded_batch([5, 8, 3], [4, 0, 2])
+    scores = model(feats, v_mask, tokens, t_mask)
+    assert scores.shape == (3,) and torch.isfinite(scores).all()
+    scores.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
 def test_blstm_final_state_is_last_forward_and_first_backward_step():
     torch.manual_seed(0)
     encoder = SequenceEncoder(VIDEO_DIM, "blstm", hidden=5).eval()

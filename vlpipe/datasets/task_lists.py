@@ -2,9 +2,10 @@
 clips, settings and seed always give the same lists.
 
 - retrieval: ``size`` test clips with one sentence each (MSR-VTT 1k-A style);
-- multiple choice (val and test): the answer is a caption of the clip, the 4 distractors are
+- multiple choice (every split): the answer is a caption of the clip, the 4 distractors are
   captions of other clips of the same split — protocol ``msrvtt``: any other clips (MSR-VTT-MC);
-  ``lsmdc``: only clips with a different activity label (LSMDC MC);
+  ``lsmdc``: only clips with a different activity label (LSMDC MC). Val and test items are what
+  is evaluated; the training items give JSFusion's training queries their 4 distractors;
 - fill in the blank (every split): one content word of each sentence is blanked. LSMDC blanks
   content words (nouns, verbs, adjectives, adverbs); no part-of-speech tagger can be had offline,
   so a content word here is an alphabetic token outside a fixed list of function words.
@@ -73,9 +74,10 @@ def _distractors(rng: np.random.Generator, captions: list[list[str]], own: list[
 
 def build_multiple_choice(clips: pd.DataFrame, protocol: str = "msrvtt", seed: int = 0,
                           activity: dict[str, str] | None = None) -> pd.DataFrame:
-    """One item per val and test clip; a clip without 4 distinct distractor captions in its
+    """One item per clip of every split; a clip without 4 distinct distractor captions in its
     split is skipped (and counted in the log). ``activity`` (clip_id → label) is required by
-    protocol ``lsmdc``."""
+    protocol ``lsmdc``. The training items are drawn last, so a seed's val and test items are
+    the same with or without them."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown multiple-choice protocol {protocol!r}; known: {PROTOCOLS}")
     if protocol == "lsmdc" and activity is None:
@@ -84,7 +86,7 @@ def build_multiple_choice(clips: pd.DataFrame, protocol: str = "msrvtt", seed: i
                          "the list (adapter option multiple_choice) or use protocol 'msrvtt'")
     rng = np.random.default_rng(seed)
     rows, skipped = [], 0
-    for split in ("val", "test"):
+    for split in ("val", "test", "train"):
         part = clips[clips["split"] == split]
         ids = list(part["clip_id"])
         captions = [list(sentences) for sentences in part["sentences"]]

@@ -71,7 +71,9 @@ class SequenceEncoder(nn.Module):
     kind: "blstm" (h_t = [h_fwd; h_bwd], `hidden` per direction), "lstm" (uni-directional),
     "fc" (per-step Dense with BN + tanh) or "conv" (`GatedConvStack`).
     Output: (B, T, out_dim) with out_dim = state_dim + in_dim, where state_dim = hidden for
-    "lstm" and 2·hidden otherwise; padded steps are zero. Masks must be right-padded.
+    "lstm" and 2·hidden otherwise; padded steps are zero. Masks must be right-padded. A row with
+    no valid step (a sentence none of whose words is in the vocabulary) encodes to zeros, and
+    so does its `final_state`.
     """
 
     def __init__(self, in_dim: int, kind: EncoderKind, hidden: int) -> None:
@@ -92,9 +94,9 @@ class SequenceEncoder(nn.Module):
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         """x: (B, T, in_dim), mask: (B, T) → (B, T, out_dim)."""
         if self.kind in ("blstm", "lstm"):
-            packed = pack_padded_sequence(
-                x, mask.sum(dim=1).cpu(), batch_first=True, enforce_sorted=False
-            )
+            # Packing rejects length 0: an empty row reads one step, which the mask zeroes below.
+            lengths = mask.sum(dim=1).clamp(min=1).cpu()  # (B,)
+            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
             packed_h, _ = self.net(packed)
             h, _ = pad_packed_sequence(packed_h, batch_first=True, total_length=x.shape[1])
         elif self.kind == "fc":
@@ -108,7 +110,8 @@ class SequenceEncoder(nn.Module):
         """One vector per sequence from `forward`'s outputs: (B, T, out_dim) → (B, state_dim).
 
         LSTMs: forward state at the last valid step (and, for "blstm", the backward state at
-        step 0, which has read the whole sequence). "fc"/"conv": masked mean over steps.
+        step 0, which has read the whole sequence). "fc"/"conv": masked mean over steps. Zero for
+        a row without valid steps.
         """
         states = outputs[..., : self.state_dim]  # (B, T, state_dim), drop the x_t part
         if self.kind in ("fc", "conv"):

@@ -1,11 +1,13 @@
 """Multiple choice (LSMDC MC / MSR-VTT-MC): pick the clip's sentence among 5 candidates.
 
 Training (JSFusion): each training clip is a query whose candidates are its own sentence plus
-``num_negatives`` others — the 4 distractors of its MC item when the data set lists training
-items, then random sentences of other training clips (GT + 4 distractors + 5 random in the
-paper) — hinge loss over the candidates. Evaluation: the data set's MC items of a split (the
-task list, see `vlpipe.datasets.task_lists`); accuracy = share of items whose highest-scoring
-candidate is the answer.
+``num_negatives`` others — the 4 distractors of its MC item when the task list has training
+items (built lists do, see `vlpipe.datasets.task_lists`), then random sentences of other
+training clips (GT + 4 distractors + 5 random in the paper; a clip without an item gets
+``num_negatives`` random ones) — no sentence twice, hinge loss over the candidates.
+Evaluation: the task list's MC items of a split; accuracy = share of items whose
+highest-scoring candidate is the answer. A candidate with no in-vocabulary word is an empty
+sentence, which the text encoders read as zeros: it still scores.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class MultipleChoiceTask(VideoTextTask):
     """Data and objective of video → sentence multiple choice."""
 
     name = "multiple_choice"
+    MAX_DRAWS_PER_NEGATIVE = 100  # random draws before giving up on distinct negatives
 
     def __init__(self, clips: pd.DataFrame, features, vocab,
                  task_list: pd.DataFrame | None = None, batch_size: int = 10,
@@ -47,13 +50,18 @@ class MultipleChoiceTask(VideoTextTask):
                       for split, group in task_list.groupby("split")}
         self.distractors = {clip_id: candidates[:answer] + candidates[answer + 1 :]
                             for clip_id, candidates, answer in self.items.get("train", [])}
+        unlisted = sum(c not in self.distractors for c in self.splits["train"])
+        if unlisted:
+            log.info("multiple choice: %d of %d training clips have no listed distractors; "
+                     "their candidates are the GT + %d random sentences", unlisted,
+                     len(self.splits["train"]), num_negatives)
 
     def _encode_items(self, items: pd.DataFrame) -> list[tuple[str, list[list[int]], int]]:
-        """(clip, candidate token ids, answer) per item. An out-of-vocabulary-only candidate
-        becomes a lone padding id (it scores, but carries no words)."""
+        """(clip, candidate token ids, answer) per item. A candidate without in-vocabulary
+        words is kept, empty (it scores: the encoders read it as zeros)."""
         encoded = []
         for item in items.itertuples():
-            candidates = [self.encode(s) or [0] for s in item.candidates]
+            candidates = [self.encode(s) for s in item.candidates]
             encoded.append((item.clip_id, candidates, int(item.answer)))
         return encoded
 
@@ -76,16 +84,26 @@ class MultipleChoiceTask(VideoTextTask):
                                   candidates, positive=[0] * len(batch))
 
     def _candidates(self, clip_id: str, rng: np.random.Generator) -> list[list[int]]:
-        """The clip's sentence, its listed distractors, then random sentences of other clips."""
+        """``num_negatives + 1`` candidates, the GT first: a random sentence of the clip, its
+        listed distractors, then random sentences of other training clips that are none of the
+        clip's sentences nor a candidate already (compared as token ids)."""
         own = self.sentences[clip_id]
         candidates = [own[rng.integers(len(own))], *self.distractors.get(clip_id, [])]
-        pool = self.splits["train"]
-        while len(candidates) < self.num_negatives + 1:
-            other = pool[rng.integers(len(pool))]
-            if other != clip_id:
-                sentences = self.sentences[other]
-                candidates.append(sentences[rng.integers(len(sentences))])
-        return candidates[: self.num_negatives + 1]
+        candidates = candidates[: self.num_negatives + 1]
+        taken = {tuple(s) for s in [*own, *candidates]}
+        pool, draws = self.splits["train"], 0
+        while len(candidates) <= self.num_negatives:
+            if draws == self.MAX_DRAWS_PER_NEGATIVE * self.num_negatives:
+                raise ValueError(f"multiple choice: could not draw {self.num_negatives} "
+                                 f"distinct negative sentences for clip {clip_id!r} from the "
+                                 "training sentences; lower num_negatives")
+            draws += 1
+            sentences = self.sentences[pool[rng.integers(len(pool))]]
+            sentence = sentences[rng.integers(len(sentences))]
+            if tuple(sentence) not in taken:
+                taken.add(tuple(sentence))
+                candidates.append(sentence)
+        return candidates
 
     def loss(self, model: torch.nn.Module, batch: PairBatch) -> torch.Tensor:
         return max_margin_ranking_loss(pair_scores(model, batch), batch.positive, self.margin)
