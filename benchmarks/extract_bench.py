@@ -30,11 +30,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from vlpipe.decode import AudioSpec, decode_media
+from vlpipe.device import resolve_device
 from vlpipe.extractors import build_extractor
 from vlpipe.extractors.job import PreparedClips, extract_shard, single_threaded_worker
 from vlpipe.manifest import SHARD_COLUMNS, with_file_identity
 from vlpipe.synthetic import WorldConfig, generate_world
-from vlpipe.training.loop import resolve_device
 
 SETTINGS = {
     "resnet152": {"fps": 5, "image_size": 224, "allow_random_init": True},

@@ -40,12 +40,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from vlpipe.device import resolve_device
 from vlpipe.metrics.retrieval import ranks_of_positives, retrieval_metrics
 from vlpipe.models.jsfusion.config import JSFusionConfig
 from vlpipe.models.jsfusion.model import JSFusion
 from vlpipe.models.jsfusion.scoring import PairScorer, jsfusion_pair_flops
 from vlpipe.nn.layers import lengths_to_mask
-from vlpipe.training.loop import resolve_device
 
 RESULTS = Path(__file__).resolve().parent / "results"
 Encoded = tuple[Tensor, Tensor, Tensor, Tensor]  # v_enc, v_mask, t_enc, t_mask

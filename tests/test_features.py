@@ -15,6 +15,7 @@ from vlpipe.extractors.base import sliding_windows
 from vlpipe.extractors.job import extract_shard
 from vlpipe.features.store import ClipFeatures, FeatureStore, chunk_rows, write_store
 from vlpipe.manifest import SHARD_COLUMNS, with_file_identity
+from vlpipe.provenance import code_identity
 
 from .helpers import subprocess_env
 
@@ -133,6 +134,24 @@ def test_extract_shapes_provenance_and_incremental_reuse(tiny_clips, tmp_path):
 
     # Other settings: every clip recomputed.
     assert run({**SETTINGS, "fps": 2})["counts"]["recomputed"] == 4
+    assert FeatureStore(store_path).attrs["code"] == code_identity("extract")
+
+
+def test_clips_are_not_reused_from_a_store_of_other_extraction_code(tiny_clips, tmp_path,
+                                                                   monkeypatch):
+    shard = _shard(tiny_clips.iloc[:2], tmp_path / "shard.parquet")
+    store_path = tmp_path / "resnet34.zarr"
+
+    def run():
+        return extract_shard(shard, {"resnet34": store_path}, {"resnet34": SETTINGS},
+                             num_workers=0)["resnet34"]["counts"]
+
+    assert run()["recomputed"] == 2
+    other = {**code_identity("extract"), "step_fingerprint": "0123456789abcdef"}
+    monkeypatch.setattr(job, "code_identity", lambda step: other)
+    assert run()["recomputed"] == 2  # the library changed: no clip of the old code kept
+    assert FeatureStore(store_path).attrs["code"]["step_fingerprint"] == "0123456789abcdef"
+    assert run()["reused"] == 2
 
 
 def test_one_job_decodes_each_clip_once_for_all_its_extractors(tiny_clips, tmp_path,

@@ -115,11 +115,15 @@ def test_run_writes_the_tables_and_a_rerun_does_nothing(tiny_run):
     assert "results/tiny/report/ret.md" in run  # the closing message prints the tables
     md = (out / "report" / "ret.md").read_text()
     assert "Ours tiny" in md and "random-seed-0" in md
+    assert "- code: vlpipe " in md and "MIXED CODE" not in md  # every run by this code
     for variant, extractors in [("JSFusion", {"resnet34", "vggish"}),
                                 ("JSFusion-noaudio", {"resnet34"})]:
         metrics = json.loads((out / f"metrics/ret/{variant}/seed-0.json").read_text())
         assert metrics["n_test"] == 6 and set(metrics["test"]) == {"t2v", "v2t"}
         assert {f["extractor"] for f in metrics["features"]} == extractors
+        code = metrics["code"]
+        assert code["train"]["step"] == "train" and code["evaluate"]["step"] == "evaluate"
+        assert all(f["code"]["step"] == "extract" for f in metrics["features"])
     wal = json.loads((out / "metrics/wal/WAL-att-adv/seed-0.json").read_text())
     assert wal["task"] == "correspondence" and wal["n_test"] == 6
     assert {f["extractor"] for f in wal["features"]} == {"resnet34", "text:all-MiniLM-L6-v2"}
@@ -167,6 +171,41 @@ def test_a_run_started_from_another_reruns_when_the_upstream_retrains(tiny_run):
         ("train", "ret/JSFusion"), ("evaluate", "ret/JSFusion"), ("report", "ret"),
         ("curves", "ret"), ("train", "ret_ft/JSFusion"), ("evaluate", "ret_ft/JSFusion"),
         ("report", "ret_ft"), ("curves", "ret_ft")}
+
+
+def test_reruns_follow_the_library_code_each_step_imports(tiny_run, tmp_path):
+    """The finished tree planned by a copy of this checkout: unchanged, nothing to do; a
+    docstring edited, nothing; the training loop edited, every training and what reads it;
+    WAL's model edited, WAL's runs only."""
+    workdir, _, _ = tiny_run
+    code = tmp_path / "code"
+    code.mkdir()
+    shutil.copyfile(REPO / "Snakefile", code / "Snakefile")
+    for part in ["workflow", "envs", "vlpipe"]:
+        shutil.copytree(REPO / part, code / part, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def plan() -> set[tuple[str, str]]:
+        env = {**subprocess_env(), "PYTHONPATH": str(code)}
+        done = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(code / "Snakefile"),
+                               "--cores", "2", "-n"], cwd=workdir, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+        return _planned_jobs(done.stdout + done.stderr)
+
+    assert plan() == set()
+    loop = code / "vlpipe" / "training" / "loop.py"
+    loop.write_text(loop.read_text().replace('"""One training loop', '"""The training loop', 1))
+    assert plan() == set()
+    loop.write_text(loop.read_text() + "\nEDITED = True\n")
+    runs = {("ret", "JSFusion"), ("ret", "JSFusion-noaudio"), ("ret_ft", "JSFusion"),
+            ("wal", "WAL-att-adv"), ("cap", "Temp-Attention")}
+    assert plan() == {(rule, f"{e}/{v}") for e, v in runs for rule in ("train", "evaluate")} | {
+        (rule, e) for e, _ in runs for rule in ("report", "curves")}
+    loop.write_text(loop.read_text().replace("\nEDITED = True\n", ""))
+    wal = code / "vlpipe" / "models" / "wal" / "model.py"
+    wal.write_text(wal.read_text() + "\nEDITED = True\n")
+    assert plan() == {("train", "wal/WAL-att-adv"), ("evaluate", "wal/WAL-att-adv"),
+                      ("report", "wal"), ("curves", "wal")}
 
 
 def test_html_report_holds_the_tables_and_training_curves(tiny_run):

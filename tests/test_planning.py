@@ -12,11 +12,11 @@ import pytest
 import torch
 import yaml
 
+from vlpipe.experiment_checks import check_experiment
 from vlpipe.models import FAMILIES, build_model
 from vlpipe.models.inputs import FeatureInput, ModelInputs
 from vlpipe.planning import (
     InputRef,
-    check_experiment,
     named_paths,
     parse_named_paths,
     variant_extractors,

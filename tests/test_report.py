@@ -272,3 +272,31 @@ def test_training_log_errors_name_file_and_line(tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(ValueError, match="no epochs logged"):
         read_train_log(tmp_path / "empty.jsonl")
+
+
+def _code(step: str, fingerprint: str, commit: str = "a" * 40) -> dict:
+    return {"commit": commit, "dirty": False, "source": "s", "step": step,
+            "step_fingerprint": fingerprint}
+
+
+def _coded_run(tmp_path, variant, train_fingerprint):
+    features = [{**FEATURES[0], "code": _code("extract", "e1")}]
+    code = {"train": _code("train", train_fingerprint), "evaluate": _code("evaluate", "v1")}
+    return _accuracy_run(tmp_path, "multiple_choice", "mc", variant, 0, 50.0,
+                         features=features, code=code)
+
+
+def test_report_states_the_code_and_flags_runs_of_different_code(tmp_path):
+    same = [_coded_run(tmp_path, "JSFusion", "t1"), _coded_run(tmp_path, "LSTM-fusion", "t1"),
+            _accuracy_run(tmp_path, "multiple_choice", "mc", "-noaudio", 0, 45.0, features=[],
+                          code={"train": _code("train", "t1"),
+                                "evaluate": _code("evaluate", "v1")})]  # reads no store
+    md = write_report(same, tmp_path / "same", "exp", {})["md"].read_text()
+    assert f"- code: vlpipe {'a' * 12}\n" in md and "MIXED" not in md
+    mixed = [same[0], _coded_run(tmp_path / "..", "LSTM-fusion", "t2"),
+             _accuracy_run(tmp_path, "multiple_choice", "mc", "JST_fc", 0, 40.0)]  # no code
+    md = write_report(mixed, tmp_path / "mixed", "exp", {})["md"].read_text()
+    assert ("- **MIXED CODE** in training: the runs of this table were made by different code"
+            in md)
+    assert "`t1`: JSFusion/seed 0; `t2`: LSTM-fusion/seed 0; `unrecorded`: JST_fc/seed 0" in md
+    assert "unrecorded code" in md

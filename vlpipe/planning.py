@@ -1,6 +1,7 @@
-"""What a run of an experiment reads and depends on, from the config alone, and the config
-checks that need the registries. Torch-free and zarr-free: the Snakefile imports this while it
-plans the DAG, so every mistake here fails before any job runs, naming the key.
+"""What a run of an experiment reads and depends on, from the config alone. Torch-free,
+zarr-free and registry-free: the Snakefile imports this while it plans the DAG, and the jobs
+parse their ``NAME=PATH`` arguments with it (``vlpipe.experiment_checks`` holds the config
+checks that need the model and task registries).
 
 An experiment (``config.yaml: experiments.<name>``) names its ``model`` and ``task``, its
 feature inputs — ``inputs`` (name → ``extractor/array``) or ``features`` (extractors, each
@@ -14,9 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-
-from vlpipe.models import model_family
-from vlpipe.tasks.specs import task_spec
 
 SENTENCES_KEY = "sentences"  # the text store among a run's NAME=STORE arguments
 INPUT_KEYS = ("features", "inputs")  # variant keys that choose data, not model flags
@@ -99,45 +97,3 @@ def parse_named_paths(items: Iterable[str], option: str = "--stores") -> dict[st
             raise ValueError(f"{option}: expected NAME=PATH, got {item!r}")
         groups.setdefault(name, []).append(path)
     return groups
-
-
-def check_experiment(name: str, experiment: dict, experiments: Mapping[str, dict],
-                     extractors: Iterable[str]) -> None:
-    """Everything about one experiment that the schema cannot see: the model and task exist and
-    go together, every variant's model flags are the model's, ``task_args`` are the task's,
-    every input names a configured extractor and ``init_from`` a configured run with the same
-    seeds. Errors name the experiment, variant and key."""
-    where = f"experiments.{name}."
-    for key, lookup in (("model", model_family), ("task", task_spec)):
-        try:
-            lookup(experiment[key])
-        except KeyError as error:
-            raise ValueError(f"{where}{key}: {error.args[0]}") from None
-    family, spec = model_family(experiment["model"]), task_spec(experiment["task"])
-    if spec.name not in family.tasks:
-        raise ValueError(f"{where}task: model {family.name!r} solves {list(family.tasks)}, "
-                         f"not {spec.name!r}")
-    spec.check_args(experiment.get("task_args", {}), where)
-    configured = set(extractors)
-    for variant in experiment["variants"]:
-        at = f"{where}variants.{variant}: "
-        family.settings(variant_model_args(experiment, variant), spec.predicts, at)
-        unknown = [ref.source for ref in variant_inputs(experiment, variant)
-                   if ref.extractor not in configured]
-        if unknown:
-            raise ValueError(f"{at}input(s) {unknown} name no configured extractor; "
-                             f"configured: {sorted(configured)}")
-    upstream = upstream_run(experiment)
-    if upstream is not None:
-        source, variant = upstream
-        other = experiments.get(source)
-        if other is None or variant not in other["variants"]:
-            raise ValueError(f"{where}init_from.run: {experiment['init_from']['run']!r} is no "
-                             "configured <experiment>/<variant>")
-        if source == name:
-            raise ValueError(f"{where}init_from.run: a run cannot start from its own experiment")
-        missing = sorted(set(experiment["seeds"]) - set(other["seeds"]))
-        if missing:
-            raise ValueError(f"{where}init_from.run: seed(s) {missing} are not trained by "
-                             f"{source!r} (seeds {other['seeds']}); each seed starts from the "
-                             "same seed's weights")

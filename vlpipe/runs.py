@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from vlpipe.atomic import write_json
+from vlpipe.device import resolve_device
 from vlpipe.features import FeatureStore
 from vlpipe.features.inputs import ClipArrays
 from vlpipe.models import build_model, model_family
@@ -28,10 +29,11 @@ from vlpipe.planning import (
     variant_inputs,
     variant_model_args,
 )
+from vlpipe.provenance import code_identity
 from vlpipe.tasks import task_class, task_spec
 from vlpipe.text import Vocabulary, load_embeddings
 from vlpipe.training import TrainSettings, train
-from vlpipe.training.loop import load_state, resolve_device, seed_everything
+from vlpipe.training.loop import load_state, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +83,15 @@ def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: 
 
 
 def store_provenance(paths: Sequence[str]) -> list[dict]:
-    """Per store: what made it, with which weights, and whether they are pretrained."""
+    """Per store: what made it (extractor, code), with which weights, and whether they are
+    pretrained."""
     provenance = []
     for path in paths:
-        attrs = FeatureStore(path).attrs["provenance"]
+        store_attrs = FeatureStore(path).attrs
+        attrs = store_attrs["provenance"]
         provenance.append({"extractor": attrs["extractor"], "weights": attrs["weights"],
-                           "pretrained": not attrs["weights"].startswith("random-seed")})
+                           "pretrained": not attrs["weights"].startswith("random-seed"),
+                           "code": store_attrs.get("code")})
     return provenance
 
 
@@ -131,8 +136,10 @@ def run_training(experiment: dict, variant: str, seed: int, clips_path: str, voc
     inputs = [Path(p).stat().st_mtime_ns for p in [clips_path, vocab_path, *store_paths,
                                                    *([task_list_path] if task_list_path else []),
                                                    *([upstream_model] if upstream_model else [])]]
-    return train(model, task, settings, out_dir,
-                 fingerprint=fingerprint(experiment, variant, seed, stores, inputs))
+    code = code_identity("train", experiment["model"])
+    return train(model, task, settings, out_dir, record={"code": code},
+                 fingerprint=fingerprint(experiment, variant, seed, stores, inputs,
+                                         code["step_fingerprint"]))
 
 
 def run_evaluation(experiment: dict, name: str, variant: str, seed: int, clips_path: str,
@@ -141,11 +148,14 @@ def run_evaluation(experiment: dict, name: str, variant: str, seed: int, clips_p
     task, model, provenance = build_task_and_model(experiment, variant, seed, clips_path,
                                                vocab_path, stores, text, task_list_path)
     device = resolve_device(experiment.get("train", {}).get("device", "auto"))
-    model.load_state_dict(load_state(model_path)["model"])
+    trained = load_state(model_path)
+    model.load_state_dict(trained["model"])
     model.to(device)
     result = {"experiment": name, "variant": variant, "seed": seed, "dataset": dataset,
               "task": experiment["task"], "n_test": task.num_items("test"), **task.report_info(),
               "features": provenance,
+              "code": {"train": trained.get("code"),
+                       "evaluate": code_identity("evaluate", experiment["model"])},
               "test": task.evaluate(model, "test", device),
               "val": task.evaluate(model, "val", device)}
     write_json(out_path, json.loads(json.dumps(result, default=_to_builtin)))

@@ -6,7 +6,8 @@ process batches units across clips per extractor, runs the network on the device
 the results into the new store.
 
 Incremental: a clip whose identity (file, size, mtime, span) matches the previous store, with
-the same extractor provenance (settings, version, weights), keeps its arrays; removed clips
+the same extractor provenance (settings, version, weights) and made by the same extraction code
+(``vlpipe.provenance``: a store records the code that made it), keeps its arrays; removed clips
 disappear; only new or changed clips are decoded and recomputed.
 
 Bad clips (``bad_clips``): a clip that cannot be decoded (``DecodeError``) or that an extractor's
@@ -32,9 +33,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from vlpipe import __version__
 from vlpipe.decode import DecodeError, decode_media
+from vlpipe.device import resolve_device
 from vlpipe.extractors import Extractor, Outputs, Units, build_extractor
 from vlpipe.features.store import ClipFeatures, FeatureStore, StoreWriter
-from vlpipe.training.loop import resolve_device
+from vlpipe.provenance import code_identity
 
 log = logging.getLogger(__name__)
 BAD_CLIPS = ("fail", "quarantine")
@@ -187,8 +189,9 @@ class _Batcher:
             self.computed += 1
 
 
-def _previous(store_path: Path, provenance: dict) -> FeatureStore | None:
-    """The store's previous version if its clips can be reused (same provenance)."""
+def _previous(store_path: Path, provenance: dict, code: dict) -> FeatureStore | None:
+    """The store's previous version if its clips can be reused (same provenance, made by the
+    same extraction code)."""
     if not store_path.exists():
         return None
     try:
@@ -197,7 +200,8 @@ def _previous(store_path: Path, provenance: dict) -> FeatureStore | None:
         log.warning("%s: cannot read the previous store (%s); recomputing every clip",
                     store_path, err)
         return None
-    return old if old.attrs.get("provenance") == provenance else None
+    same_code = old.attrs.get("code", {}).get("step_fingerprint") == code["step_fingerprint"]
+    return old if old.attrs.get("provenance") == provenance and same_code else None
 
 
 def extract_shard(shard_file: str | Path, stores: dict[str, str | Path],
@@ -218,16 +222,18 @@ def extract_shard(shard_file: str | Path, stores: dict[str, str | Path],
     target = resolve_device(device)
     torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its kernels
     extractors, previous, writers, batchers, reused = {}, {}, {}, {}, {}
+    code = code_identity("extract")
     for name, options in settings.items():
         extractor = (built or {}).get(name) or build_extractor(name, options)
         extractor.to(target)
         provenance = {**extractor.provenance(), "settings": settings[name]}
-        extractors[name], previous[name] = extractor, _previous(Path(stores[name]), provenance)
+        extractors[name] = extractor
+        previous[name] = _previous(Path(stores[name]), provenance, code)
         old = previous[name]
         reused[name] = {c for c, i in identities.items()
                         if old is not None and old.identities.get(c) == i}
         arrays = {k: (v.shape, v.dtype, v.axis) for k, v in extractor.outputs.items()}
-        attrs = {"provenance": provenance, "vlpipe_version": __version__}
+        attrs = {"provenance": provenance, "code": code, "vlpipe_version": __version__}
         writers[name] = StoreWriter(stores[name], arrays, attrs)
         units_per_batch = max(1, batch_frames // extractor.frames_per_unit)
         batchers[name] = _Batcher(extractor, units_per_batch, writers[name])

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from vlpipe.atomic import write_text
+from vlpipe.provenance import describe_code
 from vlpipe.report.paper import paper_table
 from vlpipe.tasks.specs import task_spec
 
@@ -97,6 +98,36 @@ def _latex(table: pd.DataFrame, caption: str, label: str) -> str:
                                   position_float="centering") + "\n"
 
 
+def _run_codes(run: dict) -> dict[str, dict | None]:
+    """The code identities of one run: its training, its evaluation and each store it read."""
+    codes = run.get("code") or {}
+    return {"training": codes.get("train"), "evaluation": codes.get("evaluate"),
+            **{f"features `{f['extractor']}`": f.get("code") for f in run["features"]}}
+
+
+def code_lines(runs: Sequence[dict]) -> list[str]:
+    """Provenance lines: the code that made the table's runs, and a warning naming the runs
+    when they were made by different code (or some did not record theirs)."""
+    codes = [_run_codes(run) for run in runs]
+    made_by = sorted({describe_code(c) if c else "unrecorded code"
+                      for run_codes in codes for c in run_codes.values()})
+    lines = [f"- code: {', '.join(made_by)}"]
+    for step in dict.fromkeys(step for run_codes in codes for step in run_codes):
+        groups: dict[str, list[str]] = {}
+        for run, run_codes in zip(runs, codes, strict=True):
+            if step not in run_codes:  # e.g. a variant that reads fewer stores
+                continue
+            code = run_codes[step]
+            key = code["step_fingerprint"] if code else "unrecorded"
+            groups.setdefault(key, []).append(f"{run['variant']}/seed {run['seed']}")
+        if len(groups) > 1:
+            lines.append(f"- **MIXED CODE** in {step}: the runs of this table were made by "
+                         "different code (rerun them with the current code to compare them): "
+                         + "; ".join(f"`{key}`: {', '.join(names)}"
+                                     for key, names in groups.items()))
+    return lines
+
+
 def write_report(metric_files: Sequence[str | Path], out_dir: str | Path, name: str,
                  config: dict) -> dict[str, Path]:
     """Write ``name``.{md,tex,csv} under ``out_dir`` from the runs' metrics files (all of one
@@ -122,6 +153,7 @@ def write_report(metric_files: Sequence[str | Path], out_dir: str | Path, name: 
     md += [f"- features `{f['extractor']}`: weights **{f['weights']}**"
            + ("" if f["pretrained"] else " — seeded RANDOM initialisation, not pretrained")
            for f in {f["extractor"]: f for run in runs for f in run["features"]}.values()]
+    md += code_lines(runs)
     md += [f"- {key}: `{json.dumps(value)}`" for key, value in config.items()]
     paths = {ext: out_dir / f"{name}.{ext}" for ext in ("md", "tex", "csv")}
     write_text(paths["md"], "\n".join(md) + "\n")

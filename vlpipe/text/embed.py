@@ -37,9 +37,10 @@ import pandas as pd
 import torch
 
 from vlpipe import __version__
+from vlpipe.device import resolve_device
 from vlpipe.extractors.weights import MissingWeightsError, file_digest
 from vlpipe.features.store import ClipFeatures, StoreWriter
-from vlpipe.training.loop import resolve_device
+from vlpipe.provenance import code_identity
 
 log = logging.getLogger(__name__)
 
@@ -296,8 +297,9 @@ def write_text_store(clips_parquet: str | Path, store_path: str | Path,
     rows = [(str(c), [str(s) for s in sentences])
             for c, sentences in zip(clips["clip_id"], clips["sentences"], strict=True)]
     counts = {"clips": len(rows), "sentences": 0, "someone": 0}
-    with StoreWriter(store_path, arrays, {"provenance": provenance,
-                                          "vlpipe_version": __version__}) as writer:
+    attrs = {"provenance": provenance, "code": code_identity("text-embed"),
+             "vlpipe_version": __version__}
+    with StoreWriter(store_path, arrays, attrs) as writer:
         for chunk in _chunks(rows, CHUNK_SENTENCES):
             embedded = encoder.encode([s for _, sentences in chunk for s in sentences], settings)
             first = 0

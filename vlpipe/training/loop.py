@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from vlpipe.atomic import atomic_path, write_json
+from vlpipe.device import resolve_device
 from vlpipe.training.prefetch import prefetched
 
 log = logging.getLogger(__name__)
@@ -59,12 +60,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
@@ -101,18 +96,20 @@ def _non_finite(out_dir: Path, what: str, value: torch.Tensor, epoch: int,
 
 
 def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | Path,
-          fingerprint: str = "") -> dict:
+          fingerprint: str = "", record: dict | None = None) -> dict:
     """Train ``model`` on ``task`` under ``out_dir``; return the summary.
 
     Writes ``checkpoint.pt`` (resume state: weights, optimiser, learning-rate schedule, every
     random generator) and ``best.pt`` after each epoch, and at the end ``model.pt`` (the best
     epoch's weights), ``train_log.jsonl`` (per epoch: loss, lr, val metrics) and
-    ``summary.json``. A run killed mid-way resumes from ``checkpoint.pt`` if it was written for
-    the same ``fingerprint`` (model, data and settings) and ends as the uninterrupted run would
-    (bit for bit on the CPU); a finished run leaves no checkpoint behind. A non-finite loss or
-    gradient norm stops the run with a ``FloatingPointError`` before the step, so no saved file
-    ever holds NaNs. An epoch whose validation score is NaN is never the best one; if every
-    epoch's is, the run ends with a ``FloatingPointError`` (nothing written but the checkpoint).
+    ``summary.json``; ``model.pt`` and ``summary.json`` also hold ``record``'s entries (e.g.
+    the code that trained). A run killed mid-way resumes from ``checkpoint.pt`` if it was
+    written for the same ``fingerprint`` (model, data, settings, code) and ends as the
+    uninterrupted run would (bit for bit on the CPU); a finished run leaves no checkpoint
+    behind. A non-finite loss or gradient norm stops the run with a ``FloatingPointError``
+    before the step, so no saved file ever holds NaNs. An epoch whose validation score is NaN
+    is never the best one; if every epoch's is, the run ends with a ``FloatingPointError``
+    (nothing written but the checkpoint).
 
     The model's optional hooks (see the module docstring): ``initialise_from(task)`` once, after
     ``model.to(device)`` and before the optimiser is made and the checkpoint loaded;
@@ -172,7 +169,8 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
                         out_dir, epoch + 1)
         if score > best:
             best = score
-            _save(out_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch + 1})
+            _save(out_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch + 1,
+                                        **(record or {})})
         _save(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                            "scheduler": scheduler.state_dict(),
                            "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
@@ -192,6 +190,6 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
         tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
     summary = {"settings": asdict(settings), "best_selection": best,
                "best_epoch": max(selectable, key=lambda h: h["selection"])["epoch"],
-               "epochs": len(history)}
+               "epochs": len(history), **(record or {})}
     write_json(out_dir / "summary.json", summary)
     return summary

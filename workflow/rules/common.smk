@@ -3,15 +3,16 @@ import json
 import os
 from pathlib import Path
 
+from vlpipe.experiment_checks import check_experiment
 from vlpipe.extractors import check_settings
 from vlpipe.planning import (
     SENTENCES_KEY,
-    check_experiment,
     named_paths,
     run_settings,
     upstream_run,
     variant_extractors,
 )
+from vlpipe.provenance import step_fingerprint
 from vlpipe.tasks import task_spec
 
 for _name, _settings in config["extractors"].items():
@@ -29,6 +30,13 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 )
 ENVS = {group: f"{workflow.basedir}/envs/{group}.yaml" for group in
         ["data", "features", "models", "report"]}
+
+def code_of(step, model=None):
+    """A rule's `code` param: the fingerprint of the library code its step runs (for a run:
+    of its model family), so that editing that code reruns the rule (`code_reruns: false`:
+    "" — reruns do not follow the code; the outputs still record it)."""
+    return step_fingerprint(step, model) if config.get("code_reruns", True) else ""
+
 
 OUT = f"{config['results']}/{config['dataset']['name']}"
 ROOT = config["dataset"]["root"]

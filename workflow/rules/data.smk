@@ -39,6 +39,7 @@ if "synthetic" in config["dataset"]:
             SCENES,
             SYNTHETIC_VIDEOS,
         params:
+            code=code_of("synth"),
             root=ROOT,
             settings=as_json(config["dataset"]["synthetic"]),
         log:
@@ -77,6 +78,7 @@ checkpoint manifest:
         # that Snakemake would otherwise read as wildcards
         dataset=lambda wildcards: as_json(config["dataset"]),
         videos=lambda wildcards: videos_digest(),
+        code=code_of("manifest"),
         shard_dir=f"{OUT}/shards",
         shards=config["shards"],
         out=f"{OUT}/tables",

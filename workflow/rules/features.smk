@@ -32,6 +32,7 @@ for job, members in extraction_jobs().items():
             **{m: update(directory(feature_store(m, "{shard}"))) for m in members},
         params:
             settings=as_json({m: extractor_settings(m) for m in members}),
+            code=code_of("extract"),
             stores=lambda w, output: [f"{name}={path}" for name, path in output.items()],
         resources:
             # How extraction runs, not what it computes: resources, unlike params, never
@@ -60,6 +61,7 @@ rule quarantine:
     output:
         QUARANTINE,
     params:
+        code=code_of("quarantine"),
         stores=[
             f"{name}={feature_store(name, shard)}"
             for name in config["extractors"]

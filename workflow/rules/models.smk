@@ -8,6 +8,7 @@ rule vocab:
         f"{OUT}/text/vocab.json",
     params:
         min_count=config["text"]["min_count"],
+        code=code_of("vocab"),
     log:
         f"{LOGS}/vocab.log",
     localrule: True
@@ -25,6 +26,7 @@ rule text_features:
         directory(TEXT_STORE),
     params:
         settings=as_json(config["text"].get("encoder") or {}),
+        code=code_of("text-embed"),
     resources:
         **job_resources("text"),
         device=RUNTIME.get("device", "auto"),
@@ -82,6 +84,7 @@ rule train:
         text=as_json({"embeddings": config["text"].get("embeddings")}),
         out_dir=lambda w, output: str(Path(output.model).parent),
         init_from=init_from_arg,
+        code=lambda w: code_of("train", config["experiments"][w.experiment]["model"]),
     resources:
         **job_resources("train"),
     log:
@@ -105,6 +108,7 @@ rule evaluate:
         stores=rules.train.params.stores,
         text=rules.train.params.text,
         dataset=config["dataset"]["name"],
+        code=lambda w: code_of("evaluate", config["experiments"][w.experiment]["model"]),
     resources:
         **job_resources("train"),
     log:

@@ -24,6 +24,7 @@ rule report:
             labels={"result": "table"},
         ),
     params:
+        code=code_of("report"),
         out_dir=f"{OUT}/report",
         settings=lambda w: as_json(
             {
@@ -67,6 +68,7 @@ rule curves:
     params:
         runs=lambda w: as_json(experiment_train_logs(w)),
         task=lambda w: config["experiments"][w.experiment]["task"],
+        code=code_of("curves"),
     log:
         f"{LOGS}/report/{{experiment}}-curves.log",
     localrule: True
