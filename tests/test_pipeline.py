@@ -270,6 +270,8 @@ def test_external_data_set_reruns_exactly_the_work_of_changed_clips(tiny_run,
     def counts(name, shard):
         return FeatureStore(store(name, shard)).attrs["counts"]
 
+    for named, mutate in CONFIG_MISTAKES.items():  # on the fresh tree
+        assert named in dry_run_error(ext, config, mutate), named
     snakemake(ext, *targets)
     assert "Nothing to be done" in snakemake(ext, "-n", *targets)
 
@@ -323,18 +325,24 @@ def test_external_data_set_reruns_exactly_the_work_of_changed_clips(tiny_run,
     (ext / "config.yaml").write_text(yaml.safe_dump(config))
     assert "Nothing to be done" in snakemake(ext, "-n", *targets)
 
-    # On this finished tree, every config or data mistake stops the dry run, named.
-    mistakes = {
-        "vidoe_dir": lambda c: c["dataset"]["options"].update(vidoe_dir="videos"),
-        "options.video_dir: ": lambda c: c["dataset"]["options"].update(video_dir="clips"),
-        "annotations/gone.json": lambda c: c["dataset"]["options"].update(
-            annotations=["annotations/gone.json"]),
-        "['resnet43']": lambda c: c["experiments"]["ret"].update(features=["resnet43"]),
-        "['hiden']": lambda c: c["experiments"]["ret"]["model_args"].update(hiden=3),
-        "unknown model 'jsfuson'": lambda c: c["experiments"]["ret"].update(model="jsfuson"),
-    }
-    for named, mutate in mistakes.items():
+    # On this finished tree too, every config or data mistake stops the dry run, named.
+    for named, mutate in CONFIG_MISTAKES.items():
         assert named in dry_run_error(ext, config, mutate), named
+
+
+# A mistake in the external data set's config → what the dry run's error names.
+CONFIG_MISTAKES = {
+    "vidoe_dir": lambda c: c["dataset"]["options"].update(vidoe_dir="videos"),
+    "options.video_dir: ": lambda c: c["dataset"]["options"].update(video_dir="clips"),
+    "annotations/gone.json": lambda c: c["dataset"]["options"].update(
+        annotations=["annotations/gone.json"]),
+    "['resnet43']": lambda c: c["experiments"]["ret"].update(features=["resnet43"]),
+    "['hiden']": lambda c: c["experiments"]["ret"]["model_args"].update(hiden=3),
+    "unknown model 'jsfuson'": lambda c: c["experiments"]["ret"].update(model="jsfuson"),
+    "['max_frame']": lambda c: c["experiments"]["ret"]["task_args"].update(max_frame=3),
+    "variants.JSFusion-noaudio": lambda c: c["experiments"]["ret"]["variants"].update(
+        {"JSFusion-noaudio": {"chd_gate": False}}),
+}
 
 
 def dry_run_error(workdir: Path, config: dict, mutate) -> str:
