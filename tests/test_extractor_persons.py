@@ -3,13 +3,22 @@ real YOLO-pose end to end offline (random init) and the state-dict weights round
 
 import socket
 
+import av
 import numpy as np
 import pytest
 import torch
 
 from vlpipe.decode import DecodedMedia, decode_media
 from vlpipe.extractors.base import Units
-from vlpipe.extractors.persons import KEYPOINTS, Detections, PersonTracks, build_pose_model
+from vlpipe.extractors.persons import (
+    KEYPOINTS,
+    PAD_GREY,
+    Detections,
+    PersonTracks,
+    build_pose_model,
+    letterbox,
+    unletterbox_boxes,
+)
 from vlpipe.extractors.weights import MissingWeightsError, file_digest
 from vlpipe.features.store import ClipFeatures, FeatureStore, StoreWriter
 
@@ -112,6 +121,78 @@ def test_clip_without_detections(tracked):
     assert arrays["box"].shape == (0, 4) and arrays["keypoints"].shape == (0, KEYPOINTS, 3)
     empty = extractor.finish(Units(frames[:0], np.zeros(0)), {})
     assert empty["count"].shape == (0,) and empty["step"].shape == (0,)
+
+
+class BrightDetector(PersonTracks):
+    """Finds the bright pixels of each frame (one box, score 0.9, keypoints at its centre) and
+    keeps the pixel boxes it found in the network's input."""
+
+    seen: list
+
+    def detect(self, frames: torch.Tensor) -> list[Detections]:
+        result = []
+        for frame in frames.numpy():
+            ys, xs = np.nonzero(frame.mean(axis=-1) > 150)
+            box = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32)
+            self.seen.append(box[0])
+            centre = (box[:, :2] + box[:, 2:]) / 2
+            keypoints = np.concatenate([np.repeat(centre[:, None], KEYPOINTS, axis=1),
+                                        np.full((1, KEYPOINTS, 1), 0.9)], axis=-1)
+            result.append(Detections(box, np.full(1, 0.9, np.float32), keypoints))
+        return result
+
+
+def test_non_square_frames_are_letterboxed_and_boxes_map_back(tmp_path):
+    """A 128×64 video with a bright 16×16 square at x 80-96, y 24-40: the network sees the
+    frame letterboxed (aspect kept, grey bars above and below), the square still square; the
+    stored box is the square's place in the frame, normalised to its width and height."""
+    path = tmp_path / "wide.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=5)
+        stream.width, stream.height, stream.pix_fmt = 128, 64, "yuv420p"
+        stream.options = {"qp": "0"}
+        image = np.full((64, 128, 3), 40, np.uint8)
+        image[24:40, 80:96] = 230
+        for _ in range(5):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    extractor = BrightDetector(fps=5, image_size=64, allow_random_init=True)
+    extractor.seen = []
+    units = extractor.prepare(decode_media(str(path), [extractor.needs]))
+    inputs = units.inputs.numpy()
+    assert inputs.shape == (5, 64, 64, 3)
+    assert units.context["content"] == (16, 0, 32, 64)  # 128×64 → 64×32, 16 px bars
+    assert (inputs[:, :16] == PAD_GREY).all() and (inputs[:, 48:] == PAD_GREY).all()
+    arrays = extractor.finish(units, extractor.forward(units.inputs))
+    # in the input: x 40-48, y 16 + 12 to 16 + 20 (a square, not squashed to 8×16)
+    np.testing.assert_allclose(extractor.seen, np.tile([40, 28, 48, 36], (5, 1)), atol=1)
+    np.testing.assert_allclose(arrays["box"], np.tile([80 / 128, 24 / 64, 96 / 128, 40 / 64],
+                                                      (5, 1)), atol=1.5 / 64)
+    np.testing.assert_allclose(arrays["keypoints"][:, :, :2],
+                               np.tile([88 / 128, 32 / 64], (5, KEYPOINTS, 1)), atol=1.5 / 64)
+
+
+@pytest.mark.parametrize(("height", "width"), [(37, 100), (64, 23), (50, 50)])
+def test_letterbox_matches_ultralytics(height, width):
+    """Padding and the mapping back agree with ultralytics' LetterBox(auto=False) and
+    scale_boxes, odd paddings included."""
+    import cv2
+    from ultralytics.data.augment import LetterBox
+    from ultralytics.utils.ops import scale_boxes
+
+    size = 64
+    image = np.random.default_rng(0).integers(0, 114, (height, width, 3), dtype=np.uint8)
+    theirs = LetterBox(new_shape=(size, size), auto=False)(image=image)
+    scale = size / max(height, width)
+    fitted = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
+                        interpolation=cv2.INTER_LINEAR)
+    ours, content = letterbox(fitted[None], size)
+    np.testing.assert_array_equal(ours[0], theirs)
+    pixels = np.array([[5.0, 20.0, 41.5, 44.0], [0.0, 0.0, 64.0, 64.0]], np.float32)
+    expected = scale_boxes((size, size), pixels.copy(), (height, width)) / np.tile([width,
+                                                                                    height], 2)
+    np.testing.assert_allclose(unletterbox_boxes(pixels / size, content, (size, size)),
+                               expected, atol=1e-5)
 
 
 def test_unknown_tracker_setting_is_an_error():

@@ -63,14 +63,20 @@ class DecodeError(RuntimeError):
         return f"{self.path}: {self.reason}"
 
 
+FIT = "fit"  # FrameSpec.crop: keep the aspect ratio, the longer side resized to the size
+
+
 @dataclass(frozen=True)
 class FrameSpec:
-    """Frames at ``fps`` per second, ``size``×``size`` RGB: with ``crop`` the shorter side is
-    resized to ``size`` and the centre cropped; without, the whole frame is squashed."""
+    """Frames at ``fps`` per second, RGB, resized the ``crop`` way: ``True``: the shorter side
+    resized to ``size`` and the centre cropped, ``size``×``size``; ``False``: the whole frame
+    squashed to ``size``×``size``; ``FIT`` ("fit"): the whole frame, aspect ratio kept, the longer
+    side resized to ``size`` (h×w with max(h, w) = ``size``; the extractor pads it, e.g. the
+    persons extractor's letterbox)."""
 
     fps: float
     size: int
-    crop: bool = True
+    crop: bool | str = True
 
 
 @dataclass(frozen=True)
@@ -92,10 +98,15 @@ class DecodedMedia:
     audio: dict[AudioSpec, np.ndarray | None] = field(default_factory=dict)  # None: no audio
 
 
-def _resize(frame: av.VideoFrame, size: int, crop: bool) -> np.ndarray:
+def _resize(frame: av.VideoFrame, size: int, crop: bool | str) -> np.ndarray:
     """The frame upright (its display matrix's rotation, in counter-clockwise quarter turns),
     resized the spec's way. Rotating the small image equals resizing the rotated one."""
     turns = round(frame.rotation / 90) % 4
+    if crop == FIT:  # rounded as ultralytics' LetterBox rounds: each side, at least 1 px
+        scale = size / max(frame.width, frame.height)
+        width, height = (max(1, round(side * scale)) for side in (frame.width, frame.height))
+        return np.rot90(frame.reformat(width=width, height=height, format="rgb24").to_ndarray(),
+                        turns)
     if not crop:
         return np.rot90(frame.reformat(width=size, height=size, format="rgb24").to_ndarray(),
                         turns)

@@ -5,6 +5,12 @@ representative image; keypoints count where their confidence is above 0.3).
 The model is built offline from its ultralytics YAML and loaded from a state-dict file (see
 ``weights_how_to_get``); nothing is downloaded. Detection is ``detect`` (replaceable, e.g. by a
 test double); ``finish`` runs one fresh ByteTrack per clip over the frames in time order.
+
+Frames are letterboxed as ultralytics does for a fixed input shape (``LetterBox(auto=False)``):
+resized with their aspect ratio kept, the longer side to ``image_size``, and padded to a square
+with grey 114, centred; boxes and keypoints are mapped back to the frame (normalised to [0, 1]
+of its width and height) as ultralytics' ``scale_boxes`` does. A square is one input shape for
+batches that mix clips of any aspect ratio.
 """
 
 from __future__ import annotations
@@ -28,14 +34,15 @@ from ultralytics.nn.tasks import PoseModel, yaml_model_load
 from ultralytics.trackers import BYTETracker
 from ultralytics.utils import ROOT, YAML, IterableSimpleNamespace, nms
 
-from vlpipe.decode import FrameSpec
+from vlpipe.decode import FIT, DecodedMedia, FrameSpec
 from vlpipe.extractors.base import ArraySpec, Extractor, Outputs, Units
 from vlpipe.extractors.weights import resolve_weights
 
 KEYPOINTS = 17  # COCO person keypoints
 PERSON = 0  # the pose models' one class
 NMS_IOU, MAX_DETECTIONS = 0.7, 300  # ultralytics' predict defaults
-PAD_VALUE = 114 / 255  # ultralytics' letterbox grey
+PAD_GREY = 114  # ultralytics' letterbox grey
+PAD_VALUE = PAD_GREY / 255
 BYTETRACK_YAML = ROOT / "cfg" / "trackers" / "bytetrack.yaml"
 
 
@@ -58,7 +65,7 @@ def build_pose_model(model: str) -> PoseModel:
 @dataclass
 class Detections:
     """One frame's persons: ``boxes (n, 4)`` xyxy, ``scores (n,)``, ``keypoints (n, 17, 3)``
-    (x, y, confidence); coordinates in pixels of the frame."""
+    (x, y, confidence); coordinates in pixels of the network input (the letterboxed frame)."""
 
     boxes: np.ndarray
     scores: np.ndarray
@@ -76,7 +83,7 @@ class PersonTracks(Extractor):
     """
 
     name = "persons"
-    version = "1"
+    version = "2"  # 2: letterboxed frames (1 squashed them)
 
     def __init__(self, model: str = "yolo11n-pose", fps: float = 5.0, image_size: int = 640,
                  crop: bool = False, min_score: float = 0.25, min_keypoint_score: float = 0.3,
@@ -87,9 +94,9 @@ class PersonTracks(Extractor):
             raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
         self.model, self.precision = model, precision
         self.min_score, self.min_keypoint_score = min_score, min_keypoint_score
-        # crop=False squashes the whole frame (persons at the sides stay in view); normalised
-        # coordinates then refer to the original frame whatever its aspect ratio.
-        self.needs = FrameSpec(fps, image_size, crop)
+        # crop=False letterboxes the whole frame (persons at the sides stay in view, undistorted);
+        # crop=True takes the centre square. Coordinates are normalised to what was kept.
+        self.needs = FrameSpec(fps, image_size, True if crop else FIT)
         resolved = resolve_weights(f"{model}.state_dict.pt", path=weights_path,
                                    allow_random_init=allow_random_init, seed=seed,
                                    how_to_get=weights_how_to_get(model))
@@ -129,6 +136,13 @@ class PersonTracks(Extractor):
         return torch.autocast(self.device.type, dtype=dtype,
                               enabled=cuda_auto or self.precision in ("bf16", "fp16"))
 
+    def prepare(self, media: DecodedMedia) -> Units:
+        """The clip's frames letterboxed: ``(T, size, size, 3)`` uint8, the frame at
+        ``context["content"]`` = (top, left, height, width) pixels, the rest grey 114."""
+        frames, times = media.frames[self.needs]
+        padded, content = letterbox(frames, self.needs.size)
+        return Units(torch.from_numpy(padded), times, {"content": content})
+
     @torch.inference_mode()
     def detect(self, frames: torch.Tensor) -> list[Detections]:
         """``frames (N, H, W, 3) uint8`` RGB → each frame's persons with score ≥ ``min_score``."""
@@ -156,8 +170,9 @@ class PersonTracks(Extractor):
 
     def forward(self, inputs: torch.Tensor) -> Outputs:
         """``inputs (N, H, W, 3) uint8`` → N ragged entries each of ``boxes (n, 4)`` (xyxy in
-        [0, 1]), ``scores (n,)`` and ``keypoints (n, 17, 3)`` (x, y in [0, 1], confidence;
-        keypoints with confidence ≤ ``min_keypoint_score`` are all zero)."""
+        [0, 1] of the input, letterbox included; ``finish`` maps them to the frame),
+        ``scores (n,)`` and ``keypoints (n, 17, 3)`` (x, y likewise, confidence; keypoints with
+        confidence ≤ ``min_keypoint_score`` are all zero)."""
         height, width = inputs.shape[1:3]
         scale = np.array([width, height], dtype=np.float32)
         outputs: Outputs = {"boxes": [], "scores": [], "keypoints": []}
@@ -171,10 +186,15 @@ class PersonTracks(Extractor):
         return outputs
 
     def finish(self, units: Units, outputs: Outputs) -> dict[str, np.ndarray]:
-        """Link the clip's detections frame by frame with a fresh ByteTrack; keep those in
-        confirmed tracks, track ids renumbered 0, 1, ... by first appearance."""
+        """Map the clip's detections from the letterboxed input to its frames; link them frame
+        by frame with a fresh ByteTrack; keep those in confirmed tracks, track ids renumbered
+        0, 1, ... by first appearance."""
         steps = len(units.times)
-        boxes = outputs.get("boxes", [])
+        size = units.inputs.shape[1:3]
+        content = units.context.get("content", (0, 0, *size))
+        boxes = [unletterbox_boxes(b, content, size) for b in outputs.get("boxes", [])]
+        outputs = {**outputs, "keypoints": [unletterbox_keypoints(k, content, size)
+                                            for k in outputs.get("keypoints", [])]}
         tracker = BYTETracker(IterableSimpleNamespace(**self.tracker_settings))
         links, confirmed = [], set()  # links: (step, detection index, tracker id)
         for step, (frame_boxes, frame_scores) in enumerate(
@@ -202,3 +222,48 @@ class PersonTracks(Extractor):
                                   np.float32).reshape(-1, KEYPOINTS, 3),
             "count": np.bincount(step, minlength=steps).astype(np.int16),
         }
+
+
+def letterbox(frames: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """``frames (T, h, w, 3)`` (resized with their aspect ratio kept, max(h, w) ≤ ``size``) →
+    ``(T, size, size, 3)`` padded with grey 114, centred as ultralytics' ``LetterBox`` centres
+    (the odd pixel at the bottom/right), and where the frames are: (top, left, h, w)."""
+    height, width = frames.shape[1:3]
+    if (height, width) == (size, size):
+        return frames, (0, 0, size, size)
+    if max(height, width) > size:
+        raise ValueError(f"frames of {height}×{width} do not fit a {size}×{size} letterbox")
+    top, left = (size - height) // 2, (size - width) // 2
+    padded = np.full((len(frames), size, size, 3), PAD_GREY, np.uint8)
+    padded[:, top : top + height, left : left + width] = frames
+    return padded, (top, left, height, width)
+
+
+def unletterbox_boxes(boxes: np.ndarray, content: tuple[int, int, int, int],
+                      size: tuple[int, int]) -> np.ndarray:
+    """``boxes (n, 4)`` xyxy in [0, 1] of the letterboxed input (``size`` = its (H, W)) → xyxy
+    in [0, 1] of the frame at ``content`` = (top, left, h, w) pixels, clipped to it."""
+    xy = unletterbox_points(np.asarray(boxes, np.float32).reshape(-1, 2, 2), content, size)
+    return xy.reshape(-1, 4)
+
+
+def unletterbox_keypoints(keypoints: np.ndarray, content: tuple[int, int, int, int],
+                          size: tuple[int, int]) -> np.ndarray:
+    """``keypoints (n, 17, 3)`` as ``unletterbox_boxes`` maps boxes; zeroed (low-confidence)
+    keypoints stay all zero."""
+    keypoints = np.array(keypoints, np.float32)
+    kept = keypoints[..., 2] > 0
+    keypoints[..., :2] = unletterbox_points(keypoints[..., :2], content, size)
+    keypoints[~kept] = 0.0
+    return keypoints
+
+
+def unletterbox_points(xy: np.ndarray, content: tuple[int, int, int, int],
+                       size: tuple[int, int]) -> np.ndarray:
+    """``xy (..., 2)`` in [0, 1] of the (H, W) ``size`` input → in [0, 1] of its ``content``."""
+    top, left, height, width = content
+    if (top, left, height, width) == (0, 0, *size):
+        return xy
+    full = np.array([size[1], size[0]], np.float32)
+    offset, extent = np.array([left, top], np.float32), np.array([width, height], np.float32)
+    return ((xy * full - offset) / extent).clip(0.0, 1.0).astype(np.float32)

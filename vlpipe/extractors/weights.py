@@ -23,6 +23,7 @@ class ResolvedWeights:
 
     state_dict: dict | None
     identity: str  # "<file name>@sha256:<12 hex>" or "random-seed-<N>"
+    path: Path | None = None  # the file loaded (None = random init)
 
     @property
     def pretrained(self) -> bool:
@@ -62,7 +63,8 @@ def resolve_weights(file_name: str, *, path: str | None = None, allow_random_ini
                 if state_key not in state:
                     raise KeyError(f"{candidate}: no {state_key!r} entry; it has {sorted(state)}")
                 state = state[state_key]
-            return ResolvedWeights(state, f"{candidate.name}@sha256:{file_digest(candidate)}")
+            return ResolvedWeights(state, f"{candidate.name}@sha256:{file_digest(candidate)}",
+                                   candidate)
     if allow_random_init and not path:
         return ResolvedWeights(None, f"random-seed-{seed}")
     looked = ", ".join(str(c) for c in candidates)
