@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -178,3 +180,58 @@ def test_nan_validation_in_every_epoch_is_a_clear_error(tmp_path):
     with pytest.raises(FloatingPointError, match=r"NaN in every one of the 2 epochs.*'w': "):
         run(Scalar(), NanTask({1, 2}), tmp_path, epochs=2)
     assert not (tmp_path / "model.pt").exists()
+
+
+class PlateauTask(FakeTask):
+    """The validation score of each epoch is given: ``scores[epoch - 1]``."""
+
+    def __init__(self, scores: list[float], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.scores = scores
+
+    def selection_metric(self, metrics: dict) -> float:
+        return self.scores[self.epoch - 1]
+
+
+def test_training_stops_after_patience_epochs_without_a_better_score(tmp_path):
+    """Best at epoch 2 (a tie at 4 is no improvement): patience 2 stops after epoch 4."""
+    history = run(Scalar(), PlateauTask([1.0, 3.0, 2.0, 3.0, 9.0, 9.0]), tmp_path, epochs=6,
+                  patience=2)
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert (summary["best_epoch"], summary["epochs"]) == (2, 4)
+    assert load_state(tmp_path / "model.pt")["epoch"] == 2
+
+
+def test_without_patience_every_epoch_runs(tmp_path):
+    history = run(Scalar(), PlateauTask([3.0, 2.0, 1.0, 0.0]), tmp_path, epochs=4)
+    assert len(history) == 4
+
+
+def test_a_resumed_run_stops_on_the_plateau_its_history_shows(tmp_path, monkeypatch):
+    """Killed after the plateau's last checkpoint, before the model file was written: the
+    resumed run trains no further epoch and ends with the uninterrupted run's files."""
+    scores = [5.0, 4.0, 4.5, 9.0]
+    whole = run(Scalar(), PlateauTask(scores), tmp_path / "whole", epochs=4, patience=2)
+
+    replace = os.replace
+
+    def killed(source, target):
+        if Path(target).name == "model.pt":
+            raise KeyboardInterrupt("killed before the model file")
+        replace(source, target)
+
+    with monkeypatch.context() as patch:
+        patch.setattr("vlpipe.training.loop.os.replace", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run(Scalar(), PlateauTask(scores), tmp_path / "killed", epochs=4, patience=2)
+    assert load_state(tmp_path / "killed" / "checkpoint.pt")["epoch"] == 3
+    task = PlateauTask(scores)
+    assert run(Scalar(), task, tmp_path / "killed", epochs=4, patience=2) == whole
+    assert task.epoch == 0  # no batch drawn after the resume
+    assert [h["epoch"] for h in whole] == [1, 2, 3]
+
+
+def test_a_negative_patience_is_refused():
+    with pytest.raises(ValueError, match="patience -1"):
+        TrainSettings(patience=-1)

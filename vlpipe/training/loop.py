@@ -49,8 +49,12 @@ class TrainSettings:
     lr_milestones: list[int] = field(default_factory=list)  # 1-based epochs after which…
     lr_decay: float = 0.1  # …the learning rate is multiplied by this
     prefetch: int = 2  # batches prepared ahead in a background thread (0: inline)
+    patience: int = 0  # stop after this many epochs without a better validation score (0: never;
+    #                    `epochs` is then the most)
 
     def __post_init__(self) -> None:
+        if self.patience < 0:
+            raise ValueError(f"patience {self.patience}: must be ≥ 0 (0: train all epochs)")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer {self.optimizer!r}: must be one of "
                              f"{', '.join(OPTIMIZERS)}")
@@ -60,6 +64,14 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def epochs_since_best(history: list[dict]) -> int:
+    """Epochs run after the best one (NaN scores never count as best); all of them if none is."""
+    scores = [h["selection"] for h in history]
+    best = max((i for i, score in enumerate(scores) if not math.isnan(score)),
+               key=lambda i: scores[i], default=-1)
+    return len(history) - 1 - best
 
 
 def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
@@ -109,7 +121,9 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
     behind. A non-finite loss or gradient norm stops the run with a ``FloatingPointError``
     before the step, so no saved file ever holds NaNs. An epoch whose validation score is NaN
     is never the best one; if every epoch's is, the run ends with a ``FloatingPointError``
-    (nothing written but the checkpoint).
+    (nothing written but the checkpoint). With ``settings.patience`` > 0 training stops early once
+    that many epochs in a row brought no better validation score (a resumed run too: the rule
+    reads the logged history).
 
     The model's optional hooks (see the module docstring): ``initialise_from(task)`` once, after
     ``model.to(device)`` and before the optimiser is made and the checkpoint loaded;
@@ -141,6 +155,10 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
         start_epoch, best, history = state["epoch"], state["best"], state["history"]
         log.info("resumed from %s at epoch %d", checkpoint, start_epoch)
     for epoch in range(start_epoch, settings.epochs):
+        if settings.patience and history and epochs_since_best(history) >= settings.patience:
+            log.info("validation plateau: no better score in the last %d epochs; stopping after "
+                     "epoch %d of at most %d", settings.patience, epoch, settings.epochs)
+            break
         model.train()
         if hasattr(model, "start_epoch"):
             model.start_epoch(epoch + 1)
