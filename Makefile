@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 export HF_HUB_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(abspath .cache/ultralytics)
 
-.PHONY: setup demo demo-tours report test test-slow lint dry-run clean
+.PHONY: setup demo paper demo-tours report test test-slow lint dry-run clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 setup: $(VENV)/.installed
 
-demo: setup  ## run the whole DAG on config.yaml (the synthetic demo)
+demo: setup  ## the quick demo (config.yaml): each system's main model vs its key ablation
 	PATH="$(BIN):$$PATH" snakemake --cores $(CORES)
+
+paper: setup  ## every ablation of every paper table, 3 seeds, to a plateau (configs/paper.yaml)
+	PATH="$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/paper.yaml --replace-workflow-config
 
 demo-tours: setup  ## WAL on subtitled tour videos with known noise (configs/tours.yaml)
 	PATH="$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/tours.yaml --replace-workflow-config
@@ -35,7 +38,7 @@ lint: setup
 test: lint  ## the default suite (slow tests excluded), < 10 min on 2 cores
 	PATH="$(BIN):$$PATH" python -m pytest -q
 
-test-slow: setup  ## slow tests: torch.compile scoring, the paper's claims on the demo (builds its runs)
+test-slow: setup  ## slow tests: torch.compile scoring, the paper's claims on configs/paper.yaml (builds its runs)
 	PATH="$(BIN):$$PATH" python -m pytest -q -m slow
 
 clean:

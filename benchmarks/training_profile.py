@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--experiment", default="jsfusion_retrieval")
     parser.add_argument("--variant", default="JSFusion")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--lr", type=float, help="override the experiment's learning rate")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="torch.profiler table of one epoch")
     args = parser.parse_args()
@@ -69,7 +70,10 @@ def main() -> None:
     start = time.perf_counter()
     task, model, _ = build_task_and_model(**inputs)
     print(f"task and model built in {time.perf_counter() - start:.2f} s")
-    settings = TrainSettings(**{**inputs["experiment"].get("train", {}), "seed": 0})
+    train_args = {**inputs["experiment"].get("train", {}), "seed": 0}
+    if args.lr:
+        train_args["lr"] = args.lr
+    settings = TrainSettings(**train_args)
     optimizer = make_optimizer(model, settings)
     device = torch.device("cpu")
     rng = np.random.default_rng(0)
@@ -90,12 +94,13 @@ def main() -> None:
                 optimizer.step()
         steps = time.perf_counter() - start
         start = time.perf_counter()
-        task.evaluate(model, "val", device)
+        score = task.selection_metric(task.evaluate(model, "val", device))
         validate = time.perf_counter() - start
         total = prepare + steps + validate
         print(f"epoch {epoch}: {len(batches)} steps; prepare {prepare:.2f} s "
               f"({1e3 * prepare / len(batches):.1f} ms/step), train {steps:.2f} s "
-              f"({1e3 * steps / len(batches):.1f} ms/step), validate {validate:.2f} s; "
+              f"({1e3 * steps / len(batches):.1f} ms/step), validate {validate:.2f} s "
+              f"(score {score:.1f}); "
               f"shares {prepare / total:.0%} / {steps / total:.0%} / {validate / total:.0%}")
         if profiler is not None:
             print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))

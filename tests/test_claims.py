@@ -1,10 +1,10 @@
-"""The papers' claims, checked on the synthetic demo (config.yaml) with its fixed seeds.
+"""The papers' claims, checked on the paper-size run (configs/paper.yaml) with its fixed seeds.
 
 JSFusion (ECCV 2018) reports that the full model beats the LSTM-fusion ablation on retrieval
 (R@10) and multiple choice; Watch and Learn, that its discriminator improves WAL-att when the
-subtitles are noisy. These tests build whatever of the demo's runs for the compared models is
-missing (`snakemake` on config.yaml in this checkout: after `make demo` nothing is left to build)
-and check the claims on the mean over the demo's seeds, plus a wide margin over chance.
+subtitles are noisy. These tests build whatever of that run's models for the compared models is
+missing (`snakemake` on configs/paper.yaml in this checkout: after `make paper` nothing is left to
+build) and check the claims on the mean over its seeds, plus a wide margin over chance.
 """
 
 from __future__ import annotations
@@ -21,17 +21,19 @@ import yaml
 from .helpers import subprocess_env
 
 REPO = Path(__file__).resolve().parents[1]
+CONFIG_FILE = "configs/paper.yaml"
 MODELS = ("JSFusion", "LSTM-fusion")
 
 
-def demo_metrics(experiment: str, models: tuple[str, ...] = MODELS) -> dict[str, list[dict]]:
-    """Test metrics of the demo's runs of ``experiment`` for ``models``, built if missing."""
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+def paper_metrics(experiment: str, models: tuple[str, ...] = MODELS) -> dict[str, list[dict]]:
+    """Test metrics of the paper-size runs of ``experiment`` for ``models``, built if missing."""
+    config = yaml.safe_load((REPO / CONFIG_FILE).read_text())
     out = Path(config["results"]) / config["dataset"]["name"] / "metrics" / experiment
     seeds = config["experiments"][experiment]["seeds"]
     files = {model: [out / model / f"seed-{seed}.json" for seed in seeds] for model in models}
     targets = [str(path) for paths in files.values() for path in paths]
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *targets],
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile",
+                             CONFIG_FILE, "--replace-workflow-config", *targets],
                             cwd=REPO, env=subprocess_env(), capture_output=True, text=True)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     return {model: [json.loads((REPO / path).read_text())["test"] for path in paths]
@@ -40,14 +42,14 @@ def demo_metrics(experiment: str, models: tuple[str, ...] = MODELS) -> dict[str,
 
 @pytest.mark.slow
 def test_jsfusion_beats_lstm_fusion_on_retrieval_r_at_10():
-    runs = demo_metrics("jsfusion_retrieval")
+    runs = paper_metrics("jsfusion_retrieval")
     r10 = {model: np.mean([run["t2v"]["R@10"] for run in runs[model]]) for model in MODELS}
     assert r10["JSFusion"] > r10["LSTM-fusion"] > 30.0  # chance R@10 on 100 clips: 10 %
 
 
 @pytest.mark.slow
 def test_jsfusion_beats_lstm_fusion_on_multiple_choice():
-    runs = demo_metrics("jsfusion_multiple_choice")
+    runs = paper_metrics("jsfusion_multiple_choice")
     accuracy = {model: np.mean([run["mc"]["accuracy"] for run in runs[model]])
                 for model in MODELS}
     assert accuracy["JSFusion"] > accuracy["LSTM-fusion"] > 40.0  # chance: 20 %
@@ -57,11 +59,11 @@ def test_jsfusion_beats_lstm_fusion_on_multiple_choice():
 def test_wal_discriminator_lets_more_pairs_in_once_it_trains():
     """Watch and Learn, Figure 4: once the discriminator trains, the share of pairs it sends to
     the LVC loss rises (about 60 % → 95 % in the paper); the models stay far above chance."""
-    runs = demo_metrics("wal_correspondence", ("WAL-att", "WAL-att-adv"))
+    runs = paper_metrics("wal_correspondence", ("WAL-att", "WAL-att-adv"))
     for model, metrics in runs.items():  # chance mAP on 100 pairs: 5.2
         assert np.mean([run["t2v"]["mAP"] for run in metrics]) > 20.0, model
         assert np.mean([run["v2t"]["mAP"] for run in metrics]) > 15.0, model
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = yaml.safe_load((REPO / CONFIG_FILE).read_text())
     experiment = config["experiments"]["wal_correspondence"]
     warmup = experiment["model_args"]["discriminator_warmup"]
     models = Path(config["results"]) / config["dataset"]["name"] / "models/wal_correspondence"

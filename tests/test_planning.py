@@ -29,7 +29,8 @@ from vlpipe.tasks import TASK_SPECS
 from .helpers import subprocess_env
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
+CONFIGS = ("config.yaml", "configs/paper.yaml", "configs/tours.yaml")
+CONFIG = yaml.safe_load((REPO / "configs/paper.yaml").read_text())  # every ablation
 
 
 def _check(name: str, change) -> None:
@@ -38,9 +39,11 @@ def _check(name: str, change) -> None:
     check_experiment(name, experiments[name], experiments, CONFIG["extractors"])
 
 
-def test_the_demo_config_passes():
-    for name, experiment in CONFIG["experiments"].items():
-        check_experiment(name, experiment, CONFIG["experiments"], CONFIG["extractors"])
+@pytest.mark.parametrize("path", CONFIGS)
+def test_the_shipped_configs_pass(path):
+    config = yaml.safe_load((REPO / path).read_text())
+    for name, experiment in config["experiments"].items():
+        check_experiment(name, experiment, config["experiments"], config["extractors"])
 
 
 @pytest.mark.parametrize("name, change, message", [
@@ -143,11 +146,10 @@ def test_a_run_starts_from_an_upstream_model_frozen_or_fine_tuned(tmp_path):
         start_from(other, str(tmp_path / "model.pt"), freeze=True)
 
 
-def test_the_demos_jst_ablations_replace_the_text_blstm_only():
+def test_the_jst_ablations_replace_the_text_blstm_only():
     """The paper (§4.3): JSTfc / JSTlstm replace "BLSTM" — the text encoder; its video encoder
     is a CNN in every row."""
-    config = yaml.safe_load((Path(__file__).parents[1] / "config.yaml").read_text())
-    jsfusion = [e for e in config["experiments"].values() if e["model"] == "jsfusion"]
+    jsfusion = [e for e in CONFIG["experiments"].values() if e["model"] == "jsfusion"]
     ablations = [e["variants"][name] for e in jsfusion for name in ("JST_fc", "JST_lstm")
                  if name in e.get("variants", {})]
     assert ablations and all(set(a) == {"text_encoder"} for a in ablations)
