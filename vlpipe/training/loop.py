@@ -66,12 +66,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def best_entry(history: list[dict]) -> dict | None:
+    """The logged epoch with the best validation score (the first of equals; NaN never), or
+    None when there is none."""
+    return max((h for h in history if not math.isnan(h["selection"])),
+               key=lambda h: h["selection"], default=None)
+
+
 def epochs_since_best(history: list[dict]) -> int:
-    """Epochs run after the best one (NaN scores never count as best); all of them if none is."""
-    scores = [h["selection"] for h in history]
-    best = max((i for i, score in enumerate(scores) if not math.isnan(score)),
-               key=lambda i: scores[i], default=-1)
-    return len(history) - 1 - best
+    """Epochs run after the best one; all of them if there is none."""
+    best = best_entry(history)
+    return len(history) - (best["epoch"] if best else 0)
 
 
 def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
@@ -196,8 +201,8 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
                                         if device.type == "cuda" else None),
                            "epoch": epoch + 1, "best": best, "history": history,
                            "fingerprint": fingerprint})
-    selectable = [h for h in history if not math.isnan(h["selection"])]
-    if not selectable:
+    best_epoch = best_entry(history)
+    if best_epoch is None:
         raise FloatingPointError(
             f"{out_dir}: the validation score (the task's selection metric) is NaN in every one "
             f"of the {len(history)} epochs, so no epoch's weights can be chosen; the last "
@@ -207,7 +212,7 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
     with atomic_path(out_dir / "train_log.jsonl") as tmp:
         tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
     summary = {"settings": asdict(settings), "best_selection": best,
-               "best_epoch": max(selectable, key=lambda h: h["selection"])["epoch"],
+               "best_epoch": best_epoch["epoch"],
                "epochs": len(history), **(record or {})}
     write_json(out_dir / "summary.json", summary)
     return summary
