@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 export HF_HUB_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(abspath .cache/ultralytics)
 
-.PHONY: setup demo paper demo-tours report test test-slow lint dry-run clean
+.PHONY: setup demo paper demo-tours report weights test test-slow lint dry-run clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ demo-tours: setup  ## WAL on subtitled tour videos with known noise (configs/tou
 
 report: setup  ## the HTML report of the finished run (tables, training curves, provenance)
 	PATH="$(BIN):$$PATH" snakemake --report results/report.html
+
+weights: setup  ## download the extractors' pretrained weights into $VLPIPE_WEIGHTS (docs/weights.md)
+	$(BIN)/python -m vlpipe weights fetch
 
 dry-run: setup
 	PATH="$(BIN):$$PATH" snakemake --cores $(CORES) -n

@@ -120,6 +120,23 @@ def _curves(args: argparse.Namespace) -> None:
     print(f"figure: {args.out}")
 
 
+def _weights_fetch(args: argparse.Namespace) -> None:
+    from vlpipe.extractors.weights_fetch import fetch
+
+    try:
+        errors = fetch(args.names, args.base_url)
+    except KeyError as error:  # an unknown name, before anything is downloaded
+        raise SystemExit(error.args[0]) from None
+    if errors:
+        raise SystemExit(f"{len(errors)} weight file(s) not fetched (errors above)")
+
+
+def _weights_list(args: argparse.Namespace) -> None:
+    from vlpipe.extractors.weights_fetch import table
+
+    print(table())
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vlpipe", description=__doc__)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
@@ -203,6 +220,17 @@ def _parser() -> argparse.ArgumentParser:
     step.add_argument("--name", required=True)
     step.add_argument("--out", required=True, help="PNG path")
     step.set_defaults(run=_curves)
+
+    weights = steps.add_parser("weights", help="pretrained weight files (docs/weights.md)")
+    actions = weights.add_subparsers(dest="action", required=True)
+    step = actions.add_parser("fetch", help="download them into $VLPIPE_WEIGHTS, checked where "
+                                                  "a checksum is published")
+    step.add_argument("names", nargs="*", help="weight names (default: all; see `list`)")
+    step.add_argument("--base-url", help="fetch each file from this base URL instead (a "
+                                         "mirror; default $VLPIPE_WEIGHTS_URL)")
+    step.set_defaults(run=_weights_fetch)
+    step = actions.add_parser("list", help="each weight file's status where extractors look")
+    step.set_defaults(run=_weights_list)
     return parser
 
 

@@ -29,10 +29,9 @@ from vlpipe.extractors.base import (
     he_initialise,
     select_outputs,
 )
-from vlpipe.extractors.weights import resolve_weights
+from vlpipe.extractors.weights import WEIGHT_FILES, resolve_weights
 
-WEIGHTS_FILE = "c3d.pickle"
-WEIGHTS_URL = "http://imagelab.ing.unimore.it/files/c3d_pytorch/c3d.pickle"
+WEIGHTS_FILE, WEIGHTS_URL = WEIGHT_FILES["c3d"].file_name, WEIGHT_FILES["c3d"].url
 
 # (conv layers, their width, the pool after them): 3×3×3 convs with padding 1, each + ReLU
 STAGES = ((("conv1",), 64, (1, 2, 2)),

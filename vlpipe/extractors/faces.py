@@ -28,11 +28,9 @@ from facenet_pytorch import MTCNN, InceptionResnetV1, extract_face, fixed_image_
 
 from vlpipe.decode import FrameSpec
 from vlpipe.extractors.base import ArraySpec, Extractor, Outputs, Units
-from vlpipe.extractors.weights import resolve_weights
+from vlpipe.extractors.weights import WEIGHT_FILES, resolve_weights
 
-EMBEDDER_FILE = "20180402-114759-vggface2.pt"
-EMBEDDER_URL = ("https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/"
-                f"{EMBEDDER_FILE}")
+EMBEDDER_FILE, EMBEDDER_URL = WEIGHT_FILES["faces"].file_name, WEIGHT_FILES["faces"].url
 EMBEDDING_DIM = 512
 FACE_ARRAYS = ("box", "prob", "landmarks", "crop")  # forward's per-frame entries + embedding
 

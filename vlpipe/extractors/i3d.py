@@ -13,7 +13,7 @@ Outputs: ``pooled`` (2048,), the head's global average pool (before its dropout 
 from __future__ import annotations
 
 import torch
-from pytorchvideo.models.hub.resnet import checkpoint_paths, i3d_r50
+from pytorchvideo.models.hub.resnet import i3d_r50
 from torch import nn
 
 from vlpipe.decode import FrameSpec
@@ -24,11 +24,11 @@ from vlpipe.extractors.base import (
     normalized_images,
     select_outputs,
 )
-from vlpipe.extractors.weights import resolve_weights
+from vlpipe.extractors.weights import WEIGHT_FILES, resolve_weights
 
 KINETICS_MEAN = (0.45, 0.45, 0.45)
 KINETICS_STD = (0.225, 0.225, 0.225)
-WEIGHTS_URL = checkpoint_paths["i3d_r50"]
+WEIGHTS_URL = WEIGHT_FILES["i3d"].url
 OUTPUTS = ("pooled", "grid")
 
 
@@ -59,9 +59,9 @@ class I3D(WindowedExtractor):
         self.window, self.stride, self.frames_per_unit = window, stride, window
         self.precision = precision
         self.needs = FrameSpec(fps, image_size, crop=True)
-        file_name = WEIGHTS_URL.rsplit("/", 1)[-1]
         resolved = resolve_weights(
-            file_name, path=weights_path, allow_random_init=allow_random_init, seed=seed,
+            WEIGHT_FILES["i3d"].file_name, path=weights_path,
+            allow_random_init=allow_random_init, seed=seed,
             state_key="model_state",
             how_to_get=(f"Download {WEIGHTS_URL} (what pytorchvideo's i3d_r50(pretrained=True) "
                         f"fetches into ~/.cache/torch/hub/checkpoints/) on a machine with "

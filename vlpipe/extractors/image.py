@@ -38,7 +38,7 @@ from vlpipe.extractors.base import (
     normalized_images,
     select_outputs,
 )
-from vlpipe.extractors.weights import ResolvedWeights, resolve_weights
+from vlpipe.extractors.weights import WEIGHT_FILES, ResolvedWeights, resolve_weights
 
 # Classifier parameters in weight files, unused here: so ImageNet files (GoogLeNet's keep their
 # auxiliary heads) and others of torchvision's layout, e.g. with a 205-class Places classifier,
@@ -47,8 +47,7 @@ CLASSIFIER_HEADS = ("fc.", "aux1.", "aux2.")
 
 
 @dataclass(frozen=True)
-class Backbone:
-    weights: torchvision.models.WeightsEnum  # its URL names the file the caches hold
+class Backbone:  # its weight file: WEIGHT_FILES[arch], one of torchvision's (torchvision_weights)
     grid_node: str  # torchvision graph node of the last conv grid
     grid_name: str  # how the papers call it
     build_args: dict
@@ -57,14 +56,11 @@ class Backbone:
 BACKBONES = {
     # Random init zeroes each residual block's last BN, so an untrained deep ResNet neither
     # explodes (float16 stores overflow otherwise) nor loses its input signal.
-    "resnet34": Backbone(torchvision.models.ResNet34_Weights.IMAGENET1K_V1, "layer4", "res5c",
-                         {"zero_init_residual": True}),
-    "resnet50": Backbone(torchvision.models.ResNet50_Weights.IMAGENET1K_V2, "layer4", "res5c",
-                         {"zero_init_residual": True}),
-    "resnet152": Backbone(torchvision.models.ResNet152_Weights.IMAGENET1K_V2, "layer4", "res5c",
-                          {"zero_init_residual": True}),
-    "googlenet": Backbone(torchvision.models.GoogLeNet_Weights.IMAGENET1K_V1, "inception5b",
-                          "inception5b", {"aux_logits": False, "init_weights": True}),
+    "resnet34": Backbone("layer4", "res5c", {"zero_init_residual": True}),
+    "resnet50": Backbone("layer4", "res5c", {"zero_init_residual": True}),
+    "resnet152": Backbone("layer4", "res5c", {"zero_init_residual": True}),
+    "googlenet": Backbone("inception5b", "inception5b",
+                          {"aux_logits": False, "init_weights": True}),
 }
 
 
@@ -109,7 +105,7 @@ def choose_transform(arch: str, file_name: str | None, image_size: int | None = 
     a crop of another size keeps the weights' resize/crop ratio (232/224 × 448 = 464)."""
     stand_in = file_name is None
     if stand_in:
-        file_name = BACKBONES[arch].weights.url.rsplit("/", 1)[-1]
+        file_name = WEIGHT_FILES[arch].file_name
     weights = torchvision_weights(arch, file_name)
     if weights is not None:
         meta = weights.transforms()
@@ -189,10 +185,11 @@ class ImageNetCNN(Extractor):
         backbone = BACKBONES[arch]
         outputs = select_outputs(arch, outputs, ("pool5", backbone.grid_name))
         self.name, self.precision = arch, precision
-        file_name = backbone.weights.url.rsplit("/", 1)[-1]
+        file_name = WEIGHT_FILES[arch].file_name
         resolved = resolve_weights(
             file_name, path=weights_path, allow_random_init=allow_random_init, seed=seed,
-            how_to_get=(f"Run torchvision.models.{arch}(weights='{backbone.weights.name}') on a "
+            how_to_get=(f"Run torchvision.models.{arch}(weights="
+                        f"'{torchvision_weights(arch, file_name).name}') on a "
                         f"machine with internet and copy "
                         f"~/.cache/torch/hub/checkpoints/{file_name}."))
         self.transform = choose_transform(arch, resolved.path.name if resolved.path else None,

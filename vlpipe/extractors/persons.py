@@ -36,7 +36,7 @@ from ultralytics.utils import ROOT, YAML, IterableSimpleNamespace, nms
 
 from vlpipe.decode import FIT, DecodedMedia, FrameSpec
 from vlpipe.extractors.base import ArraySpec, Extractor, Outputs, Units
-from vlpipe.extractors.weights import resolve_weights
+from vlpipe.extractors.weights import resolve_weights, state_dict_command
 
 KEYPOINTS = 17  # COCO person keypoints
 PERSON = 0  # the pose models' one class
@@ -48,10 +48,9 @@ BYTETRACK_YAML = ROOT / "cfg" / "trackers" / "bytetrack.yaml"
 
 def weights_how_to_get(model: str) -> str:
     """The one-off conversion of ultralytics' pickled checkpoint into a state dict."""
-    return (f"On a machine with internet run: python -c \"import torch; from ultralytics import "
-            f"YOLO; torch.save(YOLO('{model}.pt').model.float().state_dict(), "
-            f"'{model}.state_dict.pt')\" and put the file into $VLPIPE_WEIGHTS "
-            f"(or set weights_path).")
+    return (f"On a machine with internet run: "
+            f"{state_dict_command(f'{model}.pt', f'{model}.state_dict.pt')} and put the file "
+            f"into $VLPIPE_WEIGHTS (or set weights_path).")
 
 
 def build_pose_model(model: str) -> PoseModel:

@@ -21,11 +21,9 @@ from torch import nn
 from vlpipe.decode import AudioSpec, DecodedMedia
 from vlpipe.extractors import logmel
 from vlpipe.extractors.base import ArraySpec, Extractor, Outputs, Units, he_initialise
-from vlpipe.extractors.weights import ResolvedWeights, resolve_weights
+from vlpipe.extractors.weights import WEIGHT_FILES, ResolvedWeights, resolve_weights
 
-WEIGHTS_FILE = "vggish-10086976.pth"
-PCA_FILE = "vggish_pca_params-970ea276.pth"
-RELEASES = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/"
+WEIGHTS_FILE, PCA_FILE = WEIGHT_FILES["vggish"].file_name, WEIGHT_FILES["vggish-pca"].file_name
 EMBEDDING_SIZE = 128
 QUANTIZE_MIN, QUANTIZE_MAX = -2.0, 2.0
 # conv widths, "M" = 2×2 max pool: conv64-pool, conv128-pool, conv256×2-pool, conv512×2-pool
@@ -94,7 +92,7 @@ def _resolve_pca(path: str | None, allow_missing: bool) -> ResolvedWeights | Non
     with torch.serialization.safe_globals(_numpy_safe_globals()):
         resolved = resolve_weights(
             PCA_FILE, path=path, allow_random_init=allow_missing,
-            how_to_get=f"Download {RELEASES}{PCA_FILE} on a machine with internet.")
+            how_to_get=f"Download {WEIGHT_FILES['vggish-pca'].url} on a machine with internet.")
     return resolved if resolved.pretrained else None
 
 
@@ -115,7 +113,7 @@ class VGGish(Extractor):
         self.fps, self.precision = float(fps), precision
         resolved = resolve_weights(
             WEIGHTS_FILE, path=weights_path, allow_random_init=allow_random_init, seed=seed,
-            how_to_get=f"Download {RELEASES}{WEIGHTS_FILE} on a machine with internet.")
+            how_to_get=f"Download {WEIGHT_FILES['vggish'].url} on a machine with internet.")
         torch.manual_seed(seed)
         network = VGGishNetwork()
         if resolved.pretrained:
