@@ -28,6 +28,8 @@ rule all:
         report_figures(),
         text_targets(),
         QUARANTINE,
+    message:
+        job_line("all: every table and figure of the config")
     default_target: True
     localrule: True
 

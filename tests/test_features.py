@@ -1,4 +1,7 @@
+import functools
 import json
+import logging
+import re
 import signal
 import subprocess
 import sys
@@ -135,6 +138,30 @@ def test_extract_shapes_provenance_and_incremental_reuse(tiny_clips, tmp_path):
     # Other settings: every clip recomputed.
     assert run({**SETTINGS, "fps": 2})["counts"]["recomputed"] == 4
     assert FeatureStore(store_path).attrs["code"] == code_identity("extract")
+
+
+def test_extraction_logs_the_clips_to_compute_and_its_progress(tiny_clips, tmp_path, caplog,
+                                                               monkeypatch):
+    """With a progress line after every clip (interval 0): what the job has to compute, each
+    clip done of the total, and a closing line; a rerun with nothing to compute says so."""
+    monkeypatch.setattr(job, "Progress", functools.partial(job.Progress, every_s=0))
+    shard = _shard(tiny_clips.iloc[:3], tmp_path / "shard-007.parquet")
+
+    def progress_lines() -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="vlpipe.extractors.job"):
+            extract_shard(shard, {"resnet34": tmp_path / "r.zarr"}, {"resnet34": SETTINGS},
+                          num_workers=0)
+        return [re.sub(r"\d+\.\d", "X", m) for m in caplog.messages  # times and rates
+                if m.startswith("shard-007.parquet (resnet34)")]
+
+    assert progress_lines() == ["shard-007.parquet (resnet34): 3 of 3 clips to compute",
+                                "shard-007.parquet (resnet34): 1/3 clips (X clips/s)",
+                                "shard-007.parquet (resnet34): 2/3 clips (X clips/s)",
+                                "shard-007.parquet (resnet34): 3/3 clips (X clips/s)",
+                                "shard-007.parquet (resnet34): 3/3 clips in X s (X clips/s)"]
+    assert progress_lines() == ["shard-007.parquet (resnet34): 0 of 3 clips to compute",
+                                "shard-007.parquet (resnet34): 0/0 clips in X s (X clips/s)"]
 
 
 def test_clips_are_not_reused_from_a_store_of_other_extraction_code(tiny_clips, tmp_path,

@@ -34,7 +34,7 @@ TINY_CONFIG = {
         "synthetic": {"seed": 1, "n_clips": 30, "duration_s": 1.0, "fps": 10, "size": 48},
     },
     "shards": 2,
-    "runtime": {"device": "cpu", "batch_frames": 32, "num_workers": 0},
+    "runtime": {"device": "cpu", "batch_frames": 32, "num_workers": 0, "tensorboard": True},
     # one job ("av") decodes each clip once for both extractors
     "extractors": {"resnet34": {"fps": 5, "image_size": 32, "allow_random_init": True,
                                 "job": "av"},
@@ -103,10 +103,23 @@ def tiny_run(tmp_path_factory):
 
 def test_dry_run_lists_the_whole_chain(tiny_run):
     _, dry, _ = tiny_run
-    for rule in ["synth_world", "extract_av", "text_features", "vocab", "train", "evaluate",
-                 "report", "curves", "quarantine"]:
-        assert f"rule {rule}:" in dry
-    assert "checkpoint manifest:" in dry
+    jobs = re.findall(r"^Job \d+: (\w+)", dry, re.M)
+    for rule in ["synth_world", "manifest", "extract_av", "text_features", "vocab", "train",
+                 "evaluate", "report", "curves", "quarantine"]:
+        assert rule in jobs, rule
+
+
+def test_the_console_shows_one_line_per_job_and_no_clip_files(tiny_run):
+    """Each job is its rule's message (Snakemake's block would list every video of the world
+    as output of synth_world and input of the manifest); --verbose brings the block back."""
+    workdir, _, run = tiny_run
+    assert "Job " in run and "video0.mp4" not in run and "video0.mp4" not in tiny_run[1]
+    assert re.search(r"^Job \d+: synth_world: 30 clips → results/tiny/raw$", run, re.M)
+    assert re.search(r"^Job \d+: train wal/WAL-att-adv seed 0 \(log: "
+                     r"results/tiny/logs/train/wal-WAL-att-adv-0\.log\)$", run, re.M)
+    assert all(len(line) < 120 for line in run.splitlines() if line.startswith("Job "))
+    verbose = snakemake(workdir, "-n", "--verbose", "--forcerun", "synth_world")
+    assert "rule synth_world:" in verbose and "video0.mp4" in verbose
 
 
 def test_run_writes_the_tables_and_a_rerun_does_nothing(tiny_run):
@@ -143,8 +156,33 @@ def test_run_writes_the_tables_and_a_rerun_does_nothing(tiny_run):
     assert "Nothing to be done" in snakemake(workdir, "-n")
 
 
+def test_training_writes_tensorboard_events_and_switching_them_reruns_nothing(tiny_run):
+    """runtime.tensorboard: each run's event files beside train_log.jsonl hold its entries
+    (WAL's LVC share too); how training runs, not what it computes: off, nothing reruns."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    workdir, _, _ = tiny_run
+    run_dir = workdir / "results/tiny/models/wal/WAL-att-adv/seed-0"
+    log = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    for tag, value in [("loss", lambda e: e["loss"]), ("lr", lambda e: e["lr"]),
+                       ("selection", lambda e: e["selection"]),
+                       ("train_stats/lvc_fraction", lambda e: e["train_stats"]["lvc_fraction"])]:
+        assert [(e.step, e.value) for e in events.Scalars(tag)] == [
+            (entry["epoch"], pytest.approx(value(entry), rel=1e-6)) for entry in log], tag
+    assert any(tag.startswith("val/") for tag in events.Tags()["scalars"])
+    config = workdir / "config.yaml"
+    try:
+        config.write_text(yaml.safe_dump({**TINY_CONFIG, "runtime": {
+            **TINY_CONFIG["runtime"], "tensorboard": False}}))
+        assert "Nothing to be done" in snakemake(workdir, "-n")
+    finally:
+        config.write_text(yaml.safe_dump(TINY_CONFIG))
+
+
 def _planned_jobs(plan: str) -> set[tuple[str, str]]:
-    """(rule, experiment/variant) of every job a dry run lists."""
+    """(rule, experiment/variant) of every job a dry run with --verbose lists (job blocks)."""
     jobs = set()
     for block in re.split(r"^\[.*\]$", plan, flags=re.M):  # a dry run dates each job
         rule = re.search(r"^(?:local)?rule (\w+):", block, re.M)
@@ -165,7 +203,7 @@ def test_a_run_started_from_another_reruns_when_the_upstream_retrains(tiny_run):
     assert re.search(r"started from .*models/ret/JSFusion/seed-0/model.pt: \d+ tensors", log)
     metrics = json.loads((out / "metrics/ret_ft/JSFusion/seed-0.json").read_text())
     assert {f["extractor"] for f in metrics["features"]} == {"resnet34", "vggish"}
-    plan = snakemake(workdir, "-n", "--forcerun",
+    plan = snakemake(workdir, "-n", "--verbose", "--forcerun",
                      "results/tiny/models/ret/JSFusion/seed-0/model.pt")
     assert _planned_jobs(plan) == {
         ("train", "ret/JSFusion"), ("evaluate", "ret/JSFusion"), ("report", "ret"),
@@ -187,7 +225,7 @@ def test_reruns_follow_the_library_code_each_step_imports(tiny_run, tmp_path):
     def plan() -> set[tuple[str, str]]:
         env = {**subprocess_env(), "PYTHONPATH": str(code)}
         done = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(code / "Snakefile"),
-                               "--cores", "2", "-n"], cwd=workdir, env=env,
+                               "--cores", "2", "-n", "--verbose"], cwd=workdir, env=env,
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
         return _planned_jobs(done.stdout + done.stderr)
@@ -280,7 +318,8 @@ def test_external_data_set_reruns_exactly_the_work_of_changed_clips(tiny_run,
     clip, other_clip = manifest.iloc[0], manifest.iloc[1]
     before = mtimes()
     shutil.copyfile(other_clip.video_path, clip.video_path)
-    assert "Params have changed" in snakemake(ext, "-n", *targets)
+    assert re.search(r"params have changed since last execution:\n\s+manifest$",
+                     snakemake(ext, "-n", *targets), re.M)
     snakemake(ext, *targets)
     touched = int(clip.shard)
     for name in extractors:
@@ -364,7 +403,7 @@ def test_slurm_profile_plans_gpu_jobs_without_a_cluster(tmp_path):
     config = {**TINY_CONFIG, "runtime": {**TINY_CONFIG["runtime"], "device": "cuda",
                                          "resources": {"train": {"runtime": 30}}}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    plan = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"))
+    plan = snakemake(tmp_path, "-n", "--verbose", "--profile", str(REPO / "profiles" / "slurm"))
     jobs = plan.split("\n\n")
     extract = next(job for job in jobs if "rule extract_av:" in job)
     assert "gpu=1" in extract and "mem_mb=32000" in extract and "runtime=240" in extract

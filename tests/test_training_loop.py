@@ -4,16 +4,20 @@ model's optional hooks."""
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import math
 import os
+import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from vlpipe.training import TrainSettings, train
+from vlpipe.training import TrainSettings, loop, train
 from vlpipe.training.loop import load_state
 
 
@@ -235,3 +239,82 @@ def test_a_resumed_run_stops_on_the_plateau_its_history_shows(tmp_path, monkeypa
 def test_a_negative_patience_is_refused():
     with pytest.raises(ValueError, match="patience -1"):
         TrainSettings(patience=-1)
+
+
+class LabelledTask(FakeTask):
+    """A task whose spec names its validation score, as the real tasks' specs do."""
+
+    spec = SimpleNamespace(selection_label="minus |w|")
+
+
+def test_each_epoch_logs_its_loss_validation_score_and_seconds(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="vlpipe.training.loop"):
+        history = run(Scalar(), LabelledTask(), tmp_path, optimizer="sgd", lr=0.1, epochs=2)
+    lines = [m for m in caplog.messages if m.startswith("epoch")]
+    assert [re.sub(r"\d+\.\d s$", "X s", m) for m in lines] == [
+        f"epoch {h['epoch']}/2: loss {h['loss']:.4f}, val {h['selection']:.2f} (minus |w|), X s"
+        for h in history]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="vlpipe.training.loop"):
+        run(Scalar(), FakeTask(), tmp_path / "unlabelled", epochs=1)
+    assert re.fullmatch(r"epoch 1/1: loss 1\.0000, val -1\.00 \(score\), \d+\.\d s",
+                        next(m for m in caplog.messages if m.startswith("epoch")))
+
+
+def event_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """tag → (step, value) of every scalar in ``run_dir``'s event files, as TensorBoard reads
+    them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)]
+            for tag in events.Tags()["scalars"]}
+
+
+def logged_scalars(history: list[dict]) -> dict[str, list[tuple[int, float]]]:
+    """The same from train_log.jsonl's entries: each number under its "/"-joined keys."""
+    tags = {"loss": ["loss"], "lr": ["lr"], "selection": ["selection"], "val/w": ["val", "w"],
+            "train_stats/epoch_twice": ["train_stats", "epoch_twice"]}
+    return {tag: [(h["epoch"], functools.reduce(dict.get, keys, h)) for h in history]
+            for tag, keys in tags.items()}
+
+
+def assert_same_scalars(events: dict, logged: dict) -> None:
+    assert events.keys() == logged.keys()
+    for tag, values in logged.items():  # event files hold float32
+        assert [step for step, _ in events[tag]] == [step for step, _ in values], tag
+        assert [v for _, v in events[tag]] == pytest.approx([v for _, v in values], rel=1e-6)
+
+
+def test_tensorboard_events_hold_the_logged_scalars_and_off_writes_none(tmp_path):
+    settings = {"optimizer": "sgd", "lr": 0.1, "lr_milestones": [2], "epochs": 3}
+    history = run(Hooked([]), FakeTask(batches=2, random=True), tmp_path, tensorboard=True,
+                  **settings)
+    assert len(list(tmp_path.glob("events.out.tfevents.*"))) == 1
+    assert_same_scalars(event_scalars(tmp_path), logged_scalars(history))
+    run(Hooked([]), FakeTask(), tmp_path, **settings)  # trained again, without: none left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt", "summary.json",
+                                                          "train_log.jsonl"]
+
+
+def test_a_resumed_run_replaces_the_events_of_the_epoch_it_redoes(tmp_path, monkeypatch):
+    """Killed while saving epoch 3's checkpoint, after its events were written: the resumed
+    run redoes epoch 3, and TensorBoard reads each epoch once, as the uninterrupted run's."""
+    settings = {"optimizer": "sgd", "lr": 0.1, "epochs": 4, "tensorboard": True}
+    whole = run(Hooked([]), FakeTask(batches=3, random=True), tmp_path / "whole", **settings)
+    save = loop._save
+
+    def killed(path, state):
+        if path.name == "checkpoint.pt" and state["epoch"] == 3:
+            raise KeyboardInterrupt("killed while saving epoch 3")
+        save(path, state)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "_save", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run(Hooked([]), FakeTask(batches=3, random=True), tmp_path / "killed", **settings)
+    assert [step for step, _ in event_scalars(tmp_path / "killed")["loss"]] == [1, 2, 3]
+    assert run(Hooked([]), FakeTask(batches=3, random=True), tmp_path / "killed",
+               **settings) == whole
+    assert_same_scalars(event_scalars(tmp_path / "killed"), logged_scalars(whole))

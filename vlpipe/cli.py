@@ -91,7 +91,8 @@ def _train(args: argparse.Namespace) -> None:
     from vlpipe.runs import run_training
 
     summary = run_training(**_run_args(args), out_dir=args.out_dir,
-                           upstream_model=args.init_from or None)
+                           upstream_model=args.init_from or None,
+                           tensorboard=args.tensorboard == "on")
     print(f"{args.out_dir}: best epoch {summary['best_epoch']} of {summary['epochs']}")
 
 
@@ -201,6 +202,8 @@ def _parser() -> argparse.ArgumentParser:
             step.add_argument("--init-from", default="",
                               help="an upstream run's model.pt to start from (the "
                                    "experiment's init_from); empty: none")
+            step.add_argument("--tensorboard", choices=["on", "off"], default="off",
+                              help="also write TensorBoard event files into --out-dir")
         else:
             step.add_argument("--name", required=True)
             step.add_argument("--model", required=True)

@@ -126,12 +126,16 @@ def start_from(model: torch.nn.Module, path: str, freeze: bool) -> list[str]:
 
 def run_training(experiment: dict, variant: str, seed: int, clips_path: str, vocab_path: str,
                  stores: Sequence[str], text: dict, out_dir: str,
-                 task_list_path: str | None = None, upstream_model: str | None = None) -> dict:
+                 task_list_path: str | None = None, upstream_model: str | None = None,
+                 tensorboard: bool = False) -> dict:
+    """Train one run into ``out_dir`` (`vlpipe.training.train`); ``tensorboard``: also write
+    TensorBoard event files there (how it runs, not what it computes: not in the fingerprint)."""
     task, model, _ = build_task_and_model(experiment, variant, seed, clips_path, vocab_path,
                                           stores, text, task_list_path)
     if upstream_model:
         start_from(model, upstream_model, experiment["init_from"].get("freeze", True))
-    settings = TrainSettings(**{**experiment.get("train", {}), "seed": seed})
+    settings = TrainSettings(**{**experiment.get("train", {}), "seed": seed,
+                                "tensorboard": tensorboard})
     store_paths = [path for paths in parse_named_paths(stores).values() for path in paths]
     inputs = [Path(p).stat().st_mtime_ns for p in [clips_path, vocab_path, *store_paths,
                                                    *([task_list_path] if task_list_path else []),

@@ -223,7 +223,7 @@ def _schema_rejects(mutate: Callable[[dict], object]) -> Run:
 
 def _outputs_under_results(directory: Path, env: Env) -> str:
     """Every output and log of a dry run's jobs, checked against ``<results>/<name>/``."""
-    done = snakemake(directory, tiny_config("out/r"), ["-n"], env)
+    done = snakemake(directory, tiny_config("out/r"), ["-n", "--verbose"], env)  # job blocks
     if done.returncode:
         return f"dry run failed: {done.stderr[-500:]}"
     paths = [path.removesuffix(" (update)")

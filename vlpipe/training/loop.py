@@ -10,6 +10,9 @@ and ``selection_metric(metrics)``. A model may provide, each used only where it 
 - ``start_epoch(epoch)``: called with the 1-based epoch number before its batches;
 - ``epoch_stats()``: called after an epoch's batches; its dict of floats is logged as that
   epoch's ``train_stats``.
+
+Each epoch is one log line (stderr: the job's log): its loss, validation score (named by the
+task's ``spec.selection_label`` where it has one) and seconds.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import math
 import os
 import pickle
 import random
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,6 +32,7 @@ import torch
 
 from vlpipe.atomic import atomic_path, write_json
 from vlpipe.device import resolve_device
+from vlpipe.training.events import EpochEvents, remove_event_files
 from vlpipe.training.prefetch import prefetched
 
 log = logging.getLogger(__name__)
@@ -51,6 +56,7 @@ class TrainSettings:
     prefetch: int = 2  # batches prepared ahead in a background thread (0: inline)
     patience: int = 0  # stop after this many epochs without a better validation score (0: never;
     #                    `epochs` is then the most)
+    tensorboard: bool = False  # also write each epoch's log entry as TensorBoard event files
 
     def __post_init__(self) -> None:
         if self.patience < 0:
@@ -77,6 +83,12 @@ def epochs_since_best(history: list[dict]) -> int:
     """Epochs run after the best one; all of them if there is none."""
     best = best_entry(history)
     return len(history) - (best["epoch"] if best else 0)
+
+
+def selection_name(task) -> str:
+    """What the task's validation score is, for the log (its spec's label, else "score")."""
+    spec = getattr(task, "spec", None)
+    return spec.selection_label if spec is not None else "score"
 
 
 def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
@@ -123,8 +135,10 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
     the code that trained). A run killed mid-way resumes from ``checkpoint.pt`` if it was
     written for the same ``fingerprint`` (model, data, settings, code) and ends as the
     uninterrupted run would (bit for bit on the CPU); a finished run leaves no checkpoint
-    behind. A non-finite loss or gradient norm stops the run with a ``FloatingPointError``
-    before the step, so no saved file ever holds NaNs. An epoch whose validation score is NaN
+    behind. With ``settings.tensorboard`` each epoch's log entry is also written as TensorBoard
+    scalars into ``out_dir`` (`vlpipe.training.events`). A non-finite loss or gradient norm
+    stops the run with a ``FloatingPointError`` before the step, so no saved file ever holds
+    NaNs. An epoch whose validation score is NaN
     is never the best one; if every epoch's is, the run ends with a ``FloatingPointError``
     (nothing written but the checkpoint). With ``settings.patience`` > 0 training stops early once
     that many epochs in a row brought no better validation score (a resumed run too: the rule
@@ -159,11 +173,15 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
             torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
         start_epoch, best, history = state["epoch"], state["best"], state["history"]
         log.info("resumed from %s at epoch %d", checkpoint, start_epoch)
+    if not start_epoch:
+        remove_event_files(out_dir)  # an earlier run's
+    events = EpochEvents(out_dir, start_epoch) if settings.tensorboard else None
     for epoch in range(start_epoch, settings.epochs):
         if settings.patience and history and epochs_since_best(history) >= settings.patience:
             log.info("validation plateau: no better score in the last %d epochs; stopping after "
                      "epoch %d of at most %d", settings.patience, epoch, settings.epochs)
             break
+        started = time.monotonic()
         model.train()
         if hasattr(model, "start_epoch"):
             model.start_epoch(epoch + 1)
@@ -186,7 +204,10 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
         metrics = task.evaluate(model, "val", device)
         score = task.selection_metric(metrics)
         history.append({**entry, "val": metrics, "selection": score})
-        log.info("epoch %d loss %.4f val %.2f", epoch + 1, history[-1]["loss"], score)
+        log.info("epoch %d/%d: loss %.4f, val %.2f (%s), %.1f s", epoch + 1, settings.epochs,
+                 history[-1]["loss"], score, selection_name(task), time.monotonic() - started)
+        if events is not None:
+            events.add(history[-1])
         if math.isnan(score):
             log.warning("%s: epoch %d's validation score is NaN; it cannot be the best epoch",
                         out_dir, epoch + 1)
@@ -201,6 +222,8 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
                                         if device.type == "cuda" else None),
                            "epoch": epoch + 1, "best": best, "history": history,
                            "fingerprint": fingerprint})
+    if events is not None:
+        events.close()
     best_epoch = best_entry(history)
     if best_epoch is None:
         raise FloatingPointError(

@@ -84,6 +84,13 @@ def as_json(obj):
     return json.dumps(obj, sort_keys=True)
 
 
+def job_line(text):
+    """A rule's `message`: its job as one console line, printed instead of Snakemake's block of
+    inputs, outputs and resources (which lists every clip file of the synthetic world); with
+    `snakemake --verbose`, none: the full block again."""
+    return None if workflow.output_settings.verbose else text
+
+
 def shard_file(shard):
     return f"{OUT}/shards/shard-{shard}.parquet"
 

@@ -44,6 +44,8 @@ if "synthetic" in config["dataset"]:
             settings=as_json(config["dataset"]["synthetic"]),
         log:
             f"{LOGS}/synth_world.log",
+        message:
+            job_line(f"synth_world: {WORLD.n_clips} clips → {{params.root:q}}")
         localrule: True
         conda:
             ENVS["data"]
@@ -84,6 +86,8 @@ checkpoint manifest:
         out=f"{OUT}/tables",
     log:
         f"{LOGS}/manifest.log",
+    message:
+        job_line("manifest: clip and task tables → {params.out:q}, {params.shards} shard plan(s)")
     localrule: True
     conda:
         ENVS["data"]

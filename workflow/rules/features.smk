@@ -44,6 +44,10 @@ for job, members in extraction_jobs().items():
             bad_clips=RUNTIME.get("bad_clips", "fail"),
         log:
             f"{LOGS}/extract/{job}-{{shard}}.log",
+        message:
+            job_line(
+                f"extract_{job} shard {{wildcards.shard}}: {', '.join(members)} (log: {{log:q}})"
+            )
         threads: RUNTIME.get("extract_threads", 8)
         conda:
             ENVS["features"]
@@ -69,6 +73,8 @@ rule quarantine:
         ],
     log:
         f"{LOGS}/quarantine.log",
+    message:
+        job_line("quarantine: clips left out as bad input → {output:q}")
     localrule: True
     conda:
         ENVS["data"]

@@ -11,6 +11,8 @@ rule vocab:
         code=code_of("vocab"),
     log:
         f"{LOGS}/vocab.log",
+    message:
+        job_line("vocab → {output:q}")
     localrule: True
     conda:
         ENVS["data"]
@@ -32,6 +34,8 @@ rule text_features:
         device=RUNTIME.get("device", "auto"),
     log:
         f"{LOGS}/text_features.log",
+    message:
+        job_line("text_features: sentence vectors → {output:q} (log: {log:q})")
     threads: RUNTIME.get("extract_threads", 8)
     conda:
         ENVS["features"]
@@ -65,6 +69,9 @@ def init_from_arg(wildcards, input):
     return input.upstream if "upstream" in input.keys() else ""
 
 
+RUN_NAME = "{wildcards.experiment:q}/{wildcards.variant:q} seed {wildcards.seed}"  # console
+
+
 RUN_ARGS = (
     "--experiment {params.experiment:q} --variant {wildcards.variant:q}"
     " --seed {wildcards.seed} --clips {input.clips:q} --vocab {input.vocab:q}"
@@ -87,14 +94,19 @@ rule train:
         code=lambda w: code_of("train", config["experiments"][w.experiment]["model"]),
     resources:
         **job_resources("train"),
+        # event files beside train_log.jsonl: how it runs, so a resource (no rerun trigger)
+        tensorboard="on" if RUNTIME.get("tensorboard", False) else "off",
     log:
         f"{LOGS}/train/{{experiment}}-{{variant}}-{{seed}}.log",
+    message:
+        job_line(f"train {RUN_NAME} (log: {{log:q}})")
     threads: RUNTIME.get("train_threads", 1)
     conda:
         ENVS["models"]
     shell:
         "python -m vlpipe --threads {threads} train " + RUN_ARGS + " --out-dir {params.out_dir:q}"
-        " --init-from={params.init_from:q} > {log:q} 2>&1"
+        " --init-from={params.init_from:q} --tensorboard {resources.tensorboard:q}"
+        " > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -113,6 +125,8 @@ rule evaluate:
         **job_resources("train"),
     log:
         f"{LOGS}/evaluate/{{experiment}}-{{variant}}-{{seed}}.log",
+    message:
+        job_line(f"evaluate {RUN_NAME} → {{output:q}}")
     threads: RUNTIME.get("train_threads", 1)
     conda:
         ENVS["models"]

@@ -35,6 +35,8 @@ rule report:
         ),
     log:
         f"{LOGS}/report/{{experiment}}.log",
+    message:
+        job_line("report {wildcards.experiment:q} → {output.md:q}")
     localrule: True
     conda:
         ENVS["report"]
@@ -71,6 +73,8 @@ rule curves:
         code=code_of("curves"),
     log:
         f"{LOGS}/report/{{experiment}}-curves.log",
+    message:
+        job_line("curves {wildcards.experiment:q} → {output:q}")
     localrule: True
     conda:
         ENVS["report"]
