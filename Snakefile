@@ -23,15 +23,15 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         report_tables(),
         report_figures(),
         text_targets(),
         QUARANTINE,
+    localrule: True
     message:
         job_line("all: every table and figure of the config")
-    default_target: True
-    localrule: True
 
 
 onstart:

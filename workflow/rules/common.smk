@@ -1,10 +1,13 @@
 # Paths and small helpers shared by the rules (wiring only; logic lives in vlpipe).
+import functools
 import json
 import os
 from pathlib import Path
 
+from vlpipe.datasets import read_dataset
 from vlpipe.experiment_checks import check_experiment
 from vlpipe.extractors import check_settings
+from vlpipe.manifest import files_digest
 from vlpipe.planning import (
     SENTENCES_KEY,
     named_paths,
@@ -24,17 +27,22 @@ for _name, _experiment in config["experiments"].items():
     check_experiment(_name, _experiment, config["experiments"], config["extractors"])
 
 # Jobs import vlpipe from this checkout, also inside the per-rule conda environments
-# (`--software-deployment-method conda`, envs/*.yaml), which do not install it.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in [workflow.basedir, os.environ.get("PYTHONPATH")] if p
+# (`--software-deployment-method conda`, envs/*.yaml), which do not install it. The workflow
+# sets PYTHONPATH itself (a cluster job re-reads this file and sets it again), so it is not an
+# `envvars:` entry, which would make it a variable the user must define.
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in [workflow.basedir, os.environ.get("PYTHONPATH")] if p)
 )
-ENVS = {group: f"{workflow.basedir}/envs/{group}.yaml" for group in
-        ["data", "features", "models", "report"]}
+ENVS = {
+    group: f"{workflow.basedir}/envs/{group}.yaml"
+    for group in ["data", "features", "models", "report"]
+}
+
 
 def code_of(step, model=None):
     """A rule's `code` param: the fingerprint of the library code its step runs (for a run:
-    of its model family), so that editing that code reruns the rule (`code_reruns: false`:
-    "" — reruns do not follow the code; the outputs still record it)."""
+    of its model family), so that editing that code reruns the rule's jobs
+    (with `code_reruns: false`, "" — reruns do not follow the code; the outputs still record it)."""
     return step_fingerprint(step, model) if config.get("code_reruns", True) else ""
 
 
@@ -57,13 +65,14 @@ if "synthetic" in config["dataset"] and not Path(os.path.abspath(ROOT)).is_relat
 wildcard_constraints:
     seed=r"-?\d+",  # reaches the shell unquoted (an integer)
 
+
 SHARDS = [f"{k:03d}" for k in range(config["shards"])]
 LOGS = f"{OUT}/logs"
 RUNTIME = config.get("runtime", {})
 TEXT_STORE = f"{OUT}/text/sentences.zarr"
 
 
-# Cluster resources per rule group (SLURM: --gpus/--mem/--time); `runtime.resources` overrides.
+# Cluster resources per group of rules (SLURM: --gpus/--mem/--time); `runtime.resources` overrides.
 # The cheap bookkeeping rules (synth_world, manifest, vocab, report) are local rules.
 # Locally they only limit concurrency when given to `--resources` (e.g. `--resources gpu=1`).
 DEFAULT_RESOURCES = {
@@ -153,3 +162,94 @@ def print_tables():
         print("\nvlpipe: result tables")
         for path in tables:
             print(f"  {path}")
+
+
+# data.smk: the manifest's digest of the videos it reads
+
+
+@functools.cache
+def videos_digest():
+    """(path, size, mtime) of every video of an external data set, as one digest: a params value
+    of the manifest, so a changed, added or removed video reruns it (Snakemake's params trigger)
+    and the shard plan then rewrites only the shards that hold it. Generated (synthetic) videos
+    are instead inputs: Snakemake tracks its own outputs."""
+    if "synthetic" in config["dataset"]:
+        return "generated"
+    dataset = config["dataset"]
+    tables = read_dataset(dataset["format"], dataset["root"], **dataset.get("options", {}))
+    return files_digest(tables.clips["video_path"])
+
+
+# features.smk: the extraction jobs
+
+
+def planned_shard(wildcards):
+    checkpoints.manifest.get()  # the shard plan exists, with its current mtime
+    return shard_file(wildcards.shard)
+
+
+def extraction_jobs():
+    """job name → the extractors it runs (config order)."""
+    jobs = {}
+    for name, settings in config["extractors"].items():
+        jobs.setdefault(settings.get("job", name), []).append(name)
+    return jobs
+
+
+def extractor_settings(name):
+    """What an extractor's features depend on (`job` only says where it runs)."""
+    return {k: v for k, v in config["extractors"][name].items() if k != "job"}
+
+
+# models.smk: a run's inputs
+
+
+def run_inputs(wildcards):
+    task = task_spec(config["experiments"][wildcards.experiment]["task"])
+    return {
+        "clips": f"{OUT}/tables/clips.parquet",
+        "vocab": f"{OUT}/text/vocab.json",
+        "task_list": f"{OUT}/tables/tasks/{task.list_name}.parquet",
+        "stores": [
+            item.split("=", 1)[1]
+            for item in experiment_stores(wildcards.experiment, wildcards.variant)
+        ],
+    }
+
+
+def train_inputs(wildcards):
+    """A run's inputs, and the upstream run's model.pt when it starts from one (init_from):
+    retraining the upstream reruns this run, and nothing else."""
+    upstream = upstream_model(wildcards.experiment, wildcards.seed)
+    return {**run_inputs(wildcards), **({"upstream": upstream} if upstream else {})}
+
+
+def init_from_arg(wildcards, input):
+    """The upstream model.pt, or "" (none)."""
+    return input.upstream if "upstream" in input.keys() else ""
+
+
+# report.smk: what each experiment's table and curves read
+
+
+def experiment_metrics(wildcards):
+    experiment = config["experiments"][wildcards.experiment]
+    return [
+        metrics_file(wildcards.experiment, variant, seed)
+        for variant in experiment["variants"]
+        for seed in experiment["seeds"]
+    ]
+
+
+def experiment_train_logs(wildcards):
+    """variant → the train_log.jsonl of each of its seeds."""
+    experiment = config["experiments"][wildcards.experiment]
+    return {
+        variant: [
+            rules.train.output.log.format(
+                experiment=wildcards.experiment, variant=variant, seed=seed
+            )
+            for seed in experiment["seeds"]
+        ]
+        for variant in experiment["variants"]
+    }

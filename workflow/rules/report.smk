@@ -2,15 +2,6 @@
 # and figures are also the results of `snakemake --report` (captions in workflow/report/).
 
 
-def experiment_metrics(wildcards):
-    experiment = config["experiments"][wildcards.experiment]
-    return [
-        metrics_file(wildcards.experiment, variant, seed)
-        for variant in experiment["variants"]
-        for seed in experiment["seeds"]
-    ]
-
-
 rule report:
     input:
         experiment_metrics,
@@ -23,9 +14,14 @@ rule report:
             category="{experiment}",
             labels={"result": "table"},
         ),
+    log:
+        f"{LOGS}/report/{{experiment}}.log",
+    localrule: True
+    conda:
+        ENVS["report"]
     params:
         code=code_of("report"),
-        out_dir=f"{OUT}/report",
+        out_dir=lambda wildcards, output: str(Path(output.md).parent),
         settings=lambda w: as_json(
             {
                 "experiment": config["experiments"][w.experiment],
@@ -33,28 +29,11 @@ rule report:
                 "extractors": config["extractors"],
             }
         ),
-    log:
-        f"{LOGS}/report/{{experiment}}.log",
     message:
         job_line("report {wildcards.experiment:q} → {output.md:q}")
-    localrule: True
-    conda:
-        ENVS["report"]
     shell:
         "python -m vlpipe report --metrics {input:q} --out-dir {params.out_dir:q}"
         " --name {wildcards.experiment:q} --config {params.settings:q} > {log:q} 2>&1"
-
-
-def experiment_train_logs(wildcards):
-    """variant → the train_log.jsonl of each of its seeds."""
-    experiment = config["experiments"][wildcards.experiment]
-    return {
-        variant: [
-            rules.train.output.log.format(experiment=wildcards.experiment, variant=variant, seed=seed)
-            for seed in experiment["seeds"]
-        ]
-        for variant in experiment["variants"]
-    }
 
 
 rule curves:
@@ -67,17 +46,17 @@ rule curves:
             category="{experiment}",
             labels={"result": "training curves"},
         ),
+    log:
+        f"{LOGS}/report/{{experiment}}-curves.log",
+    localrule: True
+    conda:
+        ENVS["report"]
     params:
         runs=lambda w: as_json(experiment_train_logs(w)),
         task=lambda w: config["experiments"][w.experiment]["task"],
         code=code_of("curves"),
-    log:
-        f"{LOGS}/report/{{experiment}}-curves.log",
     message:
         job_line("curves {wildcards.experiment:q} → {output:q}")
-    localrule: True
-    conda:
-        ENVS["report"]
     shell:
         "python -m vlpipe curves --runs {params.runs:q} --task {params.task:q}"
         " --name {wildcards.experiment:q} --out {output:q} > {log:q} 2>&1"
