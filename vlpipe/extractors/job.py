@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vlpipe import __version__
 from vlpipe.decode import DecodeError, decode_media
-from vlpipe.device import resolve_device
+from vlpipe.device import batch_frames_on, keep_cpu_heap, resolve_device
 from vlpipe.extractors import Extractor, Outputs, Units, build_extractor
 from vlpipe.features.store import ClipFeatures, FeatureStore, StoreWriter
 from vlpipe.progress import Progress
@@ -215,7 +215,9 @@ def extract_shard(shard_file: str | Path, stores: dict[str, str | Path],
     clips of ``shard_file``, writing ``stores[name]``; return each store's attrs.
 
     ``built`` may hold extractors already built from the same settings (benchmarks reuse one);
-    ``bad_clips`` is "fail" or "quarantine" (see the module docstring).
+    ``bad_clips`` is "fail" or "quarantine" (see the module docstring). On the CPU the network
+    runs on at most ``vlpipe.device.CPU_BATCH_FRAMES`` frames at a time, with glibc's heap
+    kept for reuse (``keep_cpu_heap``).
     """
     if bad_clips not in BAD_CLIPS:
         raise ValueError(f"bad_clips must be one of {BAD_CLIPS}, got {bad_clips!r}")
@@ -223,6 +225,9 @@ def extract_shard(shard_file: str | Path, stores: dict[str, str | Path],
     rows = list(clips.itertuples(index=False))
     identities = {row.clip_id: clip_identity(row) for row in rows}
     target = resolve_device(device)
+    if target.type == "cpu":
+        keep_cpu_heap()
+    frames_per_batch = batch_frames_on(target, batch_frames)
     torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its kernels
     extractors, previous, writers, batchers, reused = {}, {}, {}, {}, {}
     code = code_identity("extract")
@@ -238,7 +243,7 @@ def extract_shard(shard_file: str | Path, stores: dict[str, str | Path],
         arrays = {k: (v.shape, v.dtype, v.axis) for k, v in extractor.outputs.items()}
         attrs = {"provenance": provenance, "code": code, "vlpipe_version": __version__}
         writers[name] = StoreWriter(stores[name], arrays, attrs)
-        units_per_batch = max(1, batch_frames // extractor.frames_per_unit)
+        units_per_batch = max(1, frames_per_batch // extractor.frames_per_unit)
         batchers[name] = _Batcher(extractor, units_per_batch, writers[name])
     # clip → record; a quarantined clip whose identity is unchanged is not decoded again
     quarantined = {c: record for old in previous.values() if old and bad_clips == "quarantine"
