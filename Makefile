@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 export HF_HUB_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(abspath .cache/ultralytics)
 
-.PHONY: setup demo paper demo-tours report weights test test-slow lint dry-run clean
+.PHONY: setup demo paper demo-tours report weights test test-slow test-cluster lint dry-run clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,14 +35,24 @@ weights: setup  ## download the extractors' pretrained weights into $VLPIPE_WEIG
 dry-run: setup
 	PATH="$(BIN):$$PATH" snakemake --cores $(CORES) -n
 
-lint: setup
+lint: setup  ## ruff, snakefmt --check and snakemake --lint on each shipped config (docs/testing.md)
 	$(BIN)/ruff check vlpipe tests benchmarks
+	$(BIN)/snakefmt --check Snakefile workflow/
+	PATH="$(BIN):$$PATH" snakemake --lint
+	PATH="$(BIN):$$PATH" snakemake --lint --configfile configs/paper.yaml --replace-workflow-config
+	PATH="$(BIN):$$PATH" snakemake --lint --configfile configs/tours.yaml --replace-workflow-config
 
 test: lint  ## the default suite (slow tests excluded), < 10 min on 2 cores
 	PATH="$(BIN):$$PATH" python -m pytest -q
 
 test-slow: setup  ## slow tests: torch.compile scoring, the paper's claims on configs/paper.yaml (builds its runs)
 	PATH="$(BIN):$$PATH" python -m pytest -q -m slow
+
+test-cluster: setup  ## the tiny pipeline through a one-node SLURM cluster on 127.0.0.1 (root, Debian)
+	tests/cluster/slurm.sh install
+	tests/cluster/slurm.sh start
+	PATH="$(BIN):$$PATH" python -m pytest -q -m cluster tests/cluster; \
+	  status=$$?; tests/cluster/slurm.sh stop; exit $$status
 
 clean:
 	rm -rf results .snakemake
