@@ -26,6 +26,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from vlpipe.layout import ResultsLayout, shard_names  # noqa: E402
 from vlpipe.planning import (  # noqa: E402
     SENTENCES_KEY,
     named_paths,
@@ -39,19 +40,17 @@ from vlpipe.training.loop import TrainSettings, make_optimizer  # noqa: E402
 
 def run_inputs(config: dict, experiment: str, variant: str) -> dict:
     """The run's arguments as the workflow passes them (``workflow/rules/common.smk``)."""
-    out = Path(config["results"]) / config["dataset"]["name"]
+    layout = ResultsLayout(f"{config['results']}/{config['dataset']['name']}")
     settings = run_settings(config["experiments"][experiment], variant)
-    stores = {name: [str(out / "features" / name / f"shard-{k:03d}.zarr")
-                     for k in range(config["shards"])]
+    stores = {name: [layout.feature_store(name, shard) for shard in shard_names(config["shards"])]
               for name in variant_extractors(config["experiments"][experiment], variant)}
     if task_spec(settings["task"]).sentence_vectors:
-        stores[SENTENCES_KEY] = [str(out / "text" / "sentences.zarr")]
-    task_list = out / "tables" / "tasks" / f"{task_spec(settings['task']).list_name}.parquet"
+        stores[SENTENCES_KEY] = [layout.text_store]
     return {"experiment": settings, "variant": variant, "seed": 0,
-            "clips_path": str(out / "tables" / "clips.parquet"),
-            "vocab_path": str(out / "text" / "vocab.json"), "stores": named_paths(stores),
+            "clips_path": layout.clips_table, "vocab_path": layout.vocab,
+            "stores": named_paths(stores),
             "text": {"embeddings": config["text"].get("embeddings")},
-            "task_list_path": str(task_list)}
+            "task_list_path": layout.task_list(task_spec(settings["task"]).list_name)}
 
 
 def main() -> None:

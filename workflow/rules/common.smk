@@ -7,6 +7,7 @@ from pathlib import Path
 from vlpipe.datasets import read_dataset
 from vlpipe.experiment_checks import check_experiment
 from vlpipe.extractors import check_settings
+from vlpipe.layout import ResultsLayout, shard_names
 from vlpipe.manifest import files_digest
 from vlpipe.planning import (
     SENTENCES_KEY,
@@ -66,10 +67,11 @@ wildcard_constraints:
     seed=r"-?\d+",  # reaches the shell unquoted (an integer)
 
 
-SHARDS = [f"{k:03d}" for k in range(config["shards"])]
+LAYOUT = ResultsLayout(OUT)
+SHARDS = shard_names(config["shards"])
 LOGS = f"{OUT}/logs"
 RUNTIME = config.get("runtime", {})
-TEXT_STORE = f"{OUT}/text/sentences.zarr"
+TEXT_STORE = LAYOUT.text_store
 
 
 # Cluster resources per group of rules (SLURM: --gpus/--mem/--time); `runtime.resources` overrides.
@@ -101,7 +103,7 @@ def job_line(text):
 
 
 def shard_file(shard):
-    return f"{OUT}/shards/shard-{shard}.parquet"
+    return LAYOUT.shard_file(shard)
 
 
 # clips left out of extraction as bad input (runtime.bad_clips: quarantine), with the reason
@@ -109,7 +111,7 @@ QUARANTINE = f"{OUT}/quarantine.csv"
 
 
 def feature_store(extractor, shard):
-    return f"{OUT}/features/{extractor}/shard-{shard}.zarr"
+    return LAYOUT.feature_store(extractor, shard)
 
 
 def experiment_stores(experiment, variant):
@@ -207,9 +209,9 @@ def extractor_settings(name):
 def run_inputs(wildcards):
     task = task_spec(config["experiments"][wildcards.experiment]["task"])
     return {
-        "clips": f"{OUT}/tables/clips.parquet",
-        "vocab": f"{OUT}/text/vocab.json",
-        "task_list": f"{OUT}/tables/tasks/{task.list_name}.parquet",
+        "clips": LAYOUT.clips_table,
+        "vocab": LAYOUT.vocab,
+        "task_list": LAYOUT.task_list(task.list_name),
         "stores": [
             item.split("=", 1)[1]
             for item in experiment_stores(wildcards.experiment, wildcards.variant)

@@ -55,9 +55,9 @@ checkpoint manifest:
     input:
         ANNOTATIONS + SCENES + SYNTHETIC_VIDEOS,
     output:
-        manifest=update(f"{OUT}/tables/manifest.parquet"),
-        clips=update(f"{OUT}/tables/clips.parquet"),
-        tasks=[update(f"{OUT}/tables/tasks/{name}.parquet") for name in TASK_COLUMNS],
+        manifest=update(LAYOUT.manifest_table),
+        clips=update(LAYOUT.clips_table),
+        tasks=[update(LAYOUT.task_list(name)) for name in TASK_COLUMNS],
         shards=[update(shard_file(shard)) for shard in SHARDS],
     log:
         f"{LOGS}/manifest.log",

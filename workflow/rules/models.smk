@@ -3,9 +3,9 @@
 
 rule vocab:
     input:
-        clips=f"{OUT}/tables/clips.parquet",
+        clips=LAYOUT.clips_table,
     output:
-        f"{OUT}/text/vocab.json",
+        LAYOUT.vocab,
     log:
         f"{LOGS}/vocab.log",
     localrule: True
@@ -23,7 +23,7 @@ rule vocab:
 
 rule text_features:
     input:
-        clips=f"{OUT}/tables/clips.parquet",
+        clips=LAYOUT.clips_table,
     output:
         directory(TEXT_STORE),
     log:
