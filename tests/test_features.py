@@ -325,6 +325,24 @@ def test_weight_files_load_whatever_their_classifier(tmp_path):
     torch.testing.assert_close(loaded[key], source.state_dict()["inception5b.branch1.conv.weight"])
 
 
+# An extraction job that, once it has written its first new clip into the temporary store,
+# says so (touches argv[4]) and waits to be killed: a kill that cannot come too late.
+STALL_AFTER_FIRST_CLIP = """
+import json, sys, time
+from pathlib import Path
+from vlpipe.extractors.job import extract_shard
+from vlpipe.features.store import StoreWriter
+add = StoreWriter.add
+def add_then_stall(self, clip):
+    add(self, clip)
+    Path(sys.argv[4]).touch()
+    time.sleep(600)
+StoreWriter.add = add_then_stall
+extract_shard(sys.argv[1], {"resnet34": sys.argv[2]}, {"resnet34": json.loads(sys.argv[3])},
+              device="cpu", num_workers=0)
+"""
+
+
 def test_a_killed_extraction_leaves_the_previous_store_and_the_rerun_repairs(tiny_clips,
                                                                              tmp_path):
     """SIGKILL while the new store is being written: readers still see the previous, complete
@@ -333,15 +351,13 @@ def test_a_killed_extraction_leaves_the_previous_store_and_the_rerun_repairs(tin
     store = tmp_path / "resnet34.zarr"
     extract_shard(shard, {"resnet34": store}, {"resnet34": SETTINGS}, num_workers=0)
     shard = _shard(tiny_clips.iloc[:8], tmp_path / "shard.parquet")  # 4 new clips to compute
-    settings = json.dumps({"resnet34": SETTINGS})
-    process = subprocess.Popen([sys.executable, "-m", "vlpipe", "extract", "--shard",
-                                str(shard), "--stores", f"resnet34={store}",
-                                "--settings", settings, "--device", "cpu", "--num-workers", "0",
-                                "--batch-frames", "1"],  # many small steps: a window to kill in
+    written = tmp_path / "first-clip-written"
+    process = subprocess.Popen([sys.executable, "-c", STALL_AFTER_FIRST_CLIP, str(shard),
+                                str(store), json.dumps(SETTINGS), str(written)],
                                env=subprocess_env())
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".tmp-resnet34.zarr-*")):
-        assert process.poll() is None and time.monotonic() < deadline, "no temporary store seen"
+    deadline = time.monotonic() + 120
+    while not written.exists():  # the writer is mid-store, and stays there until killed
+        assert process.poll() is None and time.monotonic() < deadline, "no clip was written"
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
