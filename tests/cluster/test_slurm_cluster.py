@@ -7,15 +7,13 @@ from __future__ import annotations
 import copy
 import re
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.helpers import subprocess_env
-from tests.test_pipeline import TINY_CONFIG
+from tests.test_pipeline import TINY_CONFIG, snakemake
 
 pytestmark = pytest.mark.cluster
 
@@ -32,15 +30,6 @@ CLUSTER_ARGS = ["--profile", str(PROFILE), "--slurm-no-account", "--slurm-status
                 # log folders of pending jobs, which then fail to start and are retried
                 "--slurm-keep-successful-logs"]
 SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: .*/slurm_logs/rule_(\w+)/")
-
-
-def snakemake(workdir: Path, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), *args],
-        cwd=workdir, env=subprocess_env(), capture_output=True, text=True, timeout=900)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    return output
 
 
 def planned_jobs(plan: str) -> Counter:
@@ -81,7 +70,7 @@ def runs(tmp_path_factory):
     for name in ("local", "slurm"):
         dirs[name] = tmp_path_factory.mktemp(name)
         (dirs[name] / "config.yaml").write_text(yaml.safe_dump(config))
-    local = snakemake(dirs["local"], "--cores", "2")
+    local = snakemake(dirs["local"])  # --cores 2 here; local rules only on SLURM
     plan = snakemake(dirs["slurm"], *CLUSTER_ARGS, "-n")
     run = snakemake(dirs["slurm"], *CLUSTER_ARGS)
     rerun = snakemake(dirs["slurm"], *CLUSTER_ARGS)
