@@ -227,9 +227,11 @@ def _verb_phrase(rng: np.random.Generator, action: Action) -> str:
                                                         direction=action.direction)
 
 
-def describe(scene: Scene, rng: np.random.Generator) -> str:
-    """One sentence (lower case, no punctuation) that states exactly what the scene shows."""
-    order = list(scene.objects)
+def describe(scene: Scene, rng: np.random.Generator, salient_only: bool = False) -> str:
+    """One sentence (lower case, no punctuation) that states exactly what the scene shows; with
+    ``salient_only``, what it shows of the salient object and the background only (a one-object
+    template whatever the scene holds: the distractor goes unsaid)."""
+    order = list(scene.objects[:1] if salient_only else scene.objects)
     if len(order) == 2 and rng.random() < 0.5:
         order.reverse()
     parts = {"bg": _pick(rng, BACKGROUND_PHRASES).format(a=_article(scene.background),
@@ -242,11 +244,12 @@ def describe(scene: Scene, rng: np.random.Generator) -> str:
 
 
 def describe_many(scene: Scene, rng: np.random.Generator, count: int,
-                  attempts: int = 50) -> list[str]:
-    """``count`` sentences for one scene, distinct paraphrases where the grammar allows it."""
+                  attempts: int = 50, salient_only: bool = False) -> list[str]:
+    """``count`` sentences for one scene, distinct paraphrases where the grammar allows it
+    (``salient_only``: see ``describe``)."""
     sentences: list[str] = []
     for _ in range(attempts):
-        sentence = describe(scene, rng)
+        sentence = describe(scene, rng, salient_only)
         if sentence not in sentences:
             sentences.append(sentence)
         if len(sentences) == count:

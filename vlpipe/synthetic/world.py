@@ -6,10 +6,15 @@ lists built as LSMDC's: multiple choice with distractors of another activity —
 object's action — fill in the blank, and the public-test retrieval list) and, with
 ``tour_clips`` > 0, as subtitled tours with known subtitle noise (``tours.py``; the subtitles
 adapter's format); ``synthetic_dataset_options`` gives the adapter options that read each.
+With ``gaze_subjects`` > 0 it also writes simulated viewers' gaze (``gaze.py``) as
+``annotations/gaze/fixations.csv`` in the gaze adapter's ``table`` layout
+(``synthetic_gaze_settings`` reads it); with ``salient_captions`` every caption describes only
+the salient object and the background, so gaze tells what the caption is about.
 
 Clip ``i`` depends only on ``(seed, i)``, and its scene, sentences and audio noise draw from
 separate random streams, so changing ``n_clips`` or ``sentences_per_clip`` leaves the other
-clips' pictures and sounds untouched; the subtitle noise has a stream of its own too.
+clips' pictures and sounds untouched; the subtitle noise has a stream of its own too, and so
+has each clip's gaze.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from vlpipe.datasets.task_lists import (
     build_multiple_choice,
     build_retrieval_test,
 )
+from vlpipe.synthetic.gaze import GAZE_FILE, fixations_csv, gaze_rng, sample_fixations
 from vlpipe.synthetic.render import render_audio, render_frames
 from vlpipe.synthetic.scene import ACTIONS, describe_many, sample_scene
 from vlpipe.synthetic.tours import (
@@ -106,6 +112,8 @@ class WorldConfig:
     silent_fraction: float = 0.0  # clips written without an audio stream
     tour_clips: int = 0  # clips per subtitled tour video (tours.py); 0: no tours
     subtitle_noise: float = 0.3  # fraction of the training tours' cues that are noise
+    gaze_subjects: int = 0  # simulated viewers per clip (gaze.py); 0: no gaze
+    salient_captions: bool = False  # captions name only the salient object and the background
 
     def __post_init__(self) -> None:
         fractions = (self.train_fraction, self.validate_fraction, self.test_fraction)
@@ -123,6 +131,9 @@ class WorldConfig:
             raise ValueError(f"tour_clips must be >= 0 (0: no tours), got {self.tour_clips}")
         if not 0.0 <= self.subtitle_noise <= 1.0:
             raise ValueError(f"subtitle_noise must lie in [0, 1], got {self.subtitle_noise}")
+        if self.gaze_subjects < 0:
+            raise ValueError(f"gaze_subjects must be >= 0 (0: no gaze), got "
+                             f"{self.gaze_subjects}")
         if self.tour_clips:
             self._check_tour_timing()
 
@@ -157,11 +168,16 @@ class WorldConfig:
         return plan_tours(self.split_sizes(), self.tour_clips) if self.tour_clips else []
 
     def info(self) -> dict:
-        """The settings recorded in ``videodatainfo.json``; the tour settings only where tours
-        are written (a world without tours is byte for byte as before they existed)."""
+        """The settings recorded in ``videodatainfo.json``; the tour, gaze and caption settings
+        only where they change the world (a world without them is byte for byte as before they
+        existed)."""
         settings = asdict(self)
         if not self.tour_clips:
             del settings["tour_clips"], settings["subtitle_noise"]
+        if not self.gaze_subjects:
+            del settings["gaze_subjects"]
+        if not self.salient_captions:
+            del settings["salient_captions"]
         return settings
 
 
@@ -172,6 +188,17 @@ def synthetic_annotation_files(format: str, config: WorldConfig) -> list[str]:
         return tour_annotation_files(config.tours())
     options = synthetic_dataset_options(format)
     return ADAPTERS[format].files(Path(), options)
+
+
+def synthetic_gaze_files(config: WorldConfig) -> list[str]:
+    """The gaze files (root-relative) the world ``config`` writes (none without gaze); known
+    before the world exists."""
+    return [GAZE_FILE] if config.gaze_subjects else []
+
+
+def synthetic_gaze_settings(config: WorldConfig) -> dict:
+    """The gaze adapter's settings (``vlpipe.datasets.gaze``) that read the world's gaze."""
+    return {"layout": "table", "files": [GAZE_FILE], "frame_size": [config.size, config.size]}
 
 
 def synthetic_videos(config: WorldConfig) -> list[str]:
@@ -192,7 +219,8 @@ def _make_clip(config: WorldConfig, index: int, split: str, silent: bool,
     frames and its waveform (None when silent)."""
     scene_rng, text_rng, audio_rng = _clip_rngs(config.seed, index)
     scene = sample_scene(scene_rng, config.duration_s)
-    captions = describe_many(scene, text_rng, config.sentences_per_clip)
+    captions = describe_many(scene, text_rng, config.sentences_per_clip,
+                             salient_only=config.salient_captions)
     waveform = None if silent else render_audio(scene, config.audio_rate, audio_rng)
     frames = render_frames(scene, config.fps, config.size)
     write_clip(video_path, frames, config.fps, waveform, config.audio_rate)
@@ -259,10 +287,21 @@ def _write_lsmdc(root: Path, records: list[dict], config: WorldConfig) -> None:
                [[r.clip_id, *times, r.sentence] for r in retrieval.itertuples()])
 
 
+def _write_gaze(root: Path, config: WorldConfig) -> None:
+    """Every clip's simulated viewers in ``GAZE_FILE`` (each clip's scene drawn again from its
+    scene stream: the same scene as its video's)."""
+    clips = []
+    for index in range(config.n_clips):
+        scene = sample_scene(_clip_rngs(config.seed, index)[0], config.duration_s)
+        fixations = sample_fixations(scene, config.gaze_subjects, gaze_rng(config.seed, index))
+        clips.append((f"video{index}", fixations))
+    write_text(root / GAZE_FILE, fixations_csv(clips, config.size, config.size))
+
+
 def generate_world(root: Path, config: WorldConfig) -> None:
     """Write ``videos/video{i}.mp4``, ``annotations/scenes.jsonl``, the LSMDC files, the tours
-    (``tour_clips`` > 0: ``tours/``, ``annotations/tours.jsonl``) and
-    ``annotations/videodatainfo.json``.
+    (``tour_clips`` > 0: ``tours/``, ``annotations/tours.jsonl``), the gaze
+    (``gaze_subjects`` > 0: ``GAZE_FILE``) and ``annotations/videodatainfo.json``.
 
     Every file is written atomically; ``videodatainfo.json`` is written last, so its presence
     means the whole world is complete.
@@ -277,6 +316,8 @@ def generate_world(root: Path, config: WorldConfig) -> None:
         captions = [record["captions"] for record in records]
         write_tour_annotations(root, tours, tour_cues(tours, captions, config.duration_s,
                                                       config.subtitle_noise, config.seed))
+    if config.gaze_subjects:
+        _write_gaze(root, config)
     videos = [{"category": r["category"], "url": "", "video_id": r["video_id"],
                "start time": 0.0, "end time": config.duration_s, "split": r["split"],
                "id": r["id"]} for r in records]
