@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vlpipe.models import captioner, jsfusion, wal
+from vlpipe.models import captioner, gaze_prior, gean, jsfusion, rgp, s2vt, wal
 from vlpipe.models.family import ModelFamily, load
 from vlpipe.models.inputs import FeatureInput, ModelInputs
 
@@ -14,6 +14,10 @@ FAMILIES: dict[str, ModelFamily] = {
     "jsfusion": jsfusion.FAMILY,
     "wal": wal.FAMILY,
     "captioner": captioner.FAMILY,
+    "s2vt": s2vt.FAMILY,
+    "rgp": rgp.FAMILY,
+    "gaze_prior": gaze_prior.FAMILY,
+    "gean": gean.FAMILY,
 }
 
 

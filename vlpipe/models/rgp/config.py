@@ -1,0 +1,83 @@
+"""RGP's and the gaze-prior baselines' hyper-parameters (torch-free: checked when the workflow
+is planned) and the thesis's sizes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RECURRENT = ("conv_gru", "none")
+PRIOR_KINDS = ("mean", "central", "uniform")
+
+
+def _positive(config: object, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name}={value!r}: must be a positive integer")
+
+
+@dataclass
+class RGPConfig:
+    """Recurrent gaze prediction (thesis ch. 3.3.2); defaults are the thesis's sizes.
+
+    C3D grid (h, w, C) → 1×1 conv to ``project_channels`` → conv-GRU (``kernel``²,
+    ``state_channels``) → one transposed conv (k3, s2, p1: s → 2s − 1) per entry of
+    ``deconv_channels``, ReLU after each → conv (``final_kernel``²) to 1 channel → softmax over
+    the ``map_size``² cells. ``recurrent="none"`` is the thesis's C3D+Conv ablation (a
+    ``kernel``² conv + tanh per frame instead of the conv-GRU).
+    """
+
+    project_channels: int = 512
+    state_channels: int = 128
+    kernel: int = 3
+    deconv_channels: tuple[int, ...] = (64, 32, 16)
+    final_kernel: int = 3
+    map_size: int = 49
+    recurrent: str = "conv_gru"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.deconv_channels, int) or not self.deconv_channels:
+            raise ValueError(f"deconv_channels={self.deconv_channels!r}: a non-empty list of "
+                             "channel counts, one per transposed conv")
+        self.deconv_channels = tuple(self.deconv_channels)
+        for width in self.deconv_channels:
+            if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+                raise ValueError(f"deconv_channels={list(self.deconv_channels)}: every entry "
+                                 "must be a positive integer")
+        _positive(self, "project_channels", "state_channels", "kernel", "final_kernel",
+                  "map_size")
+        for name in ("kernel", "final_kernel"):
+            if getattr(self, name) % 2 != 1:
+                raise ValueError(f"{name}={getattr(self, name)}: must be odd ('same' padding)")
+        if self.recurrent not in RECURRENT:
+            raise ValueError(f"recurrent={self.recurrent!r}; allowed: {RECURRENT}")
+
+
+# Thesis ch. 3.3.2 / Fig. 3.1(b): 7×7×512 projection, 7×7×128 state, 3×3 kernels, three
+# transposed convs 7 → 13 → 25 → 49, a 49×49 map. The deconvs' widths are not legible in
+# the text; (64, 32, 16) is this implementation's choice.
+PRESETS: dict[str, dict] = {
+    "paper": {"project_channels": 512, "state_channels": 128, "kernel": 3,
+              "deconv_channels": (64, 32, 16), "map_size": 49, "recurrent": "conv_gru"},
+}
+
+
+@dataclass
+class GazePriorConfig:
+    """Gaze baselines without features: ``"mean"``, a learned ``map_size``² logit map shared by
+    every frame (trained by the gaze cross-entropy it converges to the training frames' mean
+    map: the data's central bias); ``"central"``, a fixed isotropic Gaussian at the centre with
+    ``sigma`` cells (7 cells of 49 = the thesis's σ = 1 on the 7×7 grid); ``"uniform"``, a
+    constant map. The fixed kinds have no trainable parameter (the training loop then scores
+    the model once as it is)."""
+
+    kind: str = "mean"
+    sigma: float = 7.0
+    map_size: int = 49
+
+    def __post_init__(self) -> None:
+        if self.kind not in PRIOR_KINDS:
+            raise ValueError(f"kind={self.kind!r}; allowed: {PRIOR_KINDS}")
+        if not isinstance(self.sigma, int | float) or not self.sigma > 0:
+            raise ValueError(f"sigma={self.sigma!r}: must be a positive number (cells)")
+        _positive(self, "map_size")
