@@ -318,3 +318,30 @@ def test_a_resumed_run_replaces_the_events_of_the_epoch_it_redoes(tmp_path, monk
     assert run(Hooked([]), FakeTask(batches=3, random=True), tmp_path / "killed",
                **settings) == whole
     assert_same_scalars(event_scalars(tmp_path / "killed"), logged_scalars(whole))
+
+
+def test_a_model_with_nothing_to_train_is_scored_once(tmp_path):
+    """A fixed baseline (no trainable parameter) gets one validation pass, its weights saved
+    as they are, and no optimiser is made (Adam refuses an empty parameter list)."""
+
+    class Fixed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("value", torch.tensor(0.25))
+
+    class Task:
+        def train_batches(self, rng):
+            raise AssertionError("a fixed model is not trained")
+
+        def evaluate(self, model, split, device):
+            return {"score": float(model.value)}
+
+        def selection_metric(self, metrics):
+            return metrics["score"]
+
+    summary = train(Fixed(), Task(), TrainSettings(epochs=5), tmp_path)
+    assert summary["epochs"] == 1 and summary["best_selection"] == 0.25
+    history = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert len(history) == 1 and history[0]["val"] == {"score": 0.25}
+    assert torch.load(tmp_path / "model.pt")["model"]["value"] == 0.25
+    assert not (tmp_path / "checkpoint.pt").exists()

@@ -67,6 +67,22 @@ def _text_embed(args: argparse.Namespace) -> None:
     print(f"{args.out}: {attrs['counts']}")
 
 
+def _gaze_maps(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from vlpipe.datasets.gaze import read_gaze
+    from vlpipe.gaze_maps import GRID, SIGMA, write_gaze_store
+    from vlpipe.provenance import code_identity
+
+    settings = json.loads(args.settings)
+    clips = pd.read_parquet(args.clips)
+    fixations, report = read_gaze(args.root, settings["fixations"], clips["clip_id"])
+    attrs = write_gaze_store(args.out, fixations, clips, settings["fps"],
+                             settings.get("grid", GRID), settings.get("sigma", SIGMA),
+                             code=code_identity("gaze-maps"))
+    print(f"{args.out}: {attrs['counts']}; samples read {report.to_dict()}")
+
+
 def _vocab(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -171,6 +187,13 @@ def _parser() -> argparse.ArgumentParser:
     step.add_argument("--stores", nargs="+", required=True, help="EXTRACTOR=STORE ...")
     step.add_argument("--out", required=True)
     step.set_defaults(run=_quarantine)
+
+    step = steps.add_parser("gaze-maps", help="ground-truth gaze maps from fixation files")
+    step.add_argument("--clips", required=True, help="the clip table (durations, ids)")
+    step.add_argument("--root", required=True, help="dataset.root (fixation paths are under it)")
+    step.add_argument("--settings", required=True, help="dataset.gaze as JSON")
+    step.add_argument("--out", required=True, help="the gaze store to write")
+    step.set_defaults(run=_gaze_maps)
 
     step = steps.add_parser("text-embed", help="sentence + SOMEONE-mention embeddings")
     step.add_argument("--clips", required=True)

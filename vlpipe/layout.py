@@ -37,6 +37,11 @@ class ResultsLayout:
         return f"{self.root}/features/{extractor}/shard-{shard}.zarr"
 
     @property
+    def gaze_store(self) -> str:
+        """Ground-truth gaze maps and fixations per sampled frame (`vlpipe gaze-maps`)."""
+        return f"{self.root}/features/gaze/gaze.zarr"
+
+    @property
     def text_store(self) -> str:
         return f"{self.root}/text/sentences.zarr"
 

@@ -25,6 +25,7 @@ from vlpipe.features.inputs import ClipArrays
 from vlpipe.models import build_model, model_family
 from vlpipe.planning import (
     SENTENCES_KEY,
+    InputRef,
     parse_named_paths,
     variant_inputs,
     variant_model_args,
@@ -58,7 +59,9 @@ def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: 
     vocab = Vocabulary.load(vocab_path)
     groups = parse_named_paths(stores)
     text_store = groups.pop(SENTENCES_KEY, [None])[0]
-    arrays = ClipArrays(variant_inputs(experiment, variant), groups)
+    targets = [InputRef.parse(name, source)  # what the task predicts, on the same timeline
+               for name, source in task_spec(experiment["task"]).targets.items()]
+    arrays = ClipArrays(variant_inputs(experiment, variant) + targets, groups)
     task_list = pd.read_parquet(task_list_path) if task_list_path else None
     bad = arrays.quarantined()
     if bad:  # left out of extraction as bad input (runtime.bad_clips: quarantine)

@@ -107,6 +107,15 @@ class ClipArrays:
         ref = self.inputs[0]
         return self._home[ref.extractor][clip_id].index["step"][clip_id][1]
 
+    def read_instances(self, extractor: str, clip_id: str,
+                       names: Sequence[str]) -> dict[str, np.ndarray]:
+        """Per-instance arrays of one clip from ``extractor``'s stores (not aligned: instance
+        rows say their step themselves, in ``instance/step``)."""
+        store = self._home[extractor].get(clip_id)
+        if store is None:
+            raise KeyError(f"no {extractor} store holds clip {clip_id!r}")
+        return {name: store.read(clip_id, name) for name in names}
+
     def read(self, clip_id: str) -> dict[str, np.ndarray]:
         """Every input's rows of one clip on the first input's timeline: name → (T, *shape)."""
         rows, timeline = {}, None

@@ -23,6 +23,11 @@ WAL-att-triplet, WAL-att-adv (triplet) → WAL-att-adv-triplet.
 Captioning (thesis ch. 3, GEAN's table): BLEU-1/2/3, METEOR, ROUGE-L and CIDEr on LSMDC and VAS,
 ×100 (the thesis prints them on a 0–1 scale); S2VT+GNet and Temp-Attention are the baselines
 without gaze, GEAN+GNet+C3D+Scene without and with its gaze predictor RGP.
+
+Gaze prediction (thesis ch. 3, Tables 3.2 and 3.3): Sim, CC, shuffled AUC and Judd AUC on VAS
+and Hollywood2 EM, on the thesis's 0–1 scale; Uniform and Central bias are Table 3.3's AUC-only
+rows (Hollywood2; its Random row is AUC 0.5 by construction, its SF+MF+CB and Human rows are
+other methods' and are left out).
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ import pandas as pd
 from vlpipe.tasks.specs import task_spec
 
 DATASET_LABELS = {"LSMDC": "Paper LSMDC", "MSRVTT": "Paper MSR-VTT",
-                  "APARTMENTOUR": "Paper ApartmenTour", "VAS": "Paper VAS"}
+                  "APARTMENTOUR": "Paper ApartmenTour", "VAS": "Paper VAS",
+                  "HOLLYWOOD2": "Paper Hollywood2 EM"}
 
 
 def paper_table(task: str, direction: str) -> pd.DataFrame:

@@ -9,7 +9,9 @@ scene and MSR-VTT-style annotations.
 - ``writer.py``: deterministic, atomic .mp4 writing with PyAV;
 - ``world.py``: ``WorldConfig`` and ``generate_world``;
 - ``tours.py``: the clips as long subtitled "tour" videos with known subtitle noise (Watch and
-  Learn's setting; ``WorldConfig.tour_clips``), read by the subtitles adapter.
+  Learn's setting; ``WorldConfig.tour_clips``), read by the subtitles adapter;
+- ``gaze.py``: simulated viewers whose fixations follow the salient object
+  (``WorldConfig.gaze_subjects``), read by the gaze adapter (GEAN + RGP's setting).
 
 Planned extensions and where they go (not implemented):
 
@@ -19,8 +21,6 @@ Planned extensions and where they go (not implemented):
   instead of the noun phrase, and the scene record keeps the character ids.
 - 5-clip stories: ``world.py`` groups consecutive clips into a story whose scenes share a cast
   and background and are sampled conditioned on the previous scene.
-- Gaze: a ``gaze.py`` that samples per-frame fixations of several simulated viewers around the
-  salient object (``Scene.objects[0]``), located with ``render.object_state``.
 - Event-level subtitles: cues timed by the event times in each ``Action`` rather than one cue
   per clip (``tours.py``).
 """

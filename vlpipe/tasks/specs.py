@@ -47,6 +47,9 @@ class TaskSpec:
     task_list: str | None = None  # the list it reads when not its own (tables/tasks/<name>)
     sentence_vectors: bool = False  # reads the text store's frozen sentence vectors
     caption: str = "{heading}"
+    # arrays read on the inputs' timeline as what the task predicts (name → "<store>/<array>"),
+    # not as model inputs; their stores are among the run's stores
+    targets: dict[str, str] = field(default_factory=dict)
 
     @property
     def list_name(self) -> str:
@@ -81,6 +84,13 @@ def _correspondence_test(run: dict) -> str:
     return (f"Test: {n_test} video–sentence pairs; each query ranks all {n_test} candidates, "
             f"one positive; chance mAP = {100 * harmonic / n_test:.2f}%, "
             f"chance R@5 = {100 * min(5, n_test) / n_test:.2f}%.")
+
+
+def _gaze_test(run: dict) -> str:
+    return (f"Test: {run['n_test']} clips, every sampled frame with fixations; the predicted "
+            f"49×49 map (Gaussian σ = 2, bilinear) and the fixations (Gaussian σ = "
+            f"{run.get('eval_sigma', 19)} px) compared at {run.get('eval_size', '?')} px; "
+            "uniform chance: Judd AUC = sAUC = 0.5.")
 
 
 def _captioning_test(run: dict) -> str:
@@ -162,6 +172,23 @@ TASK_SPECS: dict[str, TaskSpec] = {spec.name: spec for spec in [
         sections={"caption": "captioning (×100)"},
         paper="GEAN (thesis ch. 3) on LSMDC / VAS", describe=_captioning_test,
         paper_tables={"caption": "captioning.csv"}),
+    TaskSpec(
+        name="gaze", implementation="vlpipe.tasks.gaze:GazeTask", predicts="gaze",
+        task_list="retrieval",
+        args={"batch_size": {"type": "integer", "minimum": 1},
+              "mirror": {"type": "boolean", "description": "left–right flips in training"},
+              "eval_size": {"type": "integer", "minimum": 8,
+                            "description": "side (px) at which maps are compared"},
+              "eval_sigma": {"type": "number", "exclusiveMinimum": 0,
+                             "description": "Gaussian σ (px at eval_size) of the fixations"},
+              "shuffled_negatives": {"type": "integer", "minimum": 1,
+                                     "description": "other clips' frames per sAUC"}},
+        selection=lambda m: m["gaze"]["CC"], selection_label="linear correlation CC",
+        title="gaze prediction", metrics=("Sim", "CC", "sAUC", "AUC"),
+        sections={"gaze": "gaze prediction"}, caption="{heading}",
+        paper="RGP (thesis ch. 3) on VAS / Hollywood2 EM", describe=_gaze_test,
+        paper_tables={"gaze": "rgp_gaze.csv"},
+        targets={"gaze": "gaze/map", "has_gaze": "gaze/has_gaze", "gaze_frame": "gaze/frame"}),
 ]}
 
 

@@ -124,6 +124,28 @@ def _non_finite(out_dir: Path, what: str, value: torch.Tensor, epoch: int,
                               f"{step}; stopping ({kept})")
 
 
+def _write_results(out_dir: Path, history: list[dict], summary: dict) -> None:
+    with atomic_path(out_dir / "train_log.jsonl") as tmp:
+        tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
+    write_json(out_dir / "summary.json", summary)
+
+
+def _score_fixed(model: torch.nn.Module, task, settings: TrainSettings, out_dir: Path,
+                 device: torch.device, record: dict | None) -> dict:
+    """A model with nothing to train (a fixed baseline such as a central-bias gaze map): one
+    validation pass stands for its one epoch, and its weights are saved as they are."""
+    log.info("no trainable parameters: the model is scored as it is (one validation pass)")
+    metrics = task.evaluate(model, "val", device)
+    score = task.selection_metric(metrics)
+    history = [{"epoch": 1, "loss": float("nan"), "lr": 0.0, "val": metrics,
+                "selection": score}]
+    _save(out_dir / "model.pt", {"model": model.state_dict(), "epoch": 1, **(record or {})})
+    summary = {"settings": asdict(settings), "best_selection": score, "best_epoch": 1, "epochs": 1,
+               **(record or {})}
+    _write_results(out_dir, history, summary)
+    return summary
+
+
 def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | Path,
           fingerprint: str = "", record: dict | None = None) -> dict:
     """Train ``model`` on ``task`` under ``out_dir``; return the summary.
@@ -155,6 +177,8 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
     model.to(device)
     if hasattr(model, "initialise_from"):
         model.initialise_from(task)
+    if not any(parameter.requires_grad for parameter in model.parameters()):
+        return _score_fixed(model, task, settings, out_dir, device, record)
     optimizer = make_optimizer(model, settings)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, settings.lr_milestones,
                                                      settings.lr_decay)
@@ -232,10 +256,8 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
             f"epoch's validation metrics: {history[-1]['val'] if history else None}")
     os.replace(out_dir / "best.pt", out_dir / "model.pt")
     checkpoint.unlink()
-    with atomic_path(out_dir / "train_log.jsonl") as tmp:
-        tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
     summary = {"settings": asdict(settings), "best_selection": best,
                "best_epoch": best_epoch["epoch"],
                "epochs": len(history), **(record or {})}
-    write_json(out_dir / "summary.json", summary)
+    _write_results(out_dir, history, summary)
     return summary

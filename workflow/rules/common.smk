@@ -21,8 +21,9 @@ from vlpipe.tasks import task_spec
 
 for _name, _settings in config["extractors"].items():
     check_settings(_name, _settings)  # unknown kinds or settings fail before any job runs
-if SENTENCES_KEY in config["extractors"]:
-    raise ValueError(f"config extractors: {SENTENCES_KEY!r} names the text store; rename it")
+for _reserved, _store in {SENTENCES_KEY: "the text store", "gaze": "the gaze store"}.items():
+    if _reserved in config["extractors"]:
+        raise ValueError(f"config extractors: {_reserved!r} names {_store}; rename it")
 for _name, _experiment in config["experiments"].items():
     # model, model_args, variant flags, task_args, inputs, init_from: before any job runs
     check_experiment(_name, _experiment, config["experiments"], config["extractors"])
@@ -72,6 +73,7 @@ SHARDS = shard_names(config["shards"])
 LOGS = f"{OUT}/logs"
 RUNTIME = config.get("runtime", {})
 TEXT_STORE = LAYOUT.text_store
+TARGET_STORES = {"gaze": LAYOUT.gaze_store}  # stores of tasks' targets (`TaskSpec.targets`)
 
 
 # Cluster resources per group of rules (SLURM: --gpus/--mem/--time); `runtime.resources` overrides.
@@ -122,8 +124,11 @@ def experiment_stores(experiment, variant):
         extractor: [feature_store(extractor, shard) for shard in SHARDS]
         for extractor in variant_extractors(settings, variant)
     }
-    if task_spec(settings["task"]).sentence_vectors:
+    spec = task_spec(settings["task"])
+    if spec.sentence_vectors:
         stores[SENTENCES_KEY] = [TEXT_STORE]
+    for source in spec.targets.values():  # what the task predicts (RGP: the gaze maps)
+        stores[source.split("/")[0]] = [TARGET_STORES[source.split("/")[0]]]
     return named_paths(stores)
 
 

@@ -1,9 +1,12 @@
 # Data set → manifest + shard plan.
 from vlpipe.datasets import TASK_COLUMNS, annotation_files, check_dataset
+from vlpipe.datasets.gaze import check_gaze_settings, gaze_files
 from vlpipe.synthetic.world import (
     WorldConfig,
     synthetic_annotation_files,
     synthetic_dataset_options,
+    synthetic_gaze_files,
+    synthetic_gaze_settings,
     synthetic_videos,
 )
 
@@ -27,12 +30,41 @@ else:
 # the synthetic world's ground truth: its activity labels (multiple-choice protocol "lsmdc")
 SCENES = [f"{ROOT}/annotations/scenes.jsonl"] if "synthetic" in config["dataset"] else []
 
+# Eye-tracking data (dataset.gaze): the fixation files, read into the gaze store (RGP's targets).
+GAZE = config["dataset"].get("gaze")
+if GAZE is not None and "synthetic" in config["dataset"]:
+    if not WORLD.gaze_subjects:
+        raise ValueError(
+            "config dataset.gaze: the synthetic world has no gaze "
+            "(set dataset.synthetic.gaze_subjects)"
+        )
+    WORLD_GAZE = synthetic_gaze_settings(WORLD)
+    if GAZE.setdefault("fixations", WORLD_GAZE) != WORLD_GAZE:
+        raise ValueError(
+            f"config dataset.gaze.fixations: a synthetic world's gaze is read with {WORLD_GAZE}"
+        )
+    GAZE_FILES = [f"{ROOT}/{name}" for name in synthetic_gaze_files(WORLD)]
+elif GAZE is not None:
+    if "fixations" not in GAZE:
+        raise ValueError("config dataset.gaze.fixations: say where the fixation files are")
+    check_gaze_settings(GAZE["fixations"])
+    GAZE_FILES = [f"{ROOT}/{name}" for name in gaze_files(ROOT, GAZE["fixations"])]
+else:
+    GAZE_FILES = []
+for _name, _experiment in config["experiments"].items():
+    if task_spec(_experiment["task"]).targets and GAZE is None:
+        raise ValueError(
+            f"experiments.{_name}: task {_experiment['task']!r} predicts gaze; "
+            "configure the eye-tracking data as dataset.gaze (docs/data.md)"
+        )
+
 if "synthetic" in config["dataset"]:
 
     rule synth_world:
         output:
             annotations=ANNOTATIONS,
             scenes=SCENES,
+            gaze=GAZE_FILES,
             videos=SYNTHETIC_VIDEOS,
         log:
             f"{LOGS}/synth_world.log",
@@ -78,3 +110,26 @@ checkpoint manifest:
     shell:
         "python -m vlpipe manifest --dataset {params.dataset:q} --tables {params.out:q}"
         " --shard-dir {params.shard_dir:q} --shards {params.shards} > {log:q} 2>&1"
+
+
+if GAZE is not None:
+
+    rule gaze_maps:
+        input:
+            clips=LAYOUT.clips_table,
+            fixations=GAZE_FILES,
+        output:
+            directory(LAYOUT.gaze_store),
+        log:
+            f"{LOGS}/gaze_maps.log",
+        conda:
+            ENVS["data"]
+        params:
+            root=ROOT,
+            settings=as_json(GAZE),
+            code=code_of("gaze-maps"),
+        message:
+            job_line("gaze_maps: ground-truth gaze maps → {output:q}")
+        shell:
+            "python -m vlpipe gaze-maps --clips {input.clips:q} --root {params.root:q}"
+            " --settings {params.settings:q} --out {output:q} > {log:q} 2>&1"
