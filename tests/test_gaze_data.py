@@ -284,8 +284,12 @@ def test_gaze_store_round_trip(tmp_path: Path) -> None:
         [("c1", "s2", 0.0, 0.5, 0.5), ("c1", "s1", 0.4, 0.1, 0.2), ("c1", "s1", 0.5, 0.9, 0.9),
          ("c1", "s1", 1.6, 0.3, 0.3), ("c9", "s1", 0.1, 0.5, 0.5)], columns=GAZE_COLUMNS)
     clips = pd.DataFrame({"clip_id": ["c1", "c2"], "start": [0.0, 3.0], "end": [1.5, np.nan]})
-    with pytest.raises(ValueError, match="'c2': no duration"):
-        write_gaze_store(tmp_path / "x.zarr", fixations, clips, fps=2.0)
+    # an unknown end (NaN) ends the clip's frames at its last sample: c2 has none
+    unknown_end = write_gaze_store(tmp_path / "x.zarr", fixations, clips, fps=2.0)
+    assert FeatureStore(tmp_path / "x.zarr").index["step"]["c2"][1] == 0
+    assert unknown_end["counts"]["clips_without_gaze"] == 1
+    with pytest.raises(ValueError, match="'c1': duration -1.0"):
+        write_gaze_store(tmp_path / "y.zarr", fixations, clips.assign(end=[-1.0, 1.0]), fps=2.0)
     attrs = write_gaze_store(tmp_path / "gaze.zarr", fixations, clips, fps=2.0,
                              durations={"c2": 1.0}, code={"step": "gaze-maps"})
     store = FeatureStore(tmp_path / "gaze.zarr")

@@ -80,3 +80,12 @@ def test_a_prediction_on_the_fixations_beats_one_elsewhere():
     for name in right:
         assert right[name] > wrong[name], name
     assert right["AUC"] > 0.95 and right["sAUC"] == 1.0 and right["CC"] > 0.8
+
+
+def test_a_uniform_prediction_scores_chance():
+    """Smoothing must not darken the edges (that would be a central bias in disguise)."""
+    points = np.random.default_rng(1).random((300, 2))  # many, so ranking at random is ≈ ½
+    scores = gaze_scores(np.full((49, 49), 1 / 49**2), points, np.array([[0.3, 0.3]]), (56, 56),
+                         sigma=4.0)
+    assert scores["AUC"] == pytest.approx(0.5, abs=0.02)
+    assert scores["sAUC"] == pytest.approx(0.5) and scores["CC"] == 0.0

@@ -72,10 +72,12 @@ def gaze_map(points: np.ndarray, grid: int = GRID, sigma: float = SIGMA) -> np.n
     return (smooth / smooth.sum()).astype(np.float32)
 
 
-def _durations(clips: pd.DataFrame, durations: dict[str, float] | None) -> dict[str, float]:
+def _durations(clips: pd.DataFrame, durations: dict[str, float] | None,
+               last_sample: dict[str, float]) -> dict[str, float]:
     """Each clip's duration: ``durations`` where given, else the table's ``duration`` column,
-    else ``end - start``; a clip with none of them (end NaN: until the end of the file) is a
-    ValueError."""
+    else ``end - start``; where the table does not know the end (NaN: until the end of the
+    file, as the MSR-VTT and LSMDC adapters give whole-file clips), just past its last gaze
+    sample (0 for a clip without any). A non-positive known duration is a ValueError."""
     out = {}
     for row in clips.itertuples(index=False):
         clip_id = str(row.clip_id)
@@ -84,9 +86,10 @@ def _durations(clips: pd.DataFrame, durations: dict[str, float] | None) -> dict[
             value = float(row.duration)
         if math.isnan(value) and "end" in clips.columns:
             value = float(row.end) - float(getattr(row, "start", 0.0))
-        if not value > 0:
-            raise ValueError(f"clip {clip_id!r}: no duration (its end is unknown: pass "
-                             f"durations) or duration {value} <= 0")
+        if math.isnan(value):
+            value = last_sample[clip_id] + 2 * EPS if clip_id in last_sample else 0.0
+        elif not value > 0:
+            raise ValueError(f"clip {clip_id!r}: duration {value} <= 0")
         out[clip_id] = value
     return out
 
@@ -130,7 +133,7 @@ def write_gaze_store(path: str | Path, fixations: pd.DataFrame, clips: pd.DataFr
     when given."""
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    lengths = _durations(clips, durations)
+    lengths = _durations(clips, durations, fixations.groupby("clip_id")["time"].max().to_dict())
     subjects = {name: k for k, name in enumerate(sorted(set(fixations["subject"].astype(str))))}
     ordered = fixations.assign(subject=fixations["subject"].astype(str)).sort_values(
         ["clip_id", "time"], kind="stable")

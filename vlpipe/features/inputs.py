@@ -107,6 +107,11 @@ class ClipArrays:
         ref = self.inputs[0]
         return self._home[ref.extractor][clip_id].index["step"][clip_id][1]
 
+    def read_all(self, extractor: str, name: str) -> dict[str, np.ndarray]:
+        """One array of every clip in ``extractor``'s stores (a sequential read per store)."""
+        return {c: rows for store in self.stores[extractor] for c, rows in
+                store.read_all(name).items()}
+
     def read_instances(self, extractor: str, clip_id: str,
                        names: Sequence[str]) -> dict[str, np.ndarray]:
         """Per-instance arrays of one clip from ``extractor``'s stores (not aligned: instance

@@ -18,16 +18,20 @@ from scipy.stats import rankdata
 
 
 def min_max(saliency: np.ndarray) -> np.ndarray:
-    """Scaled to [0, 1]; a constant map becomes all zeros."""
+    """Scaled to [0, 1]; a constant map (to 10⁻⁹ of its scale: smoothing leaves rounding
+    noise that scaling would blow up) becomes all zeros."""
     low, high = float(saliency.min()), float(saliency.max())
-    return (saliency - low) / (high - low) if high > low else np.zeros_like(saliency, float)
+    if high - low <= 1e-9 * max(abs(high), abs(low)):
+        return np.zeros_like(saliency, float)
+    return (saliency - low) / (high - low)
 
 
 def prediction_saliency(prediction: np.ndarray, size: tuple[int, int],
                         sigma: float = 2.0) -> np.ndarray:
-    """A predicted (g, g) map → (H, W): Gaussian σ (cells), bilinear upsampling (pixel centres
+    """A predicted (g, g) map → (H, W): Gaussian σ (cells; edges extended, so a uniform map
+    stays uniform rather than gaining a central bias), bilinear upsampling (pixel centres
     aligned, ``scipy.ndimage.zoom`` order 1, grid_mode), min-max normalised."""
-    smooth = gaussian_filter(np.asarray(prediction, np.float64), sigma, mode="constant")
+    smooth = gaussian_filter(np.asarray(prediction, np.float64), sigma, mode="nearest")
     scale = (size[0] / smooth.shape[0], size[1] / smooth.shape[1])
     upsampled = zoom(smooth, scale, order=1, mode="nearest", grid_mode=True)
     return min_max(upsampled[: size[0], : size[1]])
@@ -74,7 +78,10 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
 def judd_auc(saliency: np.ndarray, mask: np.ndarray) -> float:
     """Judd AUC: each fixated pixel's saliency is a threshold; the true-positive rate is the
     share of fixated pixels at or above it, the false-positive rate the share of the other
-    pixels at or above it; the area under that curve from (0, 0) to (1, 1)."""
+    pixels at or above it; the area under that curve from (0, 0) to (1, 1). As the MIT
+    benchmark's ``AUC_Judd`` (jitter on), a tiny noise (10⁻⁷, seeded) breaks ties, so a flat
+    map ranks pixels at random (≈ 0.5) instead of putting every fixation last."""
+    saliency = saliency + np.random.default_rng(0).random(saliency.shape) * 1e-7
     positives = np.sort(saliency[mask])[::-1]
     if len(positives) == 0 or mask.all():
         raise ValueError("Judd AUC needs fixated and non-fixated pixels")

@@ -50,8 +50,9 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
-def _mean_std(mean: float, std: float, seeds: int) -> str:
-    return f"{mean:.1f}" if seeds == 1 else f"{mean:.1f} ± {std:.1f}"
+def _mean_std(mean: float, std: float, seeds: int, decimals: int = 1) -> str:
+    return (f"{mean:.{decimals}f}" if seeds == 1
+            else f"{mean:.{decimals}f} ± {std:.{decimals}f}")
 
 
 def _paper_cell(value: float, metric: str) -> str:
@@ -67,7 +68,9 @@ def result_table(summary: pd.DataFrame, task: str, ours_label: str,
     """Rows = models (the paper's, then ours); columns = (source, metric): the paper's numbers
     for `direction` (none where it has no table for it), then ours."""
     ours = summary[summary["direction"] == direction]
-    cells = {(r.variant, r.metric): _mean_std(r.mean, r.std, r.seeds) for r in ours.itertuples()}
+    decimals = task_spec(task).decimals
+    cells = {(r.variant, r.metric): _mean_std(r.mean, r.std, r.seeds, decimals)
+             for r in ours.itertuples()}
     variants = list(dict.fromkeys(ours["variant"]))
     paper = paper_table(task, direction)
     models = list(paper.index) + [v for v in variants if v not in paper.index]

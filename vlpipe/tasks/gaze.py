@@ -68,7 +68,8 @@ class GazeTask:
                  mirror: bool = True, eval_size: int = 112, eval_sigma: float = 19.0,
                  shuffled_negatives: int = 10, max_words: int | None = None) -> None:
         del vocab, max_words  # every task is built alike; gaze reads no text
-        present = set(features.clip_ids())
+        gazed = {c for c, rows in features.read_all(GAZE_STORE, "has_gaze").items() if rows.any()}
+        present = set(features.clip_ids()) & gazed  # clips without any fixation teach nothing
         clips = clips[clips["clip_id"].isin(present)]
         train_ids = list(clips.loc[clips["split"] == "train", "clip_id"])
         targets = list(self.spec.targets)

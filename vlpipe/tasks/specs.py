@@ -50,6 +50,7 @@ class TaskSpec:
     # arrays read on the inputs' timeline as what the task predicts (name → "<store>/<array>"),
     # not as model inputs; their stores are among the run's stores
     targets: dict[str, str] = field(default_factory=dict)
+    decimals: int = 1  # of our numbers in the report (metrics on a 0–1 scale: 3)
 
     @property
     def list_name(self) -> str:
@@ -187,7 +188,7 @@ TASK_SPECS: dict[str, TaskSpec] = {spec.name: spec for spec in [
         title="gaze prediction", metrics=("Sim", "CC", "sAUC", "AUC"),
         sections={"gaze": "gaze prediction"}, caption="{heading}",
         paper="RGP (thesis ch. 3) on VAS / Hollywood2 EM", describe=_gaze_test,
-        paper_tables={"gaze": "rgp_gaze.csv"},
+        paper_tables={"gaze": "rgp_gaze.csv"}, decimals=3,
         targets={"gaze": "gaze/map", "has_gaze": "gaze/has_gaze", "gaze_frame": "gaze/frame"}),
 ]}
 
