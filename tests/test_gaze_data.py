@@ -288,7 +288,7 @@ def test_gaze_store_round_trip(tmp_path: Path) -> None:
     unknown_end = write_gaze_store(tmp_path / "x.zarr", fixations, clips, fps=2.0)
     assert FeatureStore(tmp_path / "x.zarr").index["step"]["c2"][1] == 0
     assert unknown_end["counts"]["clips_without_gaze"] == 1
-    with pytest.raises(ValueError, match="'c1': duration -1.0"):
+    with pytest.raises(ValueError, match=r"'c1': duration -1\.0"):
         write_gaze_store(tmp_path / "y.zarr", fixations, clips.assign(end=[-1.0, 1.0]), fps=2.0)
     attrs = write_gaze_store(tmp_path / "gaze.zarr", fixations, clips, fps=2.0,
                              durations={"c2": 1.0}, code={"step": "gaze-maps"})
