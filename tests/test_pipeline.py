@@ -31,13 +31,15 @@ TINY_CONFIG = {
         "format": "msrvtt",
         "root": "results/tiny/raw",
         "options": {"annotations": ["annotations/videodatainfo.json"], "video_dir": "videos"},
-        "synthetic": {"seed": 1, "n_clips": 30, "duration_s": 1.0, "fps": 10, "size": 48},
+        "synthetic": {"seed": 1, "n_clips": 30, "duration_s": 1.0, "fps": 10, "size": 48,
+                      "gaze_subjects": 3},
+        "gaze": {"fps": 5},  # the simulated viewers' fixations → the gaze store
     },
     "shards": 2,
     "runtime": {"device": "cpu", "batch_frames": 32, "num_workers": 0, "tensorboard": True},
     # one job ("av") decodes each clip once for both extractors
     "extractors": {"resnet34": {"fps": 5, "image_size": 32, "allow_random_init": True,
-                                "job": "av"},
+                                "outputs": ["pool5", "res5c"], "job": "av"},
                    "vggish": {"fps": 5, "allow_random_init": True, "job": "av"}},
     "text": {"min_count": 1, "embeddings": None, "encoder": {"model": "all-MiniLM-L6-v2"}},
     "experiments": {
@@ -77,6 +79,14 @@ TINY_CONFIG = {
                           "feature_norm": "zscore", "beam": 2},
             "train": {"epochs": 1},
             "variants": {"Temp-Attention": {}},
+        },
+        "gaze": {  # predicts the gaze store's maps from a grid input (1×1 at 32 px)
+            "model": "rgp", "task": "gaze", "inputs": {"motion": "resnet34/res5c"},
+            "seeds": [0],
+            "model_args": {"project_channels": 4, "state_channels": 4, "deconv_channels": [4]},
+            "task_args": {"max_frames": 5, "batch_size": 8, "eval_size": 24, "eval_sigma": 2.0},
+            "train": {"epochs": 1},
+            "variants": {"RGP": {}},
         },
     },
 }
@@ -148,6 +158,11 @@ def test_run_writes_the_tables_and_a_rerun_does_nothing(tiny_run):
     cap = json.loads((out / "metrics/cap/Temp-Attention/seed-0.json").read_text())
     assert cap["n_test"] == 6 and {"BLEU-4", "METEOR", "CIDEr"} <= set(cap["test"]["caption"])
     assert "Paper LSMDC" in (out / "report" / "cap.md").read_text()
+    gaze = json.loads((out / "metrics/gaze/RGP/seed-0.json").read_text())
+    assert gaze["test"]["gaze"]["frames"] > 0 and {"Sim", "CC", "sAUC", "AUC"} <= set(
+        gaze["test"]["gaze"])
+    assert {f["extractor"] for f in gaze["features"]} == {"resnet34", "gaze"}
+    assert "Paper Hollywood2 EM" in (out / "report" / "gaze.md").read_text()
     sentences = FeatureStore(out / "text" / "sentences.zarr")
     assert len(sentences) == 30 and sentences.read(sentences.clip_ids[0]).shape[1] == 384
     quarantine = pd.read_csv(out / "quarantine.csv")  # every clip decoded: an empty table
@@ -290,10 +305,11 @@ def test_external_data_set_reruns_exactly_the_work_of_changed_clips(tiny_run,
     shutil.copytree(workdir / "results" / "tiny" / "raw", data)
     extractors = {name: {k: v for k, v in settings.items() if k != "job"}
                   for name, settings in TINY_CONFIG["extractors"].items()}
-    config = {**TINY_CONFIG, "extractors": extractors,
+    experiments = {k: v for k, v in TINY_CONFIG["experiments"].items() if k != "gaze"}
+    config = {**TINY_CONFIG, "extractors": extractors, "experiments": experiments,
               "text": {**TINY_CONFIG["text"], "encoder": None},
               "dataset": {**TINY_CONFIG["dataset"], "name": "ext", "root": str(data)}}
-    del config["dataset"]["synthetic"]
+    del config["dataset"]["synthetic"], config["dataset"]["gaze"]
     (ext / "config.yaml").write_text(yaml.safe_dump(config))
     out = ext / "results" / "ext"
 

@@ -22,6 +22,7 @@ from vlpipe.atomic import write_json
 from vlpipe.device import resolve_device
 from vlpipe.features import FeatureStore
 from vlpipe.features.inputs import ClipArrays
+from vlpipe.gaze_maps import WEIGHTS as FIXATIONS
 from vlpipe.models import build_model, model_family
 from vlpipe.planning import (
     SENTENCES_KEY,
@@ -87,13 +88,16 @@ def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: 
 
 def store_provenance(paths: Sequence[str]) -> list[dict]:
     """Per store: what made it (extractor, code), with which weights, and whether they are
-    pretrained."""
+    pretrained (None for a store no network made)."""
     provenance = []
     for path in paths:
         store_attrs = FeatureStore(path).attrs
         attrs = store_attrs["provenance"]
+        # None: made by no network (the gaze store's maps come from recorded fixations)
+        pretrained = (None if attrs["weights"] == FIXATIONS
+                      else not attrs["weights"].startswith("random-seed"))
         provenance.append({"extractor": attrs["extractor"], "weights": attrs["weights"],
-                           "pretrained": not attrs["weights"].startswith("random-seed"),
+                           "pretrained": pretrained,
                            "code": store_attrs.get("code")})
     return provenance
 

@@ -154,7 +154,8 @@ def write_report(metric_files: Sequence[str | Path], out_dir: str | Path, name: 
                           f"tab:{name}-{direction}"))
     md += ["## Provenance", ""]
     md += [f"- features `{f['extractor']}`: weights **{f['weights']}**"
-           + ("" if f["pretrained"] else " — seeded RANDOM initialisation, not pretrained")
+           + (" — seeded RANDOM initialisation, not pretrained" if f["pretrained"] is False
+              else "")
            for f in {f["extractor"]: f for run in runs for f in run["features"]}.values()]
     md += code_lines(runs)
     md += [f"- {key}: `{json.dumps(value)}`" for key, value in config.items()]
