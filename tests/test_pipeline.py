@@ -251,7 +251,7 @@ def test_reruns_follow_the_library_code_each_step_imports(tiny_run, tmp_path):
     assert plan() == set()
     loop.write_text(loop.read_text() + "\nEDITED = True\n")
     runs = {("ret", "JSFusion"), ("ret", "JSFusion-noaudio"), ("ret_ft", "JSFusion"),
-            ("wal", "WAL-att-adv"), ("cap", "Temp-Attention")}
+            ("wal", "WAL-att-adv"), ("cap", "Temp-Attention"), ("gaze", "RGP")}
     assert plan() == {(rule, f"{e}/{v}") for e, v in runs for rule in ("train", "evaluate")} | {
         (rule, e) for e, _ in runs for rule in ("report", "curves")}
     loop.write_text(loop.read_text().replace("\nEDITED = True\n", ""))

@@ -26,7 +26,6 @@ from vlpipe.gaze_maps import WEIGHTS as FIXATIONS
 from vlpipe.models import build_model, model_family
 from vlpipe.planning import (
     SENTENCES_KEY,
-    InputRef,
     parse_named_paths,
     variant_inputs,
     variant_model_args,
@@ -60,8 +59,7 @@ def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: 
     vocab = Vocabulary.load(vocab_path)
     groups = parse_named_paths(stores)
     text_store = groups.pop(SENTENCES_KEY, [None])[0]
-    targets = [InputRef.parse(name, source)  # what the task predicts, on the same timeline
-               for name, source in task_spec(experiment["task"]).targets.items()]
+    targets = task_spec(experiment["task"]).target_refs()  # what it predicts, on one timeline
     arrays = ClipArrays(variant_inputs(experiment, variant) + targets, groups)
     task_list = pd.read_parquet(task_list_path) if task_list_path else None
     bad = arrays.quarantined()

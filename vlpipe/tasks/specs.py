@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import jsonschema
 
+from vlpipe.planning import InputRef
+
 # task_args every video-sentence task takes (`vlpipe.tasks.base.VideoTextTask`)
 COMMON_ARGS: dict[str, dict] = {
     "max_frames": {"type": "integer", "minimum": 1,
@@ -51,6 +53,10 @@ class TaskSpec:
     # not as model inputs; their stores are among the run's stores
     targets: dict[str, str] = field(default_factory=dict)
     decimals: int = 1  # of our numbers in the report (metrics on a 0–1 scale: 3)
+
+    def target_refs(self) -> list[InputRef]:
+        """``targets`` as input references (store and array)."""
+        return [InputRef.parse(name, source) for name, source in self.targets.items()]
 
     @property
     def list_name(self) -> str:

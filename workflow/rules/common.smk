@@ -127,8 +127,8 @@ def experiment_stores(experiment, variant):
     spec = task_spec(settings["task"])
     if spec.sentence_vectors:
         stores[SENTENCES_KEY] = [TEXT_STORE]
-    for source in spec.targets.values():  # what the task predicts (RGP: the gaze maps)
-        stores[source.split("/")[0]] = [TARGET_STORES[source.split("/")[0]]]
+    for ref in spec.target_refs():  # what the task predicts (RGP: the gaze maps)
+        stores[ref.extractor] = [TARGET_STORES[ref.extractor]]
     return named_paths(stores)
 
 

@@ -125,7 +125,8 @@ if GAZE is not None:
         conda:
             ENVS["data"]
         params:
-            root=ROOT,
+            # dataset.root: the fixation files' paths in dataset.gaze are relative to it
+            root=lambda wildcards: ROOT,
             settings=as_json(GAZE),
             code=code_of("gaze-maps"),
         message:
