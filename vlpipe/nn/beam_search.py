@@ -36,6 +36,17 @@ def _trim(rows: Tensor, end_id: int) -> list[list[int]]:
     return sequences
 
 
+def teacher_forced(model, feats: Tensor, mask: Tensor, inputs: Tensor) -> Tensor:
+    """Teacher forcing through a captioner's ``start``/``step``: clips and input tokens (B, T)
+    (the start token first) → log-probabilities (B, T, V), one decoder step per token."""
+    state = model.start(feats, mask)
+    steps = []
+    for t in range(inputs.shape[1]):
+        log_probs, state = model.step(inputs[:, t], state)
+        steps.append(log_probs)
+    return torch.stack(steps, dim=1)
+
+
 @torch.no_grad()
 def greedy_decode(step: Step, state: State, batch: int, start_id: int, end_id: int,
                   max_len: int) -> list[list[int]]:

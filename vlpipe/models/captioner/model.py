@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from vlpipe.models.captioner.config import CaptionerConfig
 from vlpipe.models.inputs import ModelInputs
 from vlpipe.nn.attention import FrameAttention
+from vlpipe.nn.beam_search import teacher_forced
 from vlpipe.nn.encoders import TextEmbedding
 from vlpipe.nn.layers import masked_apply, masked_mean
 
@@ -61,12 +62,7 @@ class AttentionCaptioner(nn.Module):
 
     def forward(self, feats: Tensor, mask: Tensor, inputs: Tensor) -> Tensor:
         """Teacher forcing: clips and input tokens (B, T) (end_id first) → log-probs (B, T, V+1)."""
-        state = self.start(feats, mask)
-        steps = []
-        for t in range(inputs.shape[1]):
-            log_probs, state = self.step(inputs[:, t], state)
-            steps.append(log_probs)
-        return torch.stack(steps, dim=1)
+        return teacher_forced(self, feats, mask, inputs)
 
 
 def build(config: CaptionerConfig, inputs: ModelInputs) -> AttentionCaptioner:

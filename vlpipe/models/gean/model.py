@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from vlpipe.models.gean.config import POOLS, GEANConfig
 from vlpipe.models.inputs import FeatureInput, ModelInputs
 from vlpipe.models.rgp.model import RGP, gaussian_map, grid_input, split_features
+from vlpipe.nn.beam_search import teacher_forced
 from vlpipe.nn.encoders import TextEmbedding
 
 GRIDS = ("motion", "fovea")  # the pools a spatial attention map weights
@@ -279,12 +280,7 @@ class GEAN(nn.Module):
 
     def forward(self, feats: Tensor, mask: Tensor, inputs: Tensor) -> Tensor:
         """Teacher forcing: clips and input tokens (B, T) (end_id first) → log-probs (B, T, V+1)."""
-        state = self.start(feats, mask)
-        steps = []
-        for t in range(inputs.shape[1]):
-            log_probs, state = self.step(inputs[:, t], state)
-            steps.append(log_probs)
-        return torch.stack(steps, dim=1)
+        return teacher_forced(self, feats, mask, inputs)
 
 
 def build(config: GEANConfig, inputs: ModelInputs) -> GEAN:
