@@ -128,6 +128,13 @@ def test_the_console_shows_one_line_per_job_and_no_clip_files(tiny_run):
     assert re.search(r"^Job \d+: train wal/WAL-att-adv seed 0 \(log: "
                      r"results/tiny/logs/train/wal-WAL-att-adv-0\.log\)$", run, re.M)
     assert all(len(line) < 120 for line in run.splitlines() if line.startswith("Job "))
+    # long jobs' closing lines come through from their logs, named by the log
+    assert re.search(r"^    extract/av-000: shard-000\.parquet \(resnet34, vggish\): 15/15 clips "
+                     r"in [\d.]+ s", run, re.M)
+    assert re.search(r"^    train/wal-WAL-att-adv-0: done: best epoch \d of 2, val [\d.]+ "
+                     r"\(mean of video- and sentence-search mAP \(%\)\)$", run, re.M)
+    log = (workdir / "results/tiny/logs/train/wal-WAL-att-adv-0.log").read_text()
+    assert "epoch 2/2: loss" in log and "done: best epoch" in log
     verbose = snakemake(workdir, "-n", "--verbose", "--forcerun", "synth_world")
     assert "rule synth_world:" in verbose and "video0.mp4" in verbose
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import TextIO
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -157,6 +159,8 @@ def _weights_list(args: argparse.Namespace) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vlpipe", description=__doc__)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--log", help="write everything the step prints into this file; its "
+                                      "progress lines also go to the console (stderr)")
     steps = parser.add_subparsers(dest="step", required=True)
 
     step = steps.add_parser("synth", help="generate the synthetic demo world")
@@ -260,9 +264,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_into(log_path: str) -> TextIO:
+    """Send this process's stdout and stderr into ``log_path``, at the file descriptors (so
+    libraries' output, warnings and a traceback land there too, as with ``> log 2>&1``);
+    return a stream on the stderr it had (the console)."""
+    console = os.fdopen(os.dup(2), "w", buffering=1)
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with open(log_path, "w") as log:
+        for stream in (1, 2):
+            os.dup2(log.fileno(), stream)
+    return console
+
+
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.log:
+        from vlpipe.progress import console_handler, job_label
+
+        console = _print_into(args.log)
+        logging.getLogger().addHandler(console_handler(console, job_label(args.log)))
     if not args.threads:
         args.run(args)
         return

@@ -32,6 +32,7 @@ import torch
 
 from vlpipe.atomic import atomic_path, write_json
 from vlpipe.device import resolve_device
+from vlpipe.progress import DONE, PROGRESS
 from vlpipe.training.events import EpochEvents, remove_event_files
 from vlpipe.training.prefetch import prefetched
 
@@ -229,7 +230,8 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
         score = task.selection_metric(metrics)
         history.append({**entry, "val": metrics, "selection": score})
         log.info("epoch %d/%d: loss %.4f, val %.2f (%s), %.1f s", epoch + 1, settings.epochs,
-                 history[-1]["loss"], score, selection_name(task), time.monotonic() - started)
+                 history[-1]["loss"], score, selection_name(task), time.monotonic() - started,
+                 extra=PROGRESS)
         if events is not None:
             events.add(history[-1])
         if math.isnan(score):
@@ -254,6 +256,8 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
             f"{out_dir}: the validation score (the task's selection metric) is NaN in every one "
             f"of the {len(history)} epochs, so no epoch's weights can be chosen; the last "
             f"epoch's validation metrics: {history[-1]['val'] if history else None}")
+    log.info("done: best epoch %d of %d, val %.2f (%s)", best_epoch["epoch"], len(history),
+             best_epoch["selection"], selection_name(task), extra=DONE)
     os.replace(out_dir / "best.pt", out_dir / "model.pt")
     checkpoint.unlink()
     summary = {"settings": asdict(settings), "best_selection": best,

@@ -79,8 +79,8 @@ if "synthetic" in config["dataset"]:
         message:
             job_line(f"synth_world: {WORLD.n_clips} clips → {{params.root:q}}")
         shell:
-            "python -m vlpipe synth --root {params.root:q} --settings {params.settings:q}"
-            " > {log:q} 2>&1"
+            "python -m vlpipe --log {log:q} synth --root {params.root:q}"
+            " --settings {params.settings:q}"
 
 
 checkpoint manifest:
@@ -108,8 +108,9 @@ checkpoint manifest:
     message:
         job_line("manifest: clip and task tables → {params.out:q}, {params.shards} shard plan(s)")
     shell:
-        "python -m vlpipe manifest --dataset {params.dataset:q} --tables {params.out:q}"
-        " --shard-dir {params.shard_dir:q} --shards {params.shards} > {log:q} 2>&1"
+        "python -m vlpipe --log {log:q} manifest --dataset {params.dataset:q}"
+        " --tables {params.out:q}"
+        " --shard-dir {params.shard_dir:q} --shards {params.shards}"
 
 
 if GAZE is not None:
@@ -132,5 +133,6 @@ if GAZE is not None:
         message:
             job_line("gaze_maps: ground-truth gaze maps → {output:q}")
         shell:
-            "python -m vlpipe gaze-maps --clips {input.clips:q} --root {params.root:q}"
-            " --settings {params.settings:q} --out {output:q} > {log:q} 2>&1"
+            "python -m vlpipe --log {log:q} gaze-maps --clips {input.clips:q}"
+            " --root {params.root:q}"
+            " --settings {params.settings:q} --out {output:q}"

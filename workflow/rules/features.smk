@@ -34,11 +34,10 @@ for job, members in extraction_jobs().items():
                 f"extract_{job} shard {{wildcards.shard}}: {', '.join(members)} (log: {{log:q}})"
             )
         shell:
-            "python -m vlpipe --threads {threads} extract --shard {input.shard:q}"
+            "python -m vlpipe --threads {threads} --log {log:q} extract --shard {input.shard:q}"
             " --stores {params.stores:q} --settings {params.settings:q}"
             " --device {resources.device} --batch-frames {resources.batch_frames}"
             " --num-workers {resources.num_workers} --bad-clips {resources.bad_clips}"
-            " > {log:q} 2>&1"
 
 
 rule quarantine:
@@ -61,4 +60,4 @@ rule quarantine:
     message:
         job_line("quarantine: clips left out as bad input → {output:q}")
     shell:
-        "python -m vlpipe quarantine --stores {params.stores:q} --out {output:q} > {log:q} 2>&1"
+        "python -m vlpipe --log {log:q} quarantine --stores {params.stores:q} --out {output:q}"

@@ -17,8 +17,8 @@ rule vocab:
     message:
         job_line("vocab → {output:q}")
     shell:
-        "python -m vlpipe vocab --clips {input.clips:q} --out {output:q}"
-        " --min-count {params.min_count} > {log:q} 2>&1"
+        "python -m vlpipe --log {log:q} vocab --clips {input.clips:q} --out {output:q}"
+        " --min-count {params.min_count}"
 
 
 rule text_features:
@@ -40,8 +40,9 @@ rule text_features:
     message:
         job_line("text_features: sentence vectors → {output:q} (log: {log:q})")
     shell:
-        "python -m vlpipe --threads {threads} text-embed --clips {input.clips:q} --out {output:q}"
-        " --settings {params.settings:q} --device {resources.device} > {log:q} 2>&1"
+        "python -m vlpipe --threads {threads} --log {log:q} text-embed"
+        " --clips {input.clips:q} --out {output:q}"
+        " --settings {params.settings:q} --device {resources.device}"
 
 
 RUN_NAME = "{wildcards.experiment:q}/{wildcards.variant:q} seed {wildcards.seed}"  # console
@@ -72,13 +73,12 @@ rule train:
     message:
         job_line(f"train {RUN_NAME} (log: {{log:q}})")
     shell:
-        "python -m vlpipe --threads {threads} train"
+        "python -m vlpipe --threads {threads} --log {log:q} train"
         " --experiment {params.experiment:q} --variant {wildcards.variant:q}"
         " --seed {wildcards.seed} --clips {input.clips:q} --vocab {input.vocab:q}"
         " --stores {params.stores:q} --text {params.text:q} --task-list {input.task_list:q}"
         " --out-dir {params.out_dir:q}"
         " --init-from={params.init_from:q} --tensorboard {resources.tensorboard:q}"
-        " > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -103,9 +103,9 @@ rule evaluate:
     message:
         job_line(f"evaluate {RUN_NAME} → {{output:q}}")
     shell:
-        "python -m vlpipe --threads {threads} evaluate"
+        "python -m vlpipe --threads {threads} --log {log:q} evaluate"
         " --experiment {params.experiment:q} --variant {wildcards.variant:q}"
         " --seed {wildcards.seed} --clips {input.clips:q} --vocab {input.vocab:q}"
         " --stores {params.stores:q} --text {params.text:q} --task-list {input.task_list:q}"
         " --name {wildcards.experiment:q}"
-        " --model {input.model:q} --dataset {params.dataset:q} --out {output:q} > {log:q} 2>&1"
+        " --model {input.model:q} --dataset {params.dataset:q} --out {output:q}"

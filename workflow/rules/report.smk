@@ -32,8 +32,9 @@ rule report:
     message:
         job_line("report {wildcards.experiment:q} → {output.md:q}")
     shell:
-        "python -m vlpipe report --metrics {input:q} --out-dir {params.out_dir:q}"
-        " --name {wildcards.experiment:q} --config {params.settings:q} > {log:q} 2>&1"
+        "python -m vlpipe --log {log:q} report --metrics {input:q}"
+        " --out-dir {params.out_dir:q}"
+        " --name {wildcards.experiment:q} --config {params.settings:q}"
 
 
 rule curves:
@@ -58,5 +59,6 @@ rule curves:
     message:
         job_line("curves {wildcards.experiment:q} → {output:q}")
     shell:
-        "python -m vlpipe curves --runs {params.runs:q} --task {params.task:q}"
-        " --name {wildcards.experiment:q} --out {output:q} > {log:q} 2>&1"
+        "python -m vlpipe --log {log:q} curves --runs {params.runs:q}"
+        " --task {params.task:q}"
+        " --name {wildcards.experiment:q} --out {output:q}"
