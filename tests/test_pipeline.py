@@ -88,7 +88,23 @@ TINY_CONFIG = {
             "train": {"epochs": 1},
             "variants": {"RGP": {}},
         },
+        "gean": {  # GEAN from gaze/RGP's trained weights, frozen, against uniform maps
+            "model": "gean", "task": "captioning", "seeds": [0],
+            "inputs": {"scene": "resnet34/pool5", "motion": "resnet34/res5c",
+                       "fovea": "resnet34/res5c"},
+            "model_args": {"word_dim": 8, "attention_hidden": 4, "attention_gru": 8,
+                           "multimodal_gru": 8, "scene_width": 4, "motion_width": 4,
+                           "fovea_width": 4,
+                           "rgp": {"project_channels": 4, "state_channels": 4,
+                                   "deconv_channels": [4]}},
+            "task_args": {"max_frames": 5, "max_words": 10, "batch_size": 8,
+                          "feature_norm": "zscore"},
+            "train": {"epochs": 1},
+            "variants": {"GEAN": {"init_from": {"run": "gaze/RGP", "freeze": True}},
+                         "GEAN-uniform": {"gaze": "uniform"}},
+        },
     },
+    "tables": {"captioners": ["cap", "gean"]},  # one table of both captioning experiments
 }
 
 
@@ -204,14 +220,15 @@ def test_training_writes_tensorboard_events_and_switching_them_reruns_nothing(ti
 
 
 def _planned_jobs(plan: str) -> set[tuple[str, str]]:
-    """(rule, experiment/variant) of every job a dry run with --verbose lists (job blocks)."""
+    """(rule, experiment/variant or table) of every job a dry run with --verbose lists (job
+    blocks)."""
     jobs = set()
     for block in re.split(r"^\[.*\]$", plan, flags=re.M):  # a dry run dates each job
         rule = re.search(r"^(?:local)?rule (\w+):", block, re.M)
         wildcards = re.search(r"wildcards: (.*)", block)
         if rule and wildcards:
             values = dict(item.split("=", 1) for item in wildcards.group(1).split(", "))
-            jobs.add((rule.group(1), "/".join(values[k] for k in ("experiment", "variant")
+            jobs.add((rule.group(1), "/".join(values[k] for k in ("experiment", "table", "variant")
                                               if k in values)))
     return jobs
 
@@ -231,6 +248,29 @@ def test_a_run_started_from_another_reruns_when_the_upstream_retrains(tiny_run):
         ("train", "ret/JSFusion"), ("evaluate", "ret/JSFusion"), ("report", "ret"),
         ("curves", "ret"), ("train", "ret_ft/JSFusion"), ("evaluate", "ret_ft/JSFusion"),
         ("report", "ret_ft"), ("curves", "ret_ft")}
+
+
+def test_gean_starts_from_the_trained_rgp_and_shares_a_table_with_temp_attention(tiny_run):
+    """A variant's own init_from: GEAN copies and freezes gaze/RGP's weights, GEAN-uniform
+    starts from scratch; retraining the RGP reruns GEAN and not GEAN-uniform. The config's
+    `tables` entry puts both captioning experiments' rows in one table."""
+    workdir, _, _ = tiny_run
+    out = workdir / "results" / "tiny"
+    log = (out / "logs" / "train" / "gean-GEAN-0.log").read_text()
+    assert re.search(r"started from .*models/gaze/RGP/seed-0/model.pt: \d+ tensors copied, "
+                     r"frozen", log)
+    assert "started from" not in (out / "logs/train/gean-GEAN-uniform-0.log").read_text()
+    plan = snakemake(workdir, "-n", "--verbose", "--forcerun",
+                     "results/tiny/models/gaze/RGP/seed-0/model.pt")
+    assert _planned_jobs(plan) == {
+        ("train", "gaze/RGP"), ("evaluate", "gaze/RGP"), ("report", "gaze"), ("curves", "gaze"),
+        ("train", "gean/GEAN"), ("evaluate", "gean/GEAN"), ("report", "gean"),
+        ("curves", "gean"), ("report", "captioners")}
+    table = (out / "report" / "captioners.md").read_text()
+    for variant in ["Temp-Attention", "GEAN", "GEAN-uniform"]:
+        row = next(line for line in table.splitlines() if line.startswith(f"| {variant} |"))
+        assert re.search(r"\| \d+\.\d \|$", row), row  # our CIDEr, one seed
+    assert "- experiments: " in table and '"gean": {' in table
 
 
 def test_reruns_follow_the_library_code_each_step_imports(tiny_run, tmp_path):
@@ -258,9 +298,10 @@ def test_reruns_follow_the_library_code_each_step_imports(tiny_run, tmp_path):
     assert plan() == set()
     loop.write_text(loop.read_text() + "\nEDITED = True\n")
     runs = {("ret", "JSFusion"), ("ret", "JSFusion-noaudio"), ("ret_ft", "JSFusion"),
-            ("wal", "WAL-att-adv"), ("cap", "Temp-Attention"), ("gaze", "RGP")}
+            ("wal", "WAL-att-adv"), ("cap", "Temp-Attention"), ("gaze", "RGP"),
+            ("gean", "GEAN"), ("gean", "GEAN-uniform")}
     assert plan() == {(rule, f"{e}/{v}") for e, v in runs for rule in ("train", "evaluate")} | {
-        (rule, e) for e, _ in runs for rule in ("report", "curves")}
+        (rule, e) for e, _ in runs for rule in ("report", "curves")} | {("report", "captioners")}
     loop.write_text(loop.read_text().replace("\nEDITED = True\n", ""))
     wal = code / "vlpipe" / "models" / "wal" / "model.py"
     wal.write_text(wal.read_text() + "\nEDITED = True\n")
@@ -312,11 +353,12 @@ def test_external_data_set_reruns_exactly_the_work_of_changed_clips(tiny_run,
     shutil.copytree(workdir / "results" / "tiny" / "raw", data)
     extractors = {name: {k: v for k, v in settings.items() if k != "job"}
                   for name, settings in TINY_CONFIG["extractors"].items()}
-    experiments = {k: v for k, v in TINY_CONFIG["experiments"].items() if k != "gaze"}
+    experiments = {k: v for k, v in TINY_CONFIG["experiments"].items()
+                   if k not in ("gaze", "gean")}
     config = {**TINY_CONFIG, "extractors": extractors, "experiments": experiments,
               "text": {**TINY_CONFIG["text"], "encoder": None},
               "dataset": {**TINY_CONFIG["dataset"], "name": "ext", "root": str(data)}}
-    del config["dataset"]["synthetic"], config["dataset"]["gaze"]
+    del config["dataset"]["synthetic"], config["dataset"]["gaze"], config["tables"]
     (ext / "config.yaml").write_text(yaml.safe_dump(config))
     out = ext / "results" / "ext"
 

@@ -12,13 +12,16 @@ import pytest
 import torch
 import yaml
 
-from vlpipe.experiment_checks import check_experiment
+from vlpipe.experiment_checks import check_experiment, check_tables
 from vlpipe.models import FAMILIES, build_model
 from vlpipe.models.inputs import FeatureInput, ModelInputs
 from vlpipe.planning import (
     InputRef,
     named_paths,
     parse_named_paths,
+    report_tables,
+    upstream_init,
+    upstream_run,
     variant_extractors,
     variant_inputs,
     variant_model_args,
@@ -75,6 +78,9 @@ def test_the_shipped_configs_pass(path):
      r"init_from.run: 'jsfusion_retrieval/JSF' is no configured"),
     ("captioning", lambda e: e.update(init_from={"run": "jsfusion_retrieval/JSFusion"},
                                       seeds=[0, 7]), r"seed\(s\) \[7\] are not trained"),
+    ("captioning", lambda e: e["variants"]["Temp-Attention"].update(
+        init_from={"run": "captioning/Temp-Attention-noattention"}),
+     r"variants.Temp-Attention: init_from.run: a run cannot start from its own experiment"),
 ])
 def test_config_mistakes_are_named(name, change, message):
     with pytest.raises(ValueError, match=message):
@@ -153,3 +159,52 @@ def test_the_jst_ablations_replace_the_text_blstm_only():
     ablations = [e["variants"][name] for e in jsfusion for name in ("JST_fc", "JST_lstm")
                  if name in e.get("variants", {})]
     assert ablations and all(set(a) == {"text_encoder"} for a in ablations)
+
+
+def test_a_variant_starts_from_its_own_upstream_or_from_scratch():
+    """``init_from`` of the experiment is every variant's, unless the variant names its own, or
+    ``null``; it is never a model flag."""
+    rgp = {"run": "gaze_prediction/RGP", "freeze": True}
+    experiment = {"init_from": rgp, "model_args": {"word_dim": 8},
+                  "variants": {"GEAN": {}, "GEAN-tuned": {"init_from": {**rgp, "freeze": False}},
+                               "GEAN-uniform": {"gaze": "uniform", "init_from": None}}}
+    assert upstream_init(experiment, "GEAN") == rgp
+    assert upstream_run(experiment, "GEAN-tuned") == ("gaze_prediction", "RGP")
+    assert upstream_init(experiment, "GEAN-tuned")["freeze"] is False
+    assert upstream_run(experiment, "GEAN-uniform") is None
+    assert variant_model_args(experiment, "GEAN-uniform") == {"word_dim": 8, "gaze": "uniform"}
+    assert upstream_run({"variants": {"S2VT": None}}, "S2VT") is None
+
+
+TABLE_EXPERIMENTS = {
+    "captioning": {"task": "captioning", "variants": {"Temp-Attention": {}, "S2VT": {}}},
+    "gean_captioning": {"task": "captioning", "variants": {"GEAN": {}, "GEAN-uniform": {}}},
+    "gaze_prediction": {"task": "gaze", "variants": {"RGP": {}}},
+}
+
+
+def test_report_tables_are_each_experiment_and_the_configured_ones():
+    tables = {"captioners": ["captioning", "gean_captioning"]}
+    check_tables(tables, TABLE_EXPERIMENTS)
+    assert report_tables(TABLE_EXPERIMENTS, tables) == {
+        "captioning": ["captioning"], "gean_captioning": ["gean_captioning"],
+        "gaze_prediction": ["gaze_prediction"],
+        "captioners": ["captioning", "gean_captioning"]}
+    assert report_tables(TABLE_EXPERIMENTS, None)["gaze_prediction"] == ["gaze_prediction"]
+
+
+@pytest.mark.parametrize("tables, message", [
+    ({"captioning": ["gean_captioning"]}, r"tables.captioning: an experiment has this name"),
+    ({"t": ["captioning", "s2vt"]}, r"tables.t: \['s2vt'\] name no configured experiment"),
+    ({"t": ["captioning", "gaze_prediction"]}, r"tables.t: a table shows one task"),
+])
+def test_table_mistakes_are_named(tables, message):
+    with pytest.raises(ValueError, match=message):
+        check_tables(tables, TABLE_EXPERIMENTS)
+
+
+def test_a_table_row_is_one_variant():
+    experiments = {**TABLE_EXPERIMENTS,
+                   "s2vt": {"task": "captioning", "variants": {"S2VT": {}}}}
+    with pytest.raises(ValueError, match=r"variant 'S2VT' is in both 'captioning' and 's2vt'"):
+        check_tables({"t": ["captioning", "s2vt"]}, experiments)

@@ -3,10 +3,15 @@ plans the DAG (torch-free), so every mistake fails before any job runs, naming t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from vlpipe.models import model_family
-from vlpipe.planning import upstream_run, variant_inputs, variant_model_args
+from vlpipe.planning import (
+    upstream_init,
+    upstream_run,
+    variant_inputs,
+    variant_model_args,
+)
 from vlpipe.tasks.specs import task_spec
 
 
@@ -36,17 +41,51 @@ def check_experiment(name: str, experiment: dict, experiments: Mapping[str, dict
         if unknown:
             raise ValueError(f"{at}input(s) {unknown} name no configured extractor; "
                              f"configured: {sorted(configured)}")
-    upstream = upstream_run(experiment)
-    if upstream is not None:
-        source, variant = upstream
-        other = experiments.get(source)
-        if other is None or variant not in other["variants"]:
-            raise ValueError(f"{where}init_from.run: {experiment['init_from']['run']!r} is no "
-                             "configured <experiment>/<variant>")
-        if source == name:
-            raise ValueError(f"{where}init_from.run: a run cannot start from its own experiment")
-        missing = sorted(set(experiment["seeds"]) - set(other["seeds"]))
-        if missing:
-            raise ValueError(f"{where}init_from.run: seed(s) {missing} are not trained by "
-                             f"{source!r} (seeds {other['seeds']}); each seed starts from the "
-                             "same seed's weights")
+    for variant in experiment["variants"]:
+        _check_upstream(name, experiment, variant, experiments)
+
+
+def _check_upstream(name: str, experiment: dict, variant: str,
+                    experiments: Mapping[str, dict]) -> None:
+    """The variant's ``init_from`` names a configured run of another experiment that trains
+    every seed this one does."""
+    upstream = upstream_run(experiment, variant)
+    if upstream is None:
+        return
+    where = f"experiments.{name}.variants.{variant}: "
+    source, upstream_variant = upstream
+    run = upstream_init(experiment, variant)["run"]
+    other = experiments.get(source)
+    if other is None or upstream_variant not in other["variants"]:
+        raise ValueError(f"{where}init_from.run: {run!r} is no configured <experiment>/<variant>")
+    if source == name:
+        raise ValueError(f"{where}init_from.run: a run cannot start from its own experiment")
+    missing = sorted(set(experiment["seeds"]) - set(other["seeds"]))
+    if missing:
+        raise ValueError(f"{where}init_from.run: seed(s) {missing} are not trained by "
+                         f"{source!r} (seeds {other['seeds']}); each seed starts from the "
+                         "same seed's weights")
+
+
+def check_tables(tables: Mapping[str, Sequence[str]], experiments: Mapping[str, dict]) -> None:
+    """The config's ``tables``: each a new name (not an experiment's, whose own table it would
+    replace), of configured experiments, all of one task, whose variants are named apart (a
+    table has one row per variant)."""
+    for name, members in tables.items():
+        where = f"tables.{name}: "
+        if name in experiments:
+            raise ValueError(f"{where}an experiment has this name (its own table); rename it")
+        unknown = [member for member in members if member not in experiments]
+        if unknown:
+            raise ValueError(f"{where}{unknown} name no configured experiment; configured: "
+                             f"{sorted(experiments)}")
+        tasks = {member: experiments[member]["task"] for member in members}
+        if len(set(tasks.values())) > 1:
+            raise ValueError(f"{where}a table shows one task; these experiments have {tasks}")
+        seen: dict[str, str] = {}
+        for member in members:
+            for variant in experiments[member]["variants"]:
+                if variant in seen:
+                    raise ValueError(f"{where}variant {variant!r} is in both {seen[variant]!r} "
+                                     f"and {member!r}; a table row is a variant: rename one")
+                seen[variant] = member

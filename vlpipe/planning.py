@@ -13,11 +13,12 @@ optionally ``init_from`` (another run whose trained weights start this one's).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 SENTENCES_KEY = "sentences"  # the text store among a run's NAME=STORE arguments
 INPUT_KEYS = ("features", "inputs")  # variant keys that choose data, not model flags
+RUN_KEYS = (*INPUT_KEYS, "init_from")  # every variant key that is not a model flag
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def variant_extractors(experiment: dict, variant: str) -> list[str]:
 
 def variant_model_args(experiment: dict, variant: str) -> dict:
     """``model_args`` with the variant's flags over them."""
-    flags = {k: v for k, v in _variant(experiment, variant).items() if k not in INPUT_KEYS}
+    flags = {k: v for k, v in _variant(experiment, variant).items() if k not in RUN_KEYS}
     return {**experiment.get("model_args", {}), **flags}
 
 
@@ -74,13 +75,20 @@ def run_settings(experiment: dict, variant: str) -> dict:
     return {**settings, "variants": {variant: experiment["variants"][variant]}}
 
 
-def upstream_run(experiment: dict) -> tuple[str, str] | None:
-    """``init_from.run`` as (experiment, variant), or None."""
-    init = experiment.get("init_from")
-    if not init:
+def upstream_init(experiment: dict, variant: str) -> dict | None:
+    """The variant's ``init_from`` where it has the key (``null``: it starts from scratch), else
+    the experiment's; None when the variant's runs start from no other run."""
+    level = _variant(experiment, variant)
+    return (level if "init_from" in level else experiment).get("init_from") or None
+
+
+def upstream_run(experiment: dict, variant: str) -> tuple[str, str] | None:
+    """The variant's ``init_from.run`` as (experiment, variant), or None."""
+    init = upstream_init(experiment, variant)
+    if init is None:
         return None
-    upstream, _, variant = init["run"].partition("/")
-    return upstream, variant
+    upstream, _, upstream_variant = init["run"].partition("/")
+    return upstream, upstream_variant
 
 
 def named_paths(groups: Mapping[str, Iterable[str]]) -> list[str]:
@@ -97,3 +105,12 @@ def parse_named_paths(items: Iterable[str], option: str = "--stores") -> dict[st
             raise ValueError(f"{option}: expected NAME=PATH, got {item!r}")
         groups.setdefault(name, []).append(path)
     return groups
+
+
+def report_tables(experiments: Mapping[str, dict],
+                  tables: Mapping[str, Sequence[str]] | None = None) -> dict[str, list[str]]:
+    """Report table name → the experiments whose runs it shows: each experiment its own table,
+    then the config's ``tables`` (experiments of one task side by side, as a paper's table
+    puts model families together; `experiment_checks.check_tables` checks them)."""
+    return {**{name: [name] for name in experiments},
+            **{name: list(members) for name, members in (tables or {}).items()}}

@@ -27,6 +27,7 @@ from vlpipe.models import build_model, model_family
 from vlpipe.planning import (
     SENTENCES_KEY,
     parse_named_paths,
+    upstream_init,
     variant_inputs,
     variant_model_args,
 )
@@ -138,7 +139,8 @@ def run_training(experiment: dict, variant: str, seed: int, clips_path: str, voc
     task, model, _ = build_task_and_model(experiment, variant, seed, clips_path, vocab_path,
                                           stores, text, task_list_path)
     if upstream_model:
-        start_from(model, upstream_model, experiment["init_from"].get("freeze", True))
+        start_from(model, upstream_model,
+                   upstream_init(experiment, variant).get("freeze", True))
     settings = TrainSettings(**{**experiment.get("train", {}), "seed": seed,
                                 "tensorboard": tensorboard})
     store_paths = [path for paths in parse_named_paths(stores).values() for path in paths]

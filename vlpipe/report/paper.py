@@ -20,9 +20,11 @@ WAL variants are named as ours: WAL, WAL-att, WAL-att-adv (BVF=4, the default) �
 (in=concat) → WAL-att-adv-concat, (in=p_ADV) → WAL-att-adv-pADV, WAL-att (triplet) →
 WAL-att-triplet, WAL-att-adv (triplet) → WAL-att-adv-triplet.
 
-Captioning (thesis ch. 3, GEAN's table): BLEU-1/2/3, METEOR, ROUGE-L and CIDEr on LSMDC and VAS,
-×100 (the thesis prints them on a 0–1 scale); S2VT+GNet and Temp-Attention are the baselines
-without gaze, GEAN+GNet+C3D+Scene without and with its gaze predictor RGP.
+Captioning (thesis ch. 3, Tables 3.4 and 3.5): BLEU-1/2/3, METEOR, ROUGE-L and CIDEr on LSMDC
+and VAS, ×100 (the thesis prints them on a 0–1 scale); S2VT (S2VT+GNet) and Temp-Attention are
+the baselines without gaze; GEAN is GEAN+GNet+C3D+Scene with its gaze predictor RGP and
+GEAN-uniform the same without RGP (its METEOR is Table 3.5's uniform map's); GEAN-random,
+-central and -peripheral are Table 3.5's other fixed maps, METEOR only.
 
 Gaze prediction (thesis ch. 3, Tables 3.2 and 3.3): Sim, CC, shuffled AUC and Judd AUC on VAS
 and Hollywood2 EM, on the thesis's 0–1 scale; Uniform and Central bias are Table 3.3's AUC-only

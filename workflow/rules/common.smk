@@ -5,13 +5,14 @@ import os
 from pathlib import Path
 
 from vlpipe.datasets import read_dataset
-from vlpipe.experiment_checks import check_experiment
+from vlpipe.experiment_checks import check_experiment, check_tables
 from vlpipe.extractors import check_settings
 from vlpipe.layout import ResultsLayout, shard_names
 from vlpipe.manifest import files_digest
 from vlpipe.planning import (
     SENTENCES_KEY,
     named_paths,
+    report_tables,
     run_settings,
     upstream_run,
     variant_extractors,
@@ -27,6 +28,9 @@ for _reserved, _store in {SENTENCES_KEY: "the text store", "gaze": "the gaze sto
 for _name, _experiment in config["experiments"].items():
     # model, model_args, variant flags, task_args, inputs, init_from: before any job runs
     check_experiment(_name, _experiment, config["experiments"], config["extractors"])
+check_tables(config.get("tables", {}), config["experiments"])
+# report table → the experiments it shows: each experiment's own, and the config's `tables`
+TABLES = report_tables(config["experiments"], config.get("tables"))
 
 # Jobs import vlpipe from this checkout, also inside the per-rule conda environments
 # (`--software-deployment-method conda`, envs/*.yaml), which do not install it. The workflow
@@ -136,9 +140,9 @@ def model_file(experiment, variant, seed):
     return f"{OUT}/models/{experiment}/{variant}/seed-{seed}/model.pt"
 
 
-def upstream_model(experiment, seed):
-    """The model.pt of the run (same seed) this experiment's runs start from, or None."""
-    upstream = upstream_run(config["experiments"][experiment])
+def upstream_model(experiment, variant, seed):
+    """The model.pt of the run (same seed) this variant's runs start from, or None."""
+    upstream = upstream_run(config["experiments"][experiment], variant)
     return model_file(*upstream, seed) if upstream else None
 
 
@@ -146,12 +150,8 @@ def metrics_file(experiment, variant, seed):
     return f"{OUT}/metrics/{experiment}/{variant}/seed-{seed}.json"
 
 
-def report_tables():
-    return [
-        f"{OUT}/report/{name}.{ext}"
-        for name in config["experiments"]
-        for ext in ("md", "tex", "csv")
-    ]
+def table_files():
+    return [f"{OUT}/report/{name}.{ext}" for name in TABLES for ext in ("md", "tex", "csv")]
 
 
 def report_figures():
@@ -164,7 +164,7 @@ def text_targets():
 
 
 def print_tables():
-    tables = [path for path in report_tables() if Path(path).exists()]
+    tables = [path for path in table_files() if Path(path).exists()]
     if tables:
         print("\nvlpipe: result tables")
         for path in tables:
@@ -227,7 +227,7 @@ def run_inputs(wildcards):
 def train_inputs(wildcards):
     """A run's inputs, and the upstream run's model.pt when it starts from one (init_from):
     retraining the upstream reruns this run, and nothing else."""
-    upstream = upstream_model(wildcards.experiment, wildcards.seed)
+    upstream = upstream_model(wildcards.experiment, wildcards.variant, wildcards.seed)
     return {**run_inputs(wildcards), **({"upstream": upstream} if upstream else {})}
 
 
@@ -239,13 +239,25 @@ def init_from_arg(wildcards, input):
 # report.smk: what each experiment's table and curves read
 
 
-def experiment_metrics(wildcards):
-    experiment = config["experiments"][wildcards.experiment]
+def table_metrics(wildcards):
+    """The metrics of every run of the table's experiments."""
     return [
-        metrics_file(wildcards.experiment, variant, seed)
-        for variant in experiment["variants"]
-        for seed in experiment["seeds"]
+        metrics_file(name, variant, seed)
+        for name in TABLES[wildcards.table]
+        for variant in config["experiments"][name]["variants"]
+        for seed in config["experiments"][name]["seeds"]
     ]
+
+
+def table_settings(wildcards):
+    """What the table's provenance prints: its experiments' settings and the data's."""
+    return as_json(
+        {
+            "experiments": {name: config["experiments"][name] for name in TABLES[wildcards.table]},
+            "dataset": config["dataset"],
+            "extractors": config["extractors"],
+        }
+    )
 
 
 def experiment_train_logs(wildcards):

@@ -1,40 +1,35 @@
-# Result tables per experiment (the paper's numbers beside ours) and training curves; the tables
-# and figures are also the results of `snakemake --report` (captions in workflow/report/).
+# Result tables (the paper's numbers beside ours): one per experiment and one per entry of the
+# config's `tables`; training curves per experiment. The tables and figures are also the
+# results of `snakemake --report` (captions in workflow/report/).
 
 
 rule report:
     input:
-        experiment_metrics,
+        table_metrics,
     output:
-        md=f"{OUT}/report/{{experiment}}.md",
-        tex=f"{OUT}/report/{{experiment}}.tex",
+        md=f"{OUT}/report/{{table}}.md",
+        tex=f"{OUT}/report/{{table}}.tex",
         csv=report(
-            f"{OUT}/report/{{experiment}}.csv",
+            f"{OUT}/report/{{table}}.csv",
             caption="../report/table.rst",
-            category="{experiment}",
+            category="{table}",
             labels={"result": "table"},
         ),
     log:
-        f"{LOGS}/report/{{experiment}}.log",
+        f"{LOGS}/report/{{table}}.log",
     localrule: True
     conda:
         ENVS["report"]
     params:
         code=code_of("report"),
         out_dir=lambda wildcards, output: str(Path(output.md).parent),
-        settings=lambda w: as_json(
-            {
-                "experiment": config["experiments"][w.experiment],
-                "dataset": config["dataset"],
-                "extractors": config["extractors"],
-            }
-        ),
+        settings=table_settings,
     message:
-        job_line("report {wildcards.experiment:q} → {output.md:q}")
+        job_line("report {wildcards.table:q} → {output.md:q}")
     shell:
         "python -m vlpipe --log {log:q} report --metrics {input:q}"
         " --out-dir {params.out_dir:q}"
-        " --name {wildcards.experiment:q} --config {params.settings:q}"
+        " --name {wildcards.table:q} --config {params.settings:q}"
 
 
 rule curves:
