@@ -348,6 +348,11 @@ def test_families_check_settings_without_torch_objects():
         GEAN_FAMILY.settings({"rgp": {"recurrent": "lstm"}}, "caption")
     with pytest.raises(ValueError, match="pools"):
         GEAN_FAMILY.settings({"pools": ["scene", "audio"]}, "caption")
+    # GEAN's RGP as gaze_prediction's: a preset too, expanded, so the upstream weights fit
+    nested = GEANConfig(rgp={"preset": "paper", "state_channels": 64}).rgp_config
+    assert (nested.project_channels, nested.state_channels) == (512, 64)
+    with pytest.raises(ValueError, match=r"rgp: model_args.preset: 'small' is not a preset"):
+        GEAN_FAMILY.settings({"rgp": {"preset": "small"}}, "caption")
     config = GEANConfig(**GEAN_FAMILY.settings({"preset": "paper"}, "caption"))
     assert config.word_dim + sum((config.scene_width, config.motion_width,
                                   config.fovea_width)) == 1536  # the multimodal GRU's input

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vlpipe.models.rgp import FAMILY as RGP_FAMILY
 from vlpipe.models.rgp.config import RGPConfig
 
 POOLS = ("scene", "motion", "fovea")  # the named inputs GEAN reads, in aggregation order
@@ -19,13 +20,13 @@ class GEANConfig:
     (Table 3.4's GEAN+GNet = ``[fovea]``, +C3D = ``[motion, fovea]``, +Scene = all three); with
     ``gaze="rgp"`` the ``motion`` input is read by the RGP even when it is not a pool.
     ``*_steps``: each pool's length cap (longer clips are subsampled uniformly).
-    ``gaze``: the spatial attention map on the motion and fovea grids: ``"rgp"`` (predicted by
-    the nested RGP, built from ``rgp``: RGPConfig fields), or Table 3.5's fixed maps
-    ``"uniform"``, ``"random"`` (a random cell per frame), ``"central"``, ``"peripheral"``,
-    each a one-hot cell smoothed with ``fixed_sigma`` grid cells; ``"none"`` (no spatial
-    attention: the grids are mean-pooled). ``gaze_uniform``: λ, the weight of the uniform
-    distribution mixed into every map. Widths: ``word_dim`` (B), ``attention_hidden`` (w, W_q,
-    U_q), ``attention_gru``, ``multimodal_gru``, ``{scene,motion,fovea}_width`` (W_g rows).
+    ``gaze``: the spatial attention map on the motion and fovea grids: ``"rgp"`` (predicted by the
+    nested RGP, built from ``rgp``: RGP's model_args, a ``preset`` too), or Table 3.5's fixed maps
+    ``"uniform"``, ``"random"`` (a random cell per frame), ``"central"``, ``"peripheral"``, each a
+    one-hot cell smoothed with ``fixed_sigma`` grid cells; ``"none"`` (no spatial attention: the
+    grids are mean-pooled). ``gaze_uniform``: λ, the weight of the uniform distribution mixed into
+    every map. Widths: ``word_dim`` (B), ``attention_hidden`` (w, W_q, U_q), ``attention_gru``,
+    ``multimodal_gru``, ``{scene,motion,fovea}_width`` (W_g rows).
     """
 
     word_dim: int = 512
@@ -68,10 +69,8 @@ class GEANConfig:
             raise ValueError(f"fixed_sigma={self.fixed_sigma!r}: must be > 0 (grid cells)")
         if not isinstance(self.rgp, dict):
             raise ValueError(f"rgp={self.rgp!r}: a mapping of RGP settings")
-        try:
-            RGPConfig(**self.rgp)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"rgp: {error}") from None
+        # RGP's own settings, a preset expanded (`rgp: {preset: paper}` as gaze_prediction's)
+        self.rgp = RGP_FAMILY.settings(self.rgp, "gaze", "rgp: ")
 
     @property
     def rgp_config(self) -> RGPConfig:
