@@ -115,3 +115,16 @@ def test_captioner_learns_to_name_colour_and_shape(tmp_path, beam):
     assert np.mean([n == 2 for n in named]) > 0.8  # colour and shape right in most clips
     trained = task.evaluate(model, "val", torch.device("cpu"))["caption"]
     assert trained["CIDEr"] > untrained["CIDEr"] + 100 and trained["BLEU-1"] > 60
+
+
+def test_examples_are_the_first_test_clips_decoded_beside_their_references():
+    clips, features, vocab = shape_world()
+    clips.loc[clips.index[-3:], "split"] = "test"
+    task = CaptioningTask(clips, features, vocab, feature_norm="none", max_frames=6,
+                          max_words=8)
+    model = make_model(task)
+    examples = task.examples(model, torch.device("cpu"), count=2)
+    first = clips["clip_id"].tolist()[-3:-1]
+    decoded = task.generate(model, first, torch.device("cpu"))
+    assert [(e["clip_id"], e["decoded"]) for e in examples] == [(c, decoded[c]) for c in first]
+    assert examples[0]["references"] == clips["sentences"].iloc[-3]  # every caption of the clip

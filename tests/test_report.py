@@ -300,3 +300,38 @@ def test_report_states_the_code_and_flags_runs_of_different_code(tmp_path):
             in md)
     assert "`t1`: JSFusion/seed 0; `t2`: LSTM-fusion/seed 0; `unrecorded`: JST_fc/seed 0" in md
     assert "unrecorded code" in md
+
+
+def _caption_run(tmp_path, variant, seed, cider, decoded):
+    metrics = {"BLEU-1": 50.0, "BLEU-2": 40.0, "BLEU-3": 30.0, "METEOR": 25.0, "ROUGE-L": 45.0,
+               "CIDEr": cider}
+    examples = [{"clip_id": clip, "decoded": text, "references": [f"{clip} one", f"{clip} two"]}
+                for clip, text in decoded.items()]
+    return _write(tmp_path, {"experiment": "exp", "variant": variant, "seed": seed,
+                             "dataset": "demo", "task": "captioning", "n_test": 2,
+                             "features": FEATURES, "test": {"caption": metrics},
+                             "examples": examples})
+
+
+def test_captioning_report_shows_the_thesis_rows_and_each_models_decoded_captions(tmp_path):
+    """Our variants share the thesis's rows (GEAN, GEAN-uniform); under the table, per test
+    clip its references and what each variant's lowest seed decoded."""
+    files = [_caption_run(tmp_path, "GEAN", 1, 120.0, {"c1": "a red circle", "c2": "seed one"}),
+             _caption_run(tmp_path, "GEAN", 0, 100.0, {"c1": "a blue star", "c2": "a cross"}),
+             _caption_run(tmp_path, "GEAN-uniform", 0, 90.0, {"c1": "a star", "c2": "a"})]
+    md = write_report(files, tmp_path / "out", "captioners", {})["md"].read_text()
+    table = md[:md.index("## Examples")].splitlines()
+    rows = {line.split(" | ")[0]: line for line in table if line.startswith("| GEAN")}
+    assert rows["| GEAN"].endswith("| 110.0 ± 14.1 |")  # CIDEr over seeds 0 and 1
+    assert " 7.2 | 15.6 | 9.3 | " in rows["| GEAN"]  # the thesis's LSMDC METEOR, ROUGE-L, CIDEr
+    assert rows["| GEAN-uniform"].endswith("| 90.0 |")
+    examples = md[md.index("## Examples: decoded test captions"):md.index("## Provenance")]
+    assert "GEAN seed 0, GEAN-uniform seed 0" in examples
+    assert "**c1** — references: “c1 one”; “c1 two”" in examples
+    assert "| GEAN | a blue star |\n| GEAN-uniform | a star |" in examples
+    assert "seed one" not in examples
+
+
+def test_reports_without_examples_have_no_examples_section(tmp_path):
+    md = write_report([_run(tmp_path, "JSFusion", 0, 10.0)], tmp_path / "out", "ret", {})
+    assert "## Examples" not in md["md"].read_text()

@@ -169,6 +169,9 @@ def run_evaluation(experiment: dict, name: str, variant: str, seed: int, clips_p
                        "evaluate": code_identity("evaluate", experiment["model"])},
               "test": task.evaluate(model, "test", device),
               "val": task.evaluate(model, "val", device)}
+    examples = task.examples(model, device)
+    if examples:
+        result["examples"] = examples
     write_json(out_path, json.loads(json.dumps(result, default=_to_builtin)))
     return result
 

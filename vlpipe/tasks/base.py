@@ -101,6 +101,11 @@ class VideoTextTask:
         """What the report prints beside the metrics (chance levels)."""
         return {"vocab_size": len(self.vocab)}
 
+    def examples(self, model: torch.nn.Module, device: torch.device) -> list[dict]:
+        """A few test items with the model's output beside the truth, for the report to show
+        (a generative task's; none by default)."""
+        return []
+
     def encode(self, sentence: str) -> list[int]:
         return self.vocab.encode(sentence, self.max_words)
 

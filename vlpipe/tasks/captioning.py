@@ -41,6 +41,9 @@ class CaptionBatch(TensorBatch):
     targets: torch.Tensor  # (B, T) w_1 … w_n, end_id; -100 at padding
 
 
+EXAMPLES = 5  # test clips whose decoded captions the report shows
+
+
 class CaptioningTask(VideoTextTask):
     """Data, objective and evaluation of sentence generation from a clip."""
 
@@ -99,6 +102,15 @@ class CaptioningTask(VideoTextTask):
             captions |= {c: " ".join(self.vocab.words[i] for i in ids if i >= len(SPECIALS))
                          for c, ids in zip(chunk, decoded, strict=True)}
         return captions
+
+    def examples(self, model: torch.nn.Module, device: torch.device,
+                 count: int = EXAMPLES) -> list[dict]:
+        """The first ``count`` test clips: each one's decoded caption and its references."""
+        model.eval()
+        clip_ids = self.eval_clips["test"][:count]
+        decoded = self.generate(model, clip_ids, device)
+        return [{"clip_id": c, "decoded": decoded[c], "references": list(self.references[c])}
+                for c in clip_ids]
 
     def evaluate(self, model: torch.nn.Module, split: str, device: torch.device) -> dict:
         model.eval()
