@@ -106,3 +106,29 @@ def test_evaluation_prefers_the_map_that_follows_the_fixations(tmp_path):
     assert good["frames"] == flat["frames"] == 8  # 2 test clips × 4 frames with gaze
     assert good["CC"] > 0.8 > flat["CC"]
     assert good["AUC"] > 0.9 and good["Sim"] > flat["Sim"]
+
+
+def test_examples_are_true_and_predicted_maps_at_steps_with_gaze(tmp_path):
+    """The report's figure data: the first test clips, steps with gaze spread evenly (the last
+    step of each clip has none), maps as 0–255 of their maximum."""
+    clips, arrays, _ = _world(tmp_path)
+    task = GazeTask(clips, arrays, feature_norm="none")
+
+    class Peak(torch.nn.Module):  # all mass on cell (0, 0)
+        def forward(self, feats, mask):
+            b, n = mask.shape
+            logits = torch.full((b, n, 49 * 49), -30.0)
+            logits[..., 0] = 0.0
+            return logits.log_softmax(-1).reshape(b, n, 49, 49)
+
+    examples = task.examples(Peak(), torch.device("cpu"), clips=1, frames=3)
+    assert [e["clip_id"] for e in examples] == ["c4"]
+    (example,) = examples
+    assert example["steps"] == [0, 2, 3]  # 3 of the 4 steps with gaze: linspace(0, 3, 3) → 0, 2, 3
+    truth = task._clip("c4")[1]
+    for step, true_map, predicted in zip(example["steps"], example["truth"],
+                                         example["predicted"], strict=True):
+        image = np.array(true_map)
+        assert image.max() == 255 and image.min() >= 0
+        np.testing.assert_allclose(image, 255 * truth[step] / truth[step].max(), atol=0.5)
+        assert np.array(predicted)[0, 0] == 255 and np.array(predicted).sum() == 255

@@ -186,6 +186,7 @@ def test_run_writes_the_tables_and_a_rerun_does_nothing(tiny_run):
         gaze["test"]["gaze"])
     assert {f["extractor"] for f in gaze["features"]} == {"resnet34", "gaze"}
     assert "Paper Hollywood2 EM" in (out / "report" / "gaze.md").read_text()
+    assert len(gaze["examples"]) == 2 and (out / "report" / "gaze-examples.png").stat().st_size
     sentences = FeatureStore(out / "text" / "sentences.zarr")
     assert len(sentences) == 30 and sentences.read(sentences.clip_ids[0]).shape[1] == 384
     quarantine = pd.read_csv(out / "quarantine.csv")  # every clip decoded: an empty table
@@ -265,12 +266,13 @@ def test_gean_starts_from_the_trained_rgp_and_shares_a_table_with_temp_attention
     assert _planned_jobs(plan) == {
         ("train", "gaze/RGP"), ("evaluate", "gaze/RGP"), ("report", "gaze"), ("curves", "gaze"),
         ("train", "gean/GEAN"), ("evaluate", "gean/GEAN"), ("report", "gean"),
-        ("curves", "gean"), ("report", "captioners")}
+        ("curves", "gean"), ("report", "captioners"), ("examples_figure", "gaze")}
     table = (out / "report" / "captioners.md").read_text()
     for variant in ["Temp-Attention", "GEAN", "GEAN-uniform"]:
         row = next(line for line in table.splitlines() if line.startswith(f"| {variant} |"))
         assert re.search(r"\| \d+\.\d \|$", row), row  # our CIDEr, one seed
     assert "- experiments: " in table and '"gean": {' in table
+    assert re.search(r"^\| GEAN-uniform \| .* \|$", table[table.index("## Examples"):], re.M)
 
 
 def test_reruns_follow_the_library_code_each_step_imports(tiny_run, tmp_path):
@@ -301,7 +303,8 @@ def test_reruns_follow_the_library_code_each_step_imports(tiny_run, tmp_path):
             ("wal", "WAL-att-adv"), ("cap", "Temp-Attention"), ("gaze", "RGP"),
             ("gean", "GEAN"), ("gean", "GEAN-uniform")}
     assert plan() == {(rule, f"{e}/{v}") for e, v in runs for rule in ("train", "evaluate")} | {
-        (rule, e) for e, _ in runs for rule in ("report", "curves")} | {("report", "captioners")}
+        (rule, e) for e, _ in runs for rule in ("report", "curves")} | {
+        ("report", "captioners"), ("examples_figure", "gaze")}
     loop.write_text(loop.read_text().replace("\nEDITED = True\n", ""))
     wal = code / "vlpipe" / "models" / "wal" / "model.py"
     wal.write_text(wal.read_text() + "\nEDITED = True\n")

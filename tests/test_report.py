@@ -335,3 +335,27 @@ def test_captioning_report_shows_the_thesis_rows_and_each_models_decoded_caption
 def test_reports_without_examples_have_no_examples_section(tmp_path):
     md = write_report([_run(tmp_path, "JSFusion", 0, 10.0)], tmp_path / "out", "ret", {})
     assert "## Examples" not in md["md"].read_text()
+
+
+def _gaze_run(variant, seed, peak):
+    maps = [[[255 if (r, c) == peak else 0 for c in range(3)] for r in range(3)]] * 2
+    example = {"clip_id": "c1", "steps": [0, 4], "truth": maps, "predicted": maps}
+    return {"experiment": "gaze", "variant": variant, "seed": seed, "dataset": "demo",
+            "task": "gaze", "n_test": 1, "features": FEATURES,
+            "test": {"gaze": {"Sim": 0.5, "CC": 0.5, "sAUC": 0.6, "AUC": 0.9, "frames": 2}},
+            "examples": [example]}
+
+
+def test_gaze_examples_figure_has_a_row_of_truth_and_one_per_variant(tmp_path):
+    import matplotlib.image
+
+    from vlpipe.report.examples import plot_gaze_examples, shown_runs
+
+    runs = [_gaze_run("RGP", 1, (0, 0)), _gaze_run("RGP", 0, (1, 1)),
+            _gaze_run("Uniform", 0, (2, 2))]
+    assert {v: run["seed"] for v, run in shown_runs(runs).items()} == {"RGP": 0, "Uniform": 0}
+    plot_gaze_examples(runs, tmp_path / "gaze-examples.png", "gaze")
+    height, width, _ = matplotlib.image.imread(tmp_path / "gaze-examples.png").shape
+    assert (height, width) == (540, 360)  # 3 rows (truth, RGP, Uniform) × 2 steps, 1.8 in each
+    with pytest.raises(ValueError, match="no run holds gaze examples"):
+        plot_gaze_examples([{**runs[0], "examples": []}], tmp_path / "none.png", "gaze")

@@ -139,6 +139,14 @@ def _curves(args: argparse.Namespace) -> None:
     print(f"figure: {args.out}")
 
 
+def _examples_figure(args: argparse.Namespace) -> None:
+    from vlpipe.report.examples import plot_gaze_examples
+
+    plot_gaze_examples([json.loads(Path(path).read_text()) for path in args.metrics], args.out,
+                       args.name)
+    print(f"figure: {args.out}")
+
+
 def _weights_fetch(args: argparse.Namespace) -> None:
     from vlpipe.extractors.weights_fetch import fetch
 
@@ -250,6 +258,12 @@ def _parser() -> argparse.ArgumentParser:
     step.add_argument("--name", required=True)
     step.add_argument("--out", required=True, help="PNG path")
     step.set_defaults(run=_curves)
+
+    step = steps.add_parser("examples-figure", help="draw a gaze table's test examples")
+    step.add_argument("--metrics", nargs="+", required=True, help="the runs' metrics files")
+    step.add_argument("--name", required=True)
+    step.add_argument("--out", required=True, help="PNG path")
+    step.set_defaults(run=_examples_figure)
 
     weights = steps.add_parser("weights", help="pretrained weight files (docs/weights.md)")
     actions = weights.add_subparsers(dest="action", required=True)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from vlpipe.atomic import write_text
 from vlpipe.provenance import describe_code
+from vlpipe.report.examples import examples_markdown
 from vlpipe.report.paper import paper_table
 from vlpipe.tasks.specs import task_spec
 
@@ -131,32 +132,6 @@ def code_lines(runs: Sequence[dict]) -> list[str]:
     return lines
 
 
-def examples_markdown(runs: Sequence[dict]) -> list[str]:
-    """The runs' examples (a generative task's test items: what the model decoded beside the
-    references), one block per item with a row per variant, each from its lowest seed's run;
-    no lines when no run holds examples."""
-    shown: dict[str, dict] = {}
-    for run in sorted(runs, key=lambda run: run["seed"]):
-        if run.get("examples"):
-            shown.setdefault(run["variant"], run)
-    if not shown:
-        return []
-    decoded = {variant: {ex["clip_id"]: ex["decoded"] for ex in run["examples"]}
-               for variant, run in shown.items()}
-    items = {ex["clip_id"]: ex["references"] for run in shown.values() for ex in run["examples"]}
-    lines = ["## Examples: decoded test captions", "",
-             "Each model's output from its lowest seed's run: "
-             + ", ".join(f"{variant} seed {run['seed']}" for variant, run in shown.items())
-             + ".", ""]
-    for clip_id, references in items.items():
-        lines += [f"**{clip_id}** — references: " + "; ".join(f"“{r}”" for r in references), "",
-                  "| model | decoded |", "|---|---|"]
-        lines += [f"| {variant} | {captions.get(clip_id, '')} |"
-                  for variant, captions in decoded.items()]
-        lines.append("")
-    return lines
-
-
 def write_report(metric_files: Sequence[str | Path], out_dir: str | Path, name: str,
                  config: dict) -> dict[str, Path]:
     """Write ``name``.{md,tex,csv} under ``out_dir`` from the runs' metrics files (all of one
@@ -178,7 +153,8 @@ def write_report(metric_files: Sequence[str | Path], out_dir: str | Path, name: 
         md += [f"## {heading}", "", _markdown(table), ""]
         tex.append(_latex(table, f"{name}: {task.caption.format(heading=heading)}, {dataset}",
                           f"tab:{name}-{direction}"))
-    md += examples_markdown(runs)
+    if not task.example_figure:  # a figure's examples are drawn by `examples_figure`
+        md += examples_markdown(runs)
     md += ["## Provenance", ""]
     md += [f"- features `{f['extractor']}`: weights **{f['weights']}**"
            + (" — seeded RANDOM initialisation, not pretrained" if f["pretrained"] is False

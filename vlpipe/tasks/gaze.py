@@ -33,6 +33,14 @@ from vlpipe.tasks.specs import TaskSpec, task_spec
 
 GAZE_STORE = "gaze"  # the gaze store among a run's stores (`vlpipe gaze-maps`)
 METRICS = ("Sim", "CC", "sAUC", "AUC")
+EXAMPLE_CLIPS, EXAMPLE_FRAMES = 2, 4  # test clips, and frames of each, the report's figure shows
+
+
+def as_image(grid: np.ndarray) -> list[list[int]]:
+    """A map (G, G) as integers 0–255 of its maximum (for the report's figure)."""
+    peak = float(grid.max())
+    scaled = grid / peak if peak > 0 else np.zeros_like(grid)
+    return (255 * scaled).round().astype(int).tolist()
 
 
 @dataclass
@@ -166,6 +174,23 @@ class GazeTask:
         points = self.arrays.read_instances(GAZE_STORE, clip_id, ("point", "step"))
         return [points["point"][points["step"] == frame] if ok else None
                 for frame, ok in zip(frames, valid, strict=True)]
+
+    def examples(self, model: torch.nn.Module, device: torch.device,
+                 clips: int = EXAMPLE_CLIPS, frames: int = EXAMPLE_FRAMES) -> list[dict]:
+        """The first ``clips`` test clips, each at up to ``frames`` of its steps with gaze,
+        spread evenly: the step indices and the true and predicted maps there (`as_image`)."""
+        clip_ids = self.eval_clips["test"][:clips]
+        predictions = self.predict(model, clip_ids, device)
+        examples = []
+        for clip_id in clip_ids:
+            _, truth, valid = self._clip(clip_id)
+            gazed = np.flatnonzero(valid)
+            steps = gazed[np.linspace(0, len(gazed) - 1, min(frames, len(gazed))).round()
+                          .astype(int)]
+            examples.append({"clip_id": clip_id, "steps": steps.tolist(),
+                             "truth": [as_image(truth[s]) for s in steps],
+                             "predicted": [as_image(predictions[clip_id][s]) for s in steps]})
+        return examples
 
     def evaluate(self, model: torch.nn.Module, split: str, device: torch.device) -> dict:
         """The gaze metrics averaged over every frame with gaze of the split's clips."""

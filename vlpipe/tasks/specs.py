@@ -53,6 +53,7 @@ class TaskSpec:
     # not as model inputs; their stores are among the run's stores
     targets: dict[str, str] = field(default_factory=dict)
     decimals: int = 1  # of our numbers in the report (metrics on a 0–1 scale: 3)
+    example_figure: bool = False  # the report draws the runs' examples (`vlpipe.report.examples`)
 
     def target_refs(self) -> list[InputRef]:
         """``targets`` as input references (store and array)."""
@@ -195,7 +196,8 @@ TASK_SPECS: dict[str, TaskSpec] = {spec.name: spec for spec in [
         sections={"gaze": "gaze prediction"}, caption="{heading}",
         paper="RGP (thesis ch. 3) on VAS / Hollywood2 EM", describe=_gaze_test,
         paper_tables={"gaze": "rgp_gaze.csv"}, decimals=3,
-        targets={"gaze": "gaze/map", "has_gaze": "gaze/has_gaze", "gaze_frame": "gaze/frame"}),
+        targets={"gaze": "gaze/map", "has_gaze": "gaze/has_gaze", "gaze_frame": "gaze/frame"},
+        example_figure=True),
 ]}
 
 

@@ -155,7 +155,13 @@ def table_files():
 
 
 def report_figures():
-    return [f"{OUT}/report/{name}-training.png" for name in config["experiments"]]
+    """Each experiment's training curves, and the examples figure of each table whose task
+    draws one (gaze maps)."""
+    return [f"{OUT}/report/{name}-training.png" for name in config["experiments"]] + [
+        f"{OUT}/report/{name}-examples.png"
+        for name, members in TABLES.items()
+        if task_spec(config["experiments"][members[0]]["task"]).example_figure
+    ]
 
 
 def text_targets():

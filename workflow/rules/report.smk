@@ -57,3 +57,27 @@ rule curves:
         "python -m vlpipe --log {log:q} curves --runs {params.runs:q}"
         " --task {params.task:q}"
         " --name {wildcards.experiment:q} --out {output:q}"
+
+
+rule examples_figure:
+    input:
+        table_metrics,
+    output:
+        report(
+            f"{OUT}/report/{{table}}-examples.png",
+            caption="../report/examples.rst",
+            category="{table}",
+            labels={"result": "test examples"},
+        ),
+    log:
+        f"{LOGS}/report/{{table}}-examples.log",
+    localrule: True
+    conda:
+        ENVS["report"]
+    params:
+        code=code_of("examples_figure"),
+    message:
+        job_line("examples {wildcards.table:q} → {output:q}")
+    shell:
+        "python -m vlpipe --log {log:q} examples-figure --metrics {input:q}"
+        " --name {wildcards.table:q} --out {output:q}"
