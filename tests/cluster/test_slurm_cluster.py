@@ -93,7 +93,7 @@ def test_every_non_local_rule_ran_as_a_slurm_job(runs):
 def test_the_tables_equal_a_local_runs(runs):
     dirs, _, _, _, _ = runs
     tables = sorted((dirs["local"] / "results" / "tiny" / "report").glob("*.csv"))
-    assert len(tables) == len(TINY_CONFIG["experiments"])
+    assert len(tables) == len(TINY_CONFIG["experiments"]) + len(TINY_CONFIG["tables"])
     for table in tables:
         on_slurm = dirs["slurm"] / "results" / "tiny" / "report" / table.name
         assert on_slurm.read_text() == table.read_text(), table.name
