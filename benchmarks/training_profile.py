@@ -1,7 +1,8 @@
 """Where one training run's time goes: batch preparation, the training step, validation.
 
 Builds the task and model of one (experiment, variant) of a config from a results tree that
-already has the run's inputs (``snakemake --until vocab`` + the feature stores), then, on
+already has the run's inputs (``snakemake --until vocab`` + the feature stores; a run that
+starts from another's weights, ``init_from``, also needs that run's seed-0 ``model.pt``), then, on
 ``--threads`` threads, times per epoch: preparing the batches alone (the task's generator:
 reading, padding, sampling), the steps on ready batches (forward, backward, optimiser), and the
 validation pass; then prints the per-step figures and the epoch's share of each part.
@@ -31,9 +32,11 @@ from vlpipe.planning import (  # noqa: E402
     SENTENCES_KEY,
     named_paths,
     run_settings,
+    upstream_init,
+    upstream_run,
     variant_extractors,
 )
-from vlpipe.runs import build_task_and_model  # noqa: E402
+from vlpipe.runs import build_task_and_model, start_from  # noqa: E402
 from vlpipe.tasks import task_spec  # noqa: E402
 from vlpipe.training.loop import TrainSettings, make_optimizer  # noqa: E402
 
@@ -68,6 +71,11 @@ def main() -> None:
     inputs = run_inputs(config, args.experiment, args.variant)
     start = time.perf_counter()
     task, model, _ = build_task_and_model(**inputs)
+    upstream = upstream_run(inputs["experiment"], args.variant)
+    if upstream is not None:  # as the run starts: from the upstream run's weights, seed 0
+        layout = ResultsLayout(f"{config['results']}/{config['dataset']['name']}")
+        start_from(model, layout.model(*upstream, 0),
+                   upstream_init(inputs["experiment"], args.variant).get("freeze", True))
     print(f"task and model built in {time.perf_counter() - start:.2f} s")
     train_args = {**inputs["experiment"].get("train", {}), "seed": 0}
     if args.lr:

@@ -48,3 +48,7 @@ class ResultsLayout:
     @property
     def vocab(self) -> str:
         return f"{self.root}/text/vocab.json"
+
+    def model(self, experiment: str, variant: str, seed: int | str) -> str:
+        """A training run's chosen weights (`vlpipe.training.train`'s ``model.pt``)."""
+        return f"{self.root}/models/{experiment}/{variant}/seed-{seed}/model.pt"

@@ -137,7 +137,7 @@ def experiment_stores(experiment, variant):
 
 
 def model_file(experiment, variant, seed):
-    return f"{OUT}/models/{experiment}/{variant}/seed-{seed}/model.pt"
+    return LAYOUT.model(experiment, variant, seed)
 
 
 def upstream_model(experiment, variant, seed):
