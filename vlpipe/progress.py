@@ -6,7 +6,6 @@ long job move without opening its log."""
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -70,13 +69,13 @@ def job_label(log_path: str | Path) -> str:
     """A job's name on the console, from its log's path: the part below the ``logs`` folder,
     without ``.log`` (``results/demo/logs/train/ret-JSFusion-0.log`` → ``train/ret-JSFusion-0``)."""
     parts = Path(log_path).with_suffix("").parts
-    below = [i for i, part in enumerate(parts) if part == "logs"]
-    return "/".join(parts[below[-1] + 1:] if below and below[-1] + 1 < len(parts) else parts[-1:])
+    below = parts[len(parts) - parts[::-1].index("logs"):] if "logs" in parts else ()
+    return "/".join(below or parts[-1:])
 
 
 def console_handler(stream: TextIO, label: str, every_s: float = 30.0) -> logging.Handler:
     """A handler that writes a job's console lines to ``stream`` as ``    LABEL: message``."""
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter(f"    {re.sub('%', '%%', label)}: %(message)s"))
+    handler.setFormatter(logging.Formatter(f"    {label.replace('%', '%%')}: %(message)s"))
     handler.addFilter(ConsoleLines(every_s))
     return handler
