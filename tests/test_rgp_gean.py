@@ -82,9 +82,10 @@ def test_rgp_other_grid_sides_are_resized_to_the_map():
                                                                                         49)
 
 
-def test_rgp_valid_steps_ignore_padding():
+@pytest.mark.parametrize("recurrent", ["conv_gru", "gru"])
+def test_rgp_valid_steps_ignore_padding(recurrent):
     torch.manual_seed(0)
-    model = build_rgp(RGPConfig(**TINY_RGP), gaze_inputs())
+    model = build_rgp(RGPConfig(**TINY_RGP, recurrent=recurrent, gru_hidden=6), gaze_inputs())
     feats, _ = clips(1, 3, MOTION.size, [3])
     alone = model(feats, torch.ones(1, 3, dtype=torch.bool))
     padded = torch.cat([feats, 100 * torch.randn(1, 4, MOTION.size)], dim=1)  # garbage padding
@@ -118,11 +119,12 @@ def peaked_toy(batch: int, steps: int, generator: torch.Generator):
     return grids.flatten(2), target
 
 
-def test_rgp_learns_where_the_peak_is():
+@pytest.mark.parametrize("recurrent", ["conv_gru", "gru"])
+def test_rgp_learns_where_the_peak_is(recurrent):
     torch.manual_seed(0)
     grid = FeatureInput("motion", "c3d/conv5b", (7, 7, 2))
-    model = build_rgp(RGPConfig(project_channels=16, state_channels=8, deconv_channels=(8, 8, 8)),
-                      gaze_inputs(grid))
+    model = build_rgp(RGPConfig(project_channels=16, state_channels=8, deconv_channels=(8, 8, 8),
+                                recurrent=recurrent, gru_hidden=64), gaze_inputs(grid))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     generator = torch.Generator().manual_seed(0)
     mask = torch.ones(8, 4, dtype=torch.bool)
@@ -142,6 +144,23 @@ def test_conv_free_ablation_has_no_recurrence():
     model = build_rgp(RGPConfig(**TINY_RGP, recurrent="none"), gaze_inputs())
     feats, mask = clips(1, 3, MOTION.size, [3])
     torch.testing.assert_close(model(feats, mask)[:, 2:], model(feats[:, 2:], mask[:, 2:]))
+
+
+def test_gru_ablation_is_recurrent_over_the_whole_grid():
+    """C3D+GRU: a fully connected GRU, so a frame's map depends on earlier frames, and every
+    cell of it on every cell of the grid (a conv-GRU's 3×3 reach would not span 7×7 in a
+    step)."""
+    torch.manual_seed(0)
+    model = build_rgp(RGPConfig(**TINY_RGP, recurrent="gru", gru_hidden=6), gaze_inputs())
+    assert isinstance(model.recurrent, torch.nn.GRU) and model.recurrent.hidden_size == 6
+    feats, mask = clips(1, 3, MOTION.size, [3])
+    assert not torch.allclose(model(feats, mask)[:, 2:], model(feats[:, 2:], mask[:, 2:]))
+    grids = feats.unflatten(-1, MOTION.shape).clone()
+    moved = grids.clone()
+    moved[0, 0, 0, 0] += 5.0  # the first frame's top-left cell only
+    before = model.logits(grids, mask)[0, 0]
+    after = model.logits(moved, mask)[0, 0]
+    assert (after - before)[-10:, -10:].abs().max() > 1e-4  # reaches the far corner at once
 
 
 # --- gaze priors ---------------------------------------------------------------------------
@@ -330,8 +349,13 @@ def test_gean_build_checks_its_inputs():
     with pytest.raises(ValueError, match=r"needs input\(s\) \['motion'\]"):
         tiny_gean(video=(SCENE, FOVEA))
     tiny_gean(pools=("fovea",), video=(MOTION, FOVEA))  # GEAN+GNet with gaze from the RGP
-    with pytest.raises(ValueError, match=r"reads no input\(s\) \['scene'\]"):
-        tiny_gean(pools=("motion", "fovea"))
+    without_scene = tiny_gean(pools=("motion", "fovea"), gaze="uniform")  # GEAN+GNet+C3D
+    assert set(without_scene.attention) == {"motion", "fovea"}
+    feats, mask = clips(2, 4, sum(f.size for f in (SCENE, MOTION, FOVEA)), [4, 2])
+    state = without_scene.start(feats, mask)
+    assert "scene" not in state and state["fovea"].shape[0] == 2
+    with pytest.raises(ValueError, match=r"reads no input\(s\) \['audio'\]"):
+        tiny_gean(video=(SCENE, MOTION, FOVEA, FeatureInput("audio", "vggish/embedding", (4,))))
     flat = FeatureInput("fovea", "googlenet/inception5b", (16,))  # after PCA
     with pytest.raises(ValueError, match=r"'fovea'.*pca"):
         tiny_gean(video=(SCENE, MOTION, flat))

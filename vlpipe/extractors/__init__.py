@@ -25,6 +25,7 @@ EXTRACTORS: dict[str, tuple[str, str, dict]] = {
     "resnet152": ("image", "ImageNetCNN", {"arch": "resnet152"}),
     "googlenet": ("image", "ImageNetCNN", {"arch": "googlenet"}),
     "c3d": ("c3d", "C3D", {}),
+    "frames": ("frames", "Frames", {}),
     "i3d": ("i3d", "I3D", {}),
     "vggish": ("vggish", "VGGish", {}),
     "faces": ("faces", "FaceExtractor", {}),

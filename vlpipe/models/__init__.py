@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vlpipe.models import captioner, gaze_prior, gean, jsfusion, rgp, s2vt, wal
+from vlpipe.models import captioner, gaze_prior, gean, jsfusion, rgp, s2vt, shallownet, wal
 from vlpipe.models.family import ModelFamily, load
 from vlpipe.models.inputs import FeatureInput, ModelInputs
 
@@ -17,6 +17,7 @@ FAMILIES: dict[str, ModelFamily] = {
     "s2vt": s2vt.FAMILY,
     "rgp": rgp.FAMILY,
     "gaze_prior": gaze_prior.FAMILY,
+    "shallownet": shallownet.FAMILY,
     "gean": gean.FAMILY,
 }
 

@@ -284,7 +284,9 @@ class GEAN(nn.Module):
 
 
 def build(config: GEANConfig, inputs: ModelInputs) -> GEAN:
-    """GEAN over the named inputs ``scene`` (vectors), ``motion`` and ``fovea`` (grids)."""
+    """GEAN over the named inputs ``scene`` (vectors), ``motion`` and ``fovea`` (grids); an
+    input whose pool ``pools`` leaves out is read by no layer (``motion`` still feeds the RGP),
+    so variants of one experiment can ablate pools (the thesis's GEAN+GNet, +C3D rows)."""
     if inputs.predicts != "caption":
         raise ValueError(f"GEAN writes captions, not {inputs.predicts!r}")
     names = [feature.name for feature in inputs.video]
@@ -293,10 +295,10 @@ def build(config: GEANConfig, inputs: ModelInputs) -> GEAN:
     if missing:
         raise ValueError(f"GEAN (pools {list(config.pools)}, gaze {config.gaze!r}) needs "
                          f"input(s) {missing}; got {names}")
-    unused = sorted(set(names) - needed)
-    if unused:
-        raise ValueError(f"GEAN reads no input(s) {unused}: add them to model_args.pools or "
-                         "remove them from inputs")
+    unknown = sorted(set(names) - set(POOLS))
+    if unknown:  # a pool's input left out of ``pools`` is that variant's ablation, not an error
+        raise ValueError(f"GEAN reads no input(s) {unknown}: its inputs are named "
+                         f"{list(POOLS)}")
     for feature in inputs.video:
         if feature.name == "scene" and len(feature.shape) != 1:
             raise ValueError(f"GEAN: input 'scene' ({feature.source}) has per-step shape "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-RECURRENT = ("conv_gru", "none")
+RECURRENT = ("conv_gru", "gru", "none")
 PRIOR_KINDS = ("mean", "central", "uniform")
 
 
@@ -23,8 +23,11 @@ class RGPConfig:
     C3D grid (h, w, C) → 1×1 conv to ``project_channels`` → conv-GRU (``kernel``²,
     ``state_channels``) → one transposed conv (k3, s2, p1: s → 2s − 1) per entry of
     ``deconv_channels``, ReLU after each → conv (``final_kernel``²) to 1 channel → softmax over
-    the ``map_size``² cells. ``recurrent="none"`` is the thesis's C3D+Conv ablation (a
-    ``kernel``² conv + tanh per frame instead of the conv-GRU).
+    the ``map_size``² cells. The thesis's ablations of the recurrence (Table 3.2):
+    ``recurrent="none"`` is C3D+Conv (a ``kernel``² conv + tanh per frame instead of the
+    conv-GRU); ``"gru"`` is C3D+GRU (a fully connected GRU of ``gru_hidden`` units over the
+    flattened projected grid, its state mapped by a linear layer + tanh to the (h, w,
+    ``state_channels``) grid the deconvs read: the thesis does not give its size).
     """
 
     project_channels: int = 512
@@ -34,6 +37,7 @@ class RGPConfig:
     final_kernel: int = 3
     map_size: int = 49
     recurrent: str = "conv_gru"
+    gru_hidden: int = 512
 
     def __post_init__(self) -> None:
         if isinstance(self.deconv_channels, int) or not self.deconv_channels:
@@ -45,7 +49,7 @@ class RGPConfig:
                 raise ValueError(f"deconv_channels={list(self.deconv_channels)}: every entry "
                                  "must be a positive integer")
         _positive(self, "project_channels", "state_channels", "kernel", "final_kernel",
-                  "map_size")
+                  "map_size", "gru_hidden")
         for name in ("kernel", "final_kernel"):
             if getattr(self, name) % 2 != 1:
                 raise ValueError(f"{name}={getattr(self, name)}: must be odd ('same' padding)")

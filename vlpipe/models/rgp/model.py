@@ -68,6 +68,11 @@ class RGP(nn.Module):
         if config.recurrent == "conv_gru":
             self.recurrent = ConvGRU(config.project_channels, config.state_channels,
                                      config.kernel)
+        elif config.recurrent == "gru":  # C3D+GRU: a fully connected GRU over the whole grid
+            cells = self.grid[0] * self.grid[1]
+            self.recurrent = nn.GRU(cells * config.project_channels, config.gru_hidden,
+                                    batch_first=True)
+            self.gru_to_grid = nn.Linear(config.gru_hidden, cells * config.state_channels)
         else:  # C3D+Conv: a per-frame conv in place of the conv-GRU
             self.recurrent = nn.Conv2d(config.project_channels, config.state_channels,
                                        config.kernel, padding=config.kernel // 2)
@@ -92,6 +97,11 @@ class RGP(nn.Module):
         if isinstance(self.recurrent, ConvGRU):
             states = self.recurrent(x.unflatten(0, (batch, steps)), mask)  # (B, N, S, h, w)
             h = states.flatten(0, 1)  # (B·N, S, h, w)
+        elif isinstance(self.recurrent, nn.GRU):  # right-padded: valid steps never see padding
+            sequence = x.unflatten(0, (batch, steps)).flatten(2)  # (B, N, P·h·w)
+            states, _ = self.recurrent(sequence)  # (B, N, H)
+            h = torch.tanh(self.gru_to_grid(states.flatten(0, 1)))  # (B·N, S·h·w)
+            h = h.unflatten(1, (-1, *self.grid))  # (B·N, S, h, w)
         else:
             h = torch.tanh(self.recurrent(x))  # (B·N, S, h, w)
         for deconv in self.deconvs:
