@@ -2,11 +2,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 CORES ?= 2
+CLAIMS_CONFIG ?= configs/paper.yaml
 BIN := $(abspath $(VENV))/bin
 export HF_HUB_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(abspath .cache/ultralytics)
 
-.PHONY: setup demo paper demo-tours report weights test test-slow test-cluster lint dry-run clean
+.PHONY: setup demo paper demo-tours demo-gaze report weights test test-slow test-cluster lint dry-run clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,9 @@ paper: setup  ## every ablation of every paper table, 3 seeds, to a plateau (con
 demo-tours: setup  ## WAL on subtitled tour videos with known noise (configs/tours.yaml)
 	PATH="$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/tours.yaml --replace-workflow-config
 
+demo-gaze: setup  ## the demo + Table 3.2's gaze rows, C3D-Conv/-GRU and ShallowNet (configs/demo-gaze.yaml)
+	PATH="$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/demo-gaze.yaml
+
 report: setup  ## the HTML report of the finished run (tables, training curves, provenance)
 	PATH="$(BIN):$$PATH" snakemake --report results/report.html
 
@@ -41,12 +45,13 @@ lint: setup  ## ruff, snakefmt --check and snakemake --lint on each shipped conf
 	PATH="$(BIN):$$PATH" snakemake --lint
 	PATH="$(BIN):$$PATH" snakemake --lint --configfile configs/paper.yaml --replace-workflow-config
 	PATH="$(BIN):$$PATH" snakemake --lint --configfile configs/tours.yaml --replace-workflow-config
+	PATH="$(BIN):$$PATH" snakemake --lint --configfile configs/demo-gaze.yaml
 
 test: lint  ## the default suite (slow tests excluded), < 10 min on 2 cores
 	PATH="$(BIN):$$PATH" python -m pytest -q
 
-test-slow: setup  ## slow tests: torch.compile scoring, the paper's claims on configs/paper.yaml (builds its runs)
-	PATH="$(BIN):$$PATH" python -m pytest -q -m slow
+test-slow: setup  ## slow tests: torch.compile scoring, the papers' claims on the runs of $(CLAIMS_CONFIG) (built if missing)
+	PATH="$(BIN):$$PATH" CLAIMS_CONFIG="$(CLAIMS_CONFIG)" python -m pytest -q -m slow
 
 test-cluster: setup  ## the tiny pipeline through a one-node SLURM cluster on 127.0.0.1 (root, Debian)
 	tests/cluster/slurm.sh install

@@ -6,6 +6,25 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
+
+
+def merged(base: dict, overlay: dict) -> dict:
+    """``overlay`` on ``base``, mappings merged key by key (as Snakemake merges config files)."""
+    out = dict(base)
+    for key, value in overlay.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = merged(out[key], value) if both else value
+    return out
+
+
+def load_configs(root: Path, names: list[str] | tuple[str, ...]) -> dict:
+    """The config files ``names`` (relative to ``root``) merged in order."""
+    config: dict = {}
+    for name in names:
+        config = merged(config, yaml.safe_load((root / name).read_text()))
+    return config
+
 
 def subprocess_env() -> dict[str, str]:
     """The environment for ``python -m vlpipe`` / ``snakemake`` subprocesses: this checkout first

@@ -29,10 +29,11 @@ from vlpipe.planning import (
 from vlpipe.runs import start_from
 from vlpipe.tasks import TASK_SPECS
 
-from .helpers import subprocess_env
+from .helpers import load_configs, subprocess_env
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = ("config.yaml", "configs/paper.yaml", "configs/tours.yaml")
+CONFIGS = (("config.yaml",), ("configs/paper.yaml",), ("configs/tours.yaml",),
+           ("config.yaml", "configs/demo-gaze.yaml"))  # the last an overlay on the demo
 CONFIG = yaml.safe_load((REPO / "configs/paper.yaml").read_text())  # every ablation
 
 
@@ -42,9 +43,9 @@ def _check(name: str, change) -> None:
     check_experiment(name, experiments[name], experiments, CONFIG["extractors"])
 
 
-@pytest.mark.parametrize("path", CONFIGS)
-def test_the_shipped_configs_pass(path):
-    config = yaml.safe_load((REPO / path).read_text())
+@pytest.mark.parametrize("paths", CONFIGS)
+def test_the_shipped_configs_pass(paths):
+    config = load_configs(REPO, paths)
     for name, experiment in config["experiments"].items():
         check_experiment(name, experiment, config["experiments"], config["extractors"])
 
