@@ -4,6 +4,7 @@ their references, as Markdown under the table; gaze: true and predicted maps, as
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -73,7 +74,8 @@ def plot_gaze_examples(runs: Sequence[dict], out: str | Path, title: str) -> Non
                                fontsize="small")
         axes[row][0].set_ylabel(label, fontsize="small")
     seeds = ", ".join(f"{variant} seed {run['seed']}" for variant, run in shown.items())
-    figure.suptitle(f"{title}: true and predicted gaze maps ({seeds})", fontsize="medium")
+    heading = f"{title}: true and predicted gaze maps ({seeds})"
+    figure.suptitle(textwrap.fill(heading, width=18 * columns), fontsize="medium")  # fits the width
     with atomic_path(out) as tmp:
         figure.savefig(tmp, format="png", dpi=100)
     plt.close(figure)
