@@ -28,7 +28,7 @@ def test_fingerprints_ignore_docstrings_and_comments_not_code():
         ast.parse("def f():\n    pass\n"))
 
 
-BUILDS_ON = {"gean": {"rgp"}, "gaze_prior": {"rgp"}}  # families that import another's code
+BUILDS_ON = {"gean": {"rgp"}, "gaze_prior": {"rgp"}, "shallownet": {"rgp"}}  # import rgp code
 
 
 def test_a_run_imports_its_own_family_and_not_the_others():
@@ -48,7 +48,8 @@ def test_a_run_imports_its_own_family_and_not_the_others():
 def test_extraction_imports_every_extractor_it_may_build():
     modules = provenance.step_modules("extract")
     for module in ["vlpipe.extractors.image", "vlpipe.extractors.c3d", "vlpipe.extractors.vggish",
-                   "vlpipe.extractors.faces", "vlpipe.extractors.persons", "vlpipe.decode"]:
+                   "vlpipe.extractors.faces", "vlpipe.extractors.persons",
+                   "vlpipe.extractors.frames", "vlpipe.decode"]:
         assert module in modules
     assert not [m for m in modules if m.startswith("vlpipe.models.")]
 
