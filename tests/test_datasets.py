@@ -16,6 +16,7 @@ from vlpipe.datasets import (
     AnnotationError,
     DatasetTables,
     check_dataset,
+    has_captions,
     read_dataset,
 )
 from vlpipe.datasets.task_lists import (
@@ -25,6 +26,7 @@ from vlpipe.datasets.task_lists import (
     build_retrieval_test,
     task_tables,
 )
+from vlpipe.experiment_checks import check_text_tasks
 from vlpipe.synthetic.world import salient_actions, synthetic_dataset_options
 
 TIMES = ["00.00.51.926", "00.00.54.129", "00.00.51.900", "00.00.54.200"]
@@ -276,3 +278,55 @@ def test_check_dataset_names_a_missing_root_and_an_unknown_format(tmp_path):
         check_dataset("msrvtt", tmp_path / "nowhere", synthetic_dataset_options("msrvtt"))
     with pytest.raises(KeyError, match="unknown dataset format 'vtt'"):
         check_dataset("vtt", tmp_path, {})
+
+
+# --- Hollywood2 (gaze only) ----------------------------------------------------------------
+
+def hollywood2_root(tmp_path: Path, names: list[str]) -> Path:
+    (tmp_path / "AVIClips").mkdir()
+    for name in names:
+        (tmp_path / "AVIClips" / name).write_bytes(b"")
+    return tmp_path
+
+
+def test_hollywood2_splits_by_name_and_carves_validation_from_training(tmp_path):
+    train = [f"actioncliptrain{k:05d}.avi" for k in range(1, 201)]
+    names = [*train, "autotrain00007.avi", "actioncliptest00001.avi", "actioncliptest00002.avi",
+             "readme.txt"]
+    tables = read_dataset("hollywood2", hollywood2_root(tmp_path, names), val_fraction=0.25)
+    clips = tables.clips.set_index("clip_id")
+    assert len(clips) == 203 and "readme" not in clips.index
+    assert list(clips.index[clips["split"] == "test"]) == ["actioncliptest00001",
+                                                          "actioncliptest00002"]
+    val = clips.index[clips["split"] == "val"]
+    assert 30 < len(val) < 70 and all(c.startswith(("actioncliptrain", "autotrain")) for c in val)
+    assert clips["sentences"].map(len).eq(0).all() and clips["end"].isna().all()
+    assert (clips["start"] == 0).all() and tables.retrieval is None
+    again = read_dataset("hollywood2", tmp_path, val_fraction=0.25).clips  # stable
+    assert list(again["split"]) == list(tables.clips["split"])
+    assert not has_captions("hollywood2") and has_captions("msrvtt")
+
+
+def test_hollywood2_names_outside_its_split_are_errors(tmp_path):
+    root = hollywood2_root(tmp_path, ["actioncliptrain00001.avi", "myclip.avi"])
+    with pytest.raises(AnnotationError, match=r"myclip\.avi: not a Hollywood2 clip name"):
+        read_dataset("hollywood2", root)
+    with pytest.raises(AnnotationError, match=r"val_fraction=1\.5"):
+        read_dataset("hollywood2", root, val_fraction=1.5)
+
+
+def test_uncaptioned_clips_give_empty_text_task_lists(tmp_path):
+    names = [f"actioncliptrain{k:05d}.avi" for k in range(1, 6)] + ["actioncliptest00001.avi"]
+    tables = read_dataset("hollywood2", hollywood2_root(tmp_path, names))
+    lists = task_tables(tables, {"multiple_choice": "lsmdc"})
+    assert {name: len(table) for name, table in lists.items()} == {
+        "retrieval": 0, "multiple_choice": 0, "fill_in_blank": 0}
+    assert list(lists["retrieval"].columns) == TASK_COLUMNS["retrieval"]
+
+
+def test_text_tasks_are_refused_on_an_uncaptioned_data_set():
+    experiments = {"rgp": {"task": "gaze"}, "cap": {"task": "captioning"}}
+    check_text_tasks(experiments, "msrvtt", captioned=True)
+    check_text_tasks({"rgp": {"task": "gaze"}}, "hollywood2", captioned=False)
+    with pytest.raises(ValueError, match=r"experiments.cap.task: 'captioning' reads the clips"):
+        check_text_tasks(experiments, "hollywood2", captioned=False)

@@ -437,6 +437,54 @@ def test_external_data_set_reruns_exactly_the_work_of_changed_clips(tiny_run,
         assert named in dry_run_error(ext, config, mutate), named
 
 
+def test_hollywood2_layout_runs_gaze_prediction_in_its_own_split(tiny_run, tmp_path_factory):
+    """A gaze-only data set in Hollywood2 EM's layout (AVIClips named by split, per-subject
+    fixation files, no captions): the split comes from the names (validation carved from the
+    training clips), no text store or text task list is made, and RGP trains and is tested on
+    exactly the test-named clips; a task that reads text is refused when the DAG is built."""
+    workdir, _, _ = tiny_run
+    raw = workdir / "results" / "tiny" / "raw"
+    root = tmp_path_factory.mktemp("hollywood2")
+    data = root / "data"
+    (data / "AVIClips").mkdir(parents=True)
+    manifest = pd.read_parquet(workdir / "results/tiny/tables/manifest.parquet")
+    names = {}
+    for number, row in enumerate(manifest.itertuples(), 1):
+        kind = "test" if row.split == "test" else "train"
+        names[row.clip_id] = f"actionclip{kind}{number:05d}"
+        shutil.copyfile(raw / "videos" / f"{row.clip_id}.mp4",
+                        data / "AVIClips" / f"{names[row.clip_id]}.mp4")
+    fixations = pd.read_csv(raw / "annotations/gaze/fixations.csv")
+    for (clip_id, subject), rows in fixations.groupby(["clip_id", "subject"]):
+        folder = data / "gaze" / f"s{subject:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = [f"{1000 * r.time:.1f} {r.x} {r.y}" for r in rows.itertuples()]
+        (folder / f"{names[clip_id]}.txt").write_text("# SMI export\n" + "\n".join(lines))
+    size = TINY_CONFIG["dataset"]["synthetic"]["size"]
+    config = {**TINY_CONFIG, "tables": {},
+              "extractors": {"resnet34": {k: v for k, v in TINY_CONFIG["extractors"]["resnet34"]
+                                          .items() if k != "job"}},
+              "experiments": {"gaze": TINY_CONFIG["experiments"]["gaze"]},
+              "dataset": {"name": "hw2", "format": "hollywood2", "root": str(data),
+                          "options": {"video_dir": "AVIClips", "val_fraction": 0.3},
+                          "gaze": {"fps": 5, "fixations": {"layout": "per_subject", "dir": "gaze",
+                                                           "frame_size": [size, size]}}}}
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake(root)
+    out = root / "results" / "hw2"
+    clips = pd.read_parquet(out / "tables" / "manifest.parquet").set_index("clip_id")["split"]
+    tests = sorted(c for c in clips.index if c.startswith("actioncliptest"))
+    assert sorted(clips.index[clips == "test"]) == tests
+    assert set(clips[[c for c in clips.index if c not in tests]]) == {"train", "val"}
+    assert list((out / "text").iterdir()) == [out / "text" / "vocab.json"]  # no sentence store
+    metrics = json.loads((out / "metrics/gaze/RGP/seed-0.json").read_text())
+    assert metrics["n_test"] == len(tests) and metrics["test"]["gaze"]["AUC"] > 0.5
+
+    captioning = {**config, "experiments": {"cap": TINY_CONFIG["experiments"]["cap"]}}
+    assert "'captioning' reads the clips' sentences, and dataset format 'hollywood2' has none" \
+        in dry_run_error(root, captioning, lambda c: None)
+
+
 # A mistake in the external data set's config → what the dry run's error names.
 CONFIG_MISTAKES = {
     "vidoe_dir": lambda c: c["dataset"]["options"].update(vidoe_dir="videos"),

@@ -45,6 +45,19 @@ def check_experiment(name: str, experiment: dict, experiments: Mapping[str, dict
         _check_upstream(name, experiment, variant, experiments)
 
 
+def check_text_tasks(experiments: Mapping[str, dict], dataset_format: str,
+                     captioned: bool) -> None:
+    """On a data set without captions (``captioned`` False) only tasks that read no text run:
+    any other is an error naming the experiment."""
+    if captioned:
+        return
+    for name, experiment in experiments.items():
+        if task_spec(experiment["task"]).reads_text:
+            raise ValueError(f"experiments.{name}.task: {experiment['task']!r} reads the clips' "
+                             f"sentences, and dataset format {dataset_format!r} has none (its "
+                             "clips are uncaptioned: gaze prediction runs on them)")
+
+
 def _check_upstream(name: str, experiment: dict, variant: str,
                     experiments: Mapping[str, dict]) -> None:
     """The variant's ``init_from`` names a configured run of another experiment that trains

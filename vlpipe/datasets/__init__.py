@@ -21,6 +21,7 @@ from vlpipe.datasets.base import (
     AnnotationError,
     DatasetTables,
 )
+from vlpipe.datasets.hollywood2 import hollywood2_files, read_hollywood2
 from vlpipe.datasets.lsmdc import lsmdc_files, read_lsmdc
 from vlpipe.datasets.msrvtt import msrvtt_files, read_msrvtt
 from vlpipe.datasets.subtitles import read_subtitles, subtitle_files
@@ -33,12 +34,14 @@ class Adapter:
 
     read: Callable[..., DatasetTables]
     files: Callable[[Path, dict], list[str]]
+    captioned: bool = True  # False: no clip has sentences (only tasks without text run)
 
 
 ADAPTERS = {
     "msrvtt": Adapter(read_msrvtt, msrvtt_files),
     "lsmdc": Adapter(read_lsmdc, lsmdc_files),
     "subtitles": Adapter(read_subtitles, subtitle_files),
+    "hollywood2": Adapter(read_hollywood2, hollywood2_files, captioned=False),
 }
 
 
@@ -46,6 +49,11 @@ def _adapter(format: str) -> Adapter:
     if format not in ADAPTERS:
         raise KeyError(f"unknown dataset format {format!r}; known: {sorted(ADAPTERS)}")
     return ADAPTERS[format]
+
+
+def has_captions(format: str) -> bool:
+    """Whether the clips of data sets in ``format`` come with sentences."""
+    return _adapter(format).captioned
 
 
 def read_dataset(format: str, root: str | Path, **options) -> DatasetTables:
@@ -84,4 +92,4 @@ def check_dataset(format: str, root: str | Path, options: dict) -> None:
 
 
 __all__ = ["ADAPTERS", "BLANK_MARKER", "CLIP_COLUMNS", "TASK_COLUMNS", "AnnotationError",
-           "DatasetTables", "annotation_files", "check_dataset", "read_dataset"]
+           "DatasetTables", "annotation_files", "check_dataset", "has_captions", "read_dataset"]

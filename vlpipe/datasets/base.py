@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import re
 from collections import Counter
@@ -89,8 +90,15 @@ def split_files(files: dict[str, str], option: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def check_clip_table(clips: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Validate the canonical table an adapter built; errors name the source and clip."""
+def stable_position(name: str) -> float:
+    """A name's fixed place in [0, 1) (a hash): splits by fractions of it move no other name
+    when names are added."""
+    return int(hashlib.sha256(name.encode()).hexdigest()[:12], 16) / 16**12
+
+
+def check_clip_table(clips: pd.DataFrame, source: str, captioned: bool = True) -> pd.DataFrame:
+    """Validate the canonical table an adapter built; errors name the source and clip. A data
+    set without captions (``captioned=False``, e.g. eye-tracking data alone) has no sentences."""
     duplicated = clips["clip_id"][clips["clip_id"].duplicated()]
     if len(duplicated):
         raise AnnotationError(f"{source}: duplicate clip id(s) {sorted(set(duplicated))[:5]}")
@@ -98,8 +106,11 @@ def check_clip_table(clips: pd.DataFrame, source: str) -> pd.DataFrame:
         if not row.start >= 0 or not (math.isnan(row.end) or row.end > row.start):
             raise AnnotationError(f"{source}: clip {row.clip_id!r} has start={row.start} "
                                   f"end={row.end}; need 0 <= start < end")
-        if not row.sentences or any(not s.strip() for s in row.sentences):
+        if captioned and (not row.sentences or any(not s.strip() for s in row.sentences)):
             raise AnnotationError(f"{source}: clip {row.clip_id!r} has an empty sentence")
+        if not captioned and len(row.sentences):
+            raise AnnotationError(f"{source}: clip {row.clip_id!r} of an uncaptioned data set "
+                                  "has sentences")
     return clips[CLIP_COLUMNS].reset_index(drop=True)
 
 

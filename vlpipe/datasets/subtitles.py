@@ -35,7 +35,6 @@ parsed strictly (``srt``; ``webvtt-py``): errors name the file, and the line or 
 from __future__ import annotations
 
 import bisect
-import hashlib
 import html
 import itertools
 import logging
@@ -57,6 +56,7 @@ from vlpipe.datasets.base import (
     normalise_split,
     read_records,
     safe_clip_id,
+    stable_position,
     utf8_error,
 )
 
@@ -143,7 +143,7 @@ def _video_splits(root: Path, names: list[str],
         bounds.append((cumulative, split))
 
     def split_of(name: str) -> str:
-        position = int(hashlib.sha256(name.encode()).hexdigest()[:12], 16) / 16**12  # [0, 1)
+        position = stable_position(name)
         return next((split for bound, split in bounds if position < bound), bounds[-1][1])
 
     return {name: split_of(name) for name in names}

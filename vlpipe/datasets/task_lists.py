@@ -149,6 +149,10 @@ def task_tables(tables: DatasetTables, settings: dict | None = None,
     config's ``dataset.tasks``; defaults in ``DEFAULTS``)."""
     settings = {**DEFAULTS, **(settings or {})}
     clips, seed = tables.clips, settings["seed"]
+    clips = clips[clips["sentences"].map(len) > 0]  # lists are built from captioned clips
+    if clips.empty:  # a data set without captions (gaze only) has no text task
+        return {name: task_table(name, []) for name in ("retrieval", "multiple_choice",
+                                                        "fill_in_blank")}
     retrieval, choice, blank = tables.retrieval, tables.multiple_choice, tables.fill_in_blank
     if retrieval is None:
         retrieval = build_retrieval_test(clips, settings["retrieval_size"], seed)

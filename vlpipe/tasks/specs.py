@@ -54,6 +54,7 @@ class TaskSpec:
     targets: dict[str, str] = field(default_factory=dict)
     decimals: int = 1  # of our numbers in the report (metrics on a 0–1 scale: 3)
     example_figure: bool = False  # the report draws the runs' examples (`vlpipe.report.examples`)
+    reads_text: bool = True  # needs the clips' sentences (gaze prediction does not)
 
     def target_refs(self) -> list[InputRef]:
         """``targets`` as input references (store and array)."""
@@ -197,7 +198,7 @@ TASK_SPECS: dict[str, TaskSpec] = {spec.name: spec for spec in [
         paper="RGP (thesis ch. 3) on VAS / Hollywood2 EM", describe=_gaze_test,
         paper_tables={"gaze": "rgp_gaze.csv"}, decimals=3,
         targets={"gaze": "gaze/map", "has_gaze": "gaze/has_gaze", "gaze_frame": "gaze/frame"},
-        example_figure=True),
+        example_figure=True, reads_text=False),
 ]}
 
 

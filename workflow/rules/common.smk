@@ -4,8 +4,8 @@ import json
 import os
 from pathlib import Path
 
-from vlpipe.datasets import read_dataset
-from vlpipe.experiment_checks import check_experiment, check_tables
+from vlpipe.datasets import has_captions, read_dataset
+from vlpipe.experiment_checks import check_experiment, check_tables, check_text_tasks
 from vlpipe.extractors import check_settings
 from vlpipe.layout import ResultsLayout, shard_names
 from vlpipe.manifest import files_digest
@@ -29,6 +29,8 @@ for _name, _experiment in config["experiments"].items():
     # model, model_args, variant flags, task_args, inputs, init_from: before any job runs
     check_experiment(_name, _experiment, config["experiments"], config["extractors"])
 check_tables(config.get("tables", {}), config["experiments"])
+CAPTIONED = has_captions(config["dataset"]["format"])
+check_text_tasks(config["experiments"], config["dataset"]["format"], CAPTIONED)
 # report table → the experiments it shows: each experiment's own, and the config's `tables`
 TABLES = report_tables(config["experiments"], config.get("tables"))
 
@@ -165,8 +167,9 @@ def report_figures():
 
 
 def text_targets():
-    """The sentence-embedding store, when the config names a text encoder."""
-    return [TEXT_STORE] if config["text"].get("encoder") else []
+    """The sentence-embedding store, when the config names a text encoder and the clips have
+    sentences."""
+    return [TEXT_STORE] if config["text"].get("encoder") and CAPTIONED else []
 
 
 def print_tables():
