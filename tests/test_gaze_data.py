@@ -13,6 +13,7 @@ import pytest
 from vlpipe.datasets import read_dataset
 from vlpipe.datasets.base import AnnotationError
 from vlpipe.datasets.gaze import GAZE_COLUMNS, check_gaze_settings, gaze_files, read_gaze
+from vlpipe.decode import DecodeError, picture_size
 from vlpipe.features.store import FeatureStore
 from vlpipe.gaze_maps import fixation_grid, gaze_map, write_gaze_store
 from vlpipe.synthetic import WorldConfig, generate_world
@@ -254,6 +255,27 @@ def test_per_subject_unknown_clip_and_bad_settings(tmp_path: Path) -> None:
                          ({"colour": 1}, "unknown key"), ({"fps": -1}, "gaze.fps")]:
         with pytest.raises(ValueError, match=message):
             check_gaze_settings({**settings, **bad})
+
+
+def test_frame_size_video_normalises_each_clip_by_its_own_picture(tmp_path: Path,
+                                                                  tiny_clips) -> None:
+    """Hollywood2's clips differ in size: ``frame_size: video`` divides each clip's pixels by
+    its own width and height (and drops what lies outside that clip's frame)."""
+    _write_subjects(tmp_path, {"s1/clipA.txt": "0 160 90\n40 400 90\n",
+                               "s1/clipB.txt": "0 160 90\n"})
+    settings = {"layout": "per_subject", "dir": "em", "frame_size": "video"}
+    sizes = {"clipA": (320.0, 180.0), "clipB": (640.0, 360.0)}
+    table, report = read_gaze(tmp_path, settings, ["clipA", "clipB"], video_sizes=sizes)
+    assert table[["clip_id", "x", "y"]].values.tolist() == [["clipA", 0.5, 0.5],
+                                                            ["clipB", 0.25, 0.25]]
+    assert (report.kept, report.outside) == (2, 1)  # x = 400 lies outside clipA's 320 px
+    with pytest.raises(ValueError, match="needs the clips' picture sizes"):
+        read_gaze(tmp_path, settings, ["clipA", "clipB"])
+    with pytest.raises(AnnotationError, match="no picture size for clip 'clipB'"):
+        read_gaze(tmp_path, settings, video_sizes={"clipA": (320.0, 180.0)})
+    assert picture_size(tiny_clips.video_path[0]) == (64, 64)  # tests/conftest.py's world
+    with pytest.raises(DecodeError, match="cannot open video"):
+        picture_size(str(tmp_path / "em" / "s1" / "clipA.txt"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -460,15 +460,14 @@ def test_hollywood2_layout_runs_gaze_prediction_in_its_own_split(tiny_run, tmp_p
         folder.mkdir(parents=True, exist_ok=True)
         lines = [f"{1000 * r.time:.1f} {r.x} {r.y}" for r in rows.itertuples()]
         (folder / f"{names[clip_id]}.txt").write_text("# SMI export\n" + "\n".join(lines))
-    size = TINY_CONFIG["dataset"]["synthetic"]["size"]
     config = {**TINY_CONFIG, "tables": {},
               "extractors": {"resnet34": {k: v for k, v in TINY_CONFIG["extractors"]["resnet34"]
                                           .items() if k != "job"}},
               "experiments": {"gaze": TINY_CONFIG["experiments"]["gaze"]},
               "dataset": {"name": "hw2", "format": "hollywood2", "root": str(data),
                           "options": {"video_dir": "AVIClips", "val_fraction": 0.3},
-                          "gaze": {"fps": 5, "fixations": {"layout": "per_subject", "dir": "gaze",
-                                                           "frame_size": [size, size]}}}}
+                          "gaze": {"fps": 5, "fixations": {  # pixels of each clip's video
+                              "layout": "per_subject", "dir": "gaze", "frame_size": "video"}}}}
     (root / "config.yaml").write_text(yaml.safe_dump(config))
     snakemake(root)
     out = root / "results" / "hw2"

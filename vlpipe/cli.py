@@ -72,13 +72,18 @@ def _text_embed(args: argparse.Namespace) -> None:
 def _gaze_maps(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from vlpipe.datasets.gaze import read_gaze
+    from vlpipe.datasets.gaze import VIDEO_SIZE, read_gaze
+    from vlpipe.decode import picture_size
     from vlpipe.gaze_maps import GRID, SIGMA, write_gaze_store
     from vlpipe.provenance import code_identity
 
     settings = json.loads(args.settings)
     clips = pd.read_parquet(args.clips)
-    fixations, report = read_gaze(args.root, settings["fixations"], clips["clip_id"])
+    sizes = None
+    if settings["fixations"].get("frame_size") == VIDEO_SIZE:  # each clip's own picture size
+        sizes = {clip: picture_size(path) for clip, path in zip(clips["clip_id"],
+                                                                 clips["video_path"], strict=True)}
+    fixations, report = read_gaze(args.root, settings["fixations"], clips["clip_id"], sizes)
     attrs = write_gaze_store(args.out, fixations, clips, settings["fps"],
                              settings.get("grid", GRID), settings.get("sigma", SIGMA),
                              code=code_identity("gaze-maps"))

@@ -263,6 +263,18 @@ def decode_media(path: str, needs: Iterable[FrameSpec | AudioSpec], start: float
         raise DecodeError(path, f"decoding failed ({_why(err)})") from None
 
 
+def picture_size(path: str) -> tuple[int, int]:
+    """The (width, height) in pixels of ``path``'s video stream, read from its header."""
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise DecodeError(path, "no video stream")
+            video = container.streams.video[0]
+            return video.codec_context.width, video.codec_context.height
+    except (av.error.FFmpegError, OSError) as err:
+        raise DecodeError(path, f"cannot open video ({_why(err)})") from None
+
+
 def _decode(container: av.container.InputContainer, path: str,
             needs: list[FrameSpec | AudioSpec], start: float, end: float) -> DecodedMedia:
     frame_specs = [n for n in needs if isinstance(n, FrameSpec)]

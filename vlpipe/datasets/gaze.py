@@ -11,7 +11,8 @@ Settings (the workflow's ``gaze`` config; ``check_gaze_settings``):
 - ``files`` (``table``): one file or a list of files; ``dir`` (``per_subject``): a directory;
   both relative to the data set's root;
 - ``frame_size``: ``[width, height]`` of the coordinate frame the samples' pixels are in (the
-  eye tracker's display area mapped to the video, e.g. the video's own size);
+  eye tracker's display area mapped to the video, e.g. the video's own size), or ``"video"``:
+  each clip's own picture size, read from its video (Hollywood2's clips differ in size);
 - ``fps`` (optional): frames per second of the ``frame`` column (``table`` only).
 
 Layouts:
@@ -53,7 +54,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -75,6 +76,7 @@ SETTINGS = {"layout", "files", "dir", "frame_size", "fps"}
 TABLE_COLUMNS = ["clip_id", "subject", "x", "y"]  # and ``time`` or ``frame``
 MISSING = {"", ".", "nan"}  # a position not recorded (compared lower case)
 PER_SUBJECT_SUFFIX = ".txt"
+VIDEO_SIZE = "video"  # frame_size: each clip's own picture size
 
 
 @dataclass
@@ -114,10 +116,14 @@ def check_gaze_settings(settings: dict) -> dict:
                              f"{settings.get('dir')!r}")
         out["dir"] = settings["dir"]
     size = settings.get("frame_size")
-    if (not isinstance(size, list | tuple) or len(size) != 2
+    if size == VIDEO_SIZE:
+        out["frame_size"] = VIDEO_SIZE
+    elif (not isinstance(size, list | tuple) or len(size) != 2
             or not all(isinstance(v, int | float) and v > 0 for v in size)):
-        raise ValueError(f"gaze.frame_size must be [width, height] (positive), got {size!r}")
-    out["frame_size"] = [float(size[0]), float(size[1])]
+        raise ValueError(f"gaze.frame_size must be [width, height] (positive) or "
+                         f"{VIDEO_SIZE!r}, got {size!r}")
+    else:
+        out["frame_size"] = [float(size[0]), float(size[1])]
     fps = out["fps"]
     if fps is not None and (not isinstance(fps, int | float) or not fps > 0):
         raise ValueError(f"gaze.fps must be a positive number, got {fps!r}")
@@ -167,8 +173,9 @@ def _position(text: str, what: str, where: str) -> float:
 class _Collector:
     """Rows kept, with the counts of those dropped."""
 
-    def __init__(self, frame_size: list[float], clip_ids: Iterable[str] | None) -> None:
-        self.width, self.height = frame_size
+    def __init__(self, frame_size: Callable[[str], tuple[float, float]],
+                 clip_ids: Iterable[str] | None) -> None:
+        self.frame_size = frame_size  # clip id → (width, height) of its samples' frame
         self.clips = None if clip_ids is None else set(clip_ids)
         self.report = GazeReport()
         self.rows: list[tuple[str, str, float, float, float]] = []
@@ -180,13 +187,14 @@ class _Collector:
 
     def add(self, clip_id: str, subject: str, time: float, x: float, y: float) -> None:
         self.report.samples += 1
+        width, height = self.frame_size(clip_id)
         if math.isnan(x) or math.isnan(y):
             self.report.missing += 1
-        elif not (0.0 <= x <= self.width and 0.0 <= y <= self.height):
+        elif not (0.0 <= x <= width and 0.0 <= y <= height):
             self.report.outside += 1
         else:
             self.report.kept += 1
-            self.rows.append((clip_id, subject, time, x / self.width, y / self.height))
+            self.rows.append((clip_id, subject, time, x / width, y / height))
 
 
 def _read_table(path: Path, fps: float | None, out: _Collector) -> None:
@@ -236,14 +244,29 @@ def _read_subject_file(path: Path, subject: str, clip_id: str, out: _Collector) 
                 _position(fields[1], "x", where), _position(fields[2], "y", where))
 
 
-def read_gaze(root: str | Path, settings: dict, clip_ids: Iterable[str] | None = None
+def _video_size(sizes: Mapping[str, tuple[float, float]], clip_id: str) -> tuple[float, float]:
+    if clip_id not in sizes:  # only without a clip list: with one, unknown clips fail first
+        raise AnnotationError(f"gaze: no picture size for clip {clip_id!r} (frame_size "
+                              "'video' reads each clip's video)")
+    return sizes[clip_id]
+
+
+def read_gaze(root: str | Path, settings: dict, clip_ids: Iterable[str] | None = None,
+              video_sizes: Mapping[str, tuple[float, float]] | None = None
               ) -> tuple[pd.DataFrame, GazeReport]:
     """Read the gaze samples ``settings`` name (see the module docstring) into the canonical
-    table; with ``clip_ids``, a sample of any other clip is an error. Returns the table and the
-    counts of the samples read, kept and dropped."""
+    table; with ``clip_ids``, a sample of any other clip is an error. ``video_sizes`` (clip →
+    (width, height)) are the clips' picture sizes, needed for ``frame_size: "video"``. Returns
+    the table and the counts of the samples read, kept and dropped."""
     root = Path(root)
     settings = check_gaze_settings(settings)
-    out = _Collector(settings["frame_size"], clip_ids)
+    if settings["frame_size"] != VIDEO_SIZE:
+        fixed = tuple(settings["frame_size"])
+        out = _Collector(lambda clip_id: fixed, clip_ids)
+    elif video_sizes is None:
+        raise ValueError("gaze.frame_size 'video' needs the clips' picture sizes")
+    else:
+        out = _Collector(lambda clip_id: _video_size(video_sizes, clip_id), clip_ids)
     if settings["layout"] == "table":
         for name in settings["files"]:
             _read_table(root / name, settings["fps"], out)
@@ -257,7 +280,8 @@ def read_gaze(root: str | Path, settings: dict, clip_ids: Iterable[str] | None =
     table = table.sort_values(["clip_id", "subject", "time"], kind="stable", ignore_index=True)
     report = out.report
     if report.missing or report.outside:
+        frame = ("its clip's video" if settings["frame_size"] == VIDEO_SIZE
+                 else settings["frame_size"])
         log.warning("gaze: of %d samples, dropped %d without a position and %d outside the "
-                    "frame %s", report.samples, report.missing, report.outside,
-                    settings["frame_size"])
+                    "frame (%s)", report.samples, report.missing, report.outside, frame)
     return table, report
