@@ -333,6 +333,28 @@ def test_load_upstream_copies_and_freezes_the_rgp():
     assert not torch.equal(model.out.weight, before)
 
 
+def test_a_frozen_rgp_maps_each_clip_once():
+    """A frozen RGP's maps are kept per clip: the same as computing them, zero on padding, and
+    not recomputed when the clip comes again in another batch, padded otherwise."""
+    torch.manual_seed(0)
+    model = tiny_gean()
+    model.load_upstream(build_rgp(RGPConfig(**TINY_RGP), gaze_inputs()).state_dict(),
+                        freeze=True)
+    grids, _ = clips(3, 6, MOTION.size, [6, 6, 6])
+    grids = grids.unflatten(-1, MOTION.shape)  # (3, 6, 7, 7, 5)
+    mask = torch.arange(6)[None] < torch.tensor([6, 4, 2])[:, None]
+    calls = []
+    log_maps = model.rgp.log_maps
+    model.rgp.log_maps = lambda *args: calls.append(len(args[0])) or log_maps(*args)
+    maps = model.gaze_maps(grids, mask)
+    torch.testing.assert_close(maps[0], log_maps(grids[:1], mask[:1]).exp()[0])
+    torch.testing.assert_close(maps[1, :4], log_maps(grids[1:2, :4], mask[1:2, :4]).exp()[0])
+    assert maps[1, 4:].abs().sum() == 0 and maps[2, 2:].abs().sum() == 0
+    again = model.gaze_maps(torch.cat([grids[2:, :2], grids[1:2, :2]]), mask[[2, 2]][:, :2])
+    torch.testing.assert_close(again[0], maps[2, :2])
+    assert calls == [3, 1]  # the second batch: only its new clip (clip 1's first 2 steps)
+
+
 def test_load_upstream_errors():
     model = tiny_gean()
     other = build_rgp(RGPConfig(**{**TINY_RGP, "state_channels": 6}), gaze_inputs())
