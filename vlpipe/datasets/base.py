@@ -90,6 +90,19 @@ def split_files(files: dict[str, str], option: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def video_files(root: Path, video_dir: str, video_extensions: Sequence[str]) -> list[Path]:
+    """The videos directly in ``root / video_dir`` with one of the extensions (any case),
+    sorted; a missing directory or none found is an error naming the directory."""
+    folder = root / video_dir
+    if not folder.is_dir():
+        raise AnnotationError(f"{folder}: no such video directory")
+    extensions = {"." + ext.lower().lstrip(".") for ext in video_extensions}
+    videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in extensions)
+    if not videos:
+        raise AnnotationError(f"{folder}: no videos with extension {list(video_extensions)}")
+    return videos
+
+
 def stable_position(name: str) -> float:
     """A name's fixed place in [0, 1) (a hash): splits by fractions of it move no other name
     when names are added."""

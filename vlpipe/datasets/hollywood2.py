@@ -27,6 +27,7 @@ from vlpipe.datasets.base import (
     check_clip_table,
     safe_clip_id,
     stable_position,
+    video_files,
 )
 
 VIDEO_EXTENSIONS = (".avi", ".mp4")
@@ -50,18 +51,13 @@ def read_hollywood2(root: Path, video_dir: str = "AVIClips",
     if not isinstance(val_fraction, int | float) or not 0 < val_fraction < 1:
         raise AnnotationError(f"dataset option val_fraction={val_fraction!r}: a fraction in "
                               "(0, 1) of the training clips")
-    folder = root / video_dir
-    if not folder.is_dir():
-        raise AnnotationError(f"{folder}: no such video directory")
-    extensions = {"." + ext.lower().lstrip(".") for ext in video_extensions}
-    videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in extensions)
-    if not videos:
-        raise AnnotationError(f"{folder}: no videos with extension {list(video_extensions)}")
+    videos = video_files(root, video_dir, video_extensions)
     rows = [{"clip_id": safe_clip_id(video.stem, "clip id", str(video)),
              "video_path": str(video), "start": 0.0, "end": math.nan,
              "split": _split(video.stem, val_fraction, video), "sentences": []}
             for video in videos]
-    return DatasetTables(check_clip_table(pd.DataFrame(rows), str(folder), captioned=False))
+    return DatasetTables(check_clip_table(pd.DataFrame(rows), str(root / video_dir),
+                                          captioned=False))
 
 
 def hollywood2_files(root: Path, options: dict) -> list[str]:

@@ -58,6 +58,7 @@ from vlpipe.datasets.base import (
     safe_clip_id,
     stable_position,
     utf8_error,
+    video_files,
 )
 
 log = logging.getLogger(__name__)
@@ -85,17 +86,6 @@ def _clean_lines(text: str) -> tuple[str, ...]:
     return tuple(" ".join(line.split()) for line in text.splitlines() if line.strip())
 
 
-def _videos(root: Path, video_dir: str, video_extensions: Sequence[str]) -> list[Path]:
-    folder = root / video_dir
-    if not folder.is_dir():
-        raise AnnotationError(f"{folder}: no such video directory")
-    extensions = {"." + ext.lower().lstrip(".") for ext in video_extensions}
-    videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in extensions)
-    if not videos:
-        raise AnnotationError(f"{folder}: no videos with extension {list(video_extensions)}")
-    return videos
-
-
 def _subtitles(root: Path, subtitle_dir: str, video: Path) -> str:
     """The video's subtitle file (root-relative): the one of ``<name>.srt``, ``<name>.vtt``."""
     found = [f"{subtitle_dir}/{video.stem}{ext}" for ext in SUBTITLE_EXTENSIONS
@@ -114,7 +104,7 @@ def subtitle_files(root: Path, options: dict) -> list[str]:
     """The annotation files the adapter reads: each video's subtitles (+ the splits file)."""
     video_dir = options.get("video_dir", "videos")
     subtitle_dir = options.get("subtitle_dir") or video_dir
-    videos = _videos(root, video_dir, options.get("video_extensions", VIDEO_EXTENSIONS))
+    videos = video_files(root, video_dir, options.get("video_extensions", VIDEO_EXTENSIONS))
     splits = options.get("splits")
     return ([_subtitles(root, subtitle_dir, video) for video in videos]
             + ([splits] if isinstance(splits, str) else []))
@@ -245,7 +235,7 @@ def read_subtitles(root: Path, video_dir: str = "videos", subtitle_dir: str | No
     """The clip table of a folder of videos and their subtitles (see the module doc)."""
     if not (isinstance(rolling, bool) or rolling == "auto"):
         raise AnnotationError(f"dataset option rolling {rolling!r}: 'auto', true or false")
-    videos = _videos(root, video_dir, video_extensions)
+    videos = video_files(root, video_dir, video_extensions)
     video_split = _video_splits(root, [video.stem for video in videos], splits)
     rows = []
     left_out = {"empty": 0, "repeated": 0, "too short": 0, "too long": 0}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vlpipe.models.config_checks import check_dropout, check_positive
 from vlpipe.models.rgp import FAMILY as RGP_FAMILY
 from vlpipe.models.rgp.config import RGPConfig
 
@@ -47,14 +48,10 @@ class GEANConfig:
     rgp: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("word_dim", "attention_hidden", "attention_gru", "multimodal_gru",
-                     "scene_width", "motion_width", "fovea_width", "scene_steps",
-                     "motion_steps", "fovea_steps"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}={value!r}: must be a positive integer")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout={self.dropout!r}: must be in [0, 1)")
+        check_positive(self, "word_dim", "attention_hidden", "attention_gru", "multimodal_gru",
+                       "scene_width", "motion_width", "fovea_width", "scene_steps",
+                       "motion_steps", "fovea_steps")
+        check_dropout(self)
         if isinstance(self.pools, str) or not self.pools:
             raise ValueError(f"pools={self.pools!r}: a non-empty list out of {POOLS}")
         self.pools = tuple(self.pools)

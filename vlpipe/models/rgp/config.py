@@ -5,15 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vlpipe.models.config_checks import check_positive, positive_tuple
+
 RECURRENT = ("conv_gru", "gru", "none")
 PRIOR_KINDS = ("mean", "central", "uniform")
-
-
-def _positive(config: object, *names: str) -> None:
-    for name in names:
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}={value!r}: must be a positive integer")
 
 
 @dataclass
@@ -40,15 +35,8 @@ class RGPConfig:
     gru_hidden: int = 512
 
     def __post_init__(self) -> None:
-        if isinstance(self.deconv_channels, int) or not self.deconv_channels:
-            raise ValueError(f"deconv_channels={self.deconv_channels!r}: a non-empty list of "
-                             "channel counts, one per transposed conv")
-        self.deconv_channels = tuple(self.deconv_channels)
-        for width in self.deconv_channels:
-            if not isinstance(width, int) or isinstance(width, bool) or width < 1:
-                raise ValueError(f"deconv_channels={list(self.deconv_channels)}: every entry "
-                                 "must be a positive integer")
-        _positive(self, "project_channels", "state_channels", "kernel", "final_kernel",
+        positive_tuple(self, "deconv_channels", "one channel count per transposed conv")
+        check_positive(self, "project_channels", "state_channels", "kernel", "final_kernel",
                   "map_size", "gru_hidden")
         for name in ("kernel", "final_kernel"):
             if getattr(self, name) % 2 != 1:
@@ -84,4 +72,4 @@ class GazePriorConfig:
             raise ValueError(f"kind={self.kind!r}; allowed: {PRIOR_KINDS}")
         if not isinstance(self.sigma, int | float) or not self.sigma > 0:
             raise ValueError(f"sigma={self.sigma!r}: must be a positive number (cells)")
-        _positive(self, "map_size")
+        check_positive(self, "map_size")

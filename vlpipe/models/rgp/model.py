@@ -45,6 +45,17 @@ def grid_input(inputs: tuple[FeatureInput, ...], name: str, model: str) -> Featu
     return feature
 
 
+def only_grid_input(inputs: ModelInputs, name: str, model: str) -> FeatureInput:
+    """A one-input model's input: the one named ``name`` (or the only one), a (h, w, C) grid;
+    any other input is an error."""
+    chosen = inputs.video[0].name if len(inputs.video) == 1 else name
+    feature = grid_input(inputs.video, chosen, model)
+    if len(inputs.video) != 1:
+        others = [f.name for f in inputs.video if f.name != chosen]
+        raise ValueError(f"{model} reads one grid input ({name!r}); remove input(s) {others}")
+    return feature
+
+
 def gaussian_map(shape: tuple[int, int], centre: Tensor, sigma: float) -> Tensor:
     """ℓ1-normalised isotropic Gaussians on a (h, w) grid: centres (..., 2) as (row, column)
     in cells → (..., h, w)."""
@@ -151,11 +162,7 @@ def build(config: RGPConfig, inputs: ModelInputs) -> RGP:
     """RGP over the input named ``motion`` (or the only input), a (h, w, C) grid."""
     if inputs.predicts != "gaze":
         raise ValueError(f"RGP predicts gaze maps, not {inputs.predicts!r}")
-    name = "motion" if len(inputs.video) != 1 else inputs.video[0].name
-    feature = grid_input(inputs.video, name, "RGP")
-    if len(inputs.video) != 1:
-        others = [f.name for f in inputs.video if f.name != name]
-        raise ValueError(f"RGP reads one grid input ('motion'); remove input(s) {others}")
+    feature = only_grid_input(inputs, "motion", "RGP")
     return RGP(config, feature.shape[:2], feature.shape[2])
 
 
@@ -167,4 +174,4 @@ def build_prior(config: GazePriorConfig, inputs: ModelInputs) -> GazePrior:
 
 
 __all__ = ["RGP", "GazePrior", "build", "build_prior", "gaussian_map", "grid_input",
-           "split_features"]
+           "only_grid_input", "split_features"]

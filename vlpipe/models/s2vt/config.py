@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vlpipe.models.config_checks import check_dropout, check_positive
+
 
 @dataclass
 class S2VTConfig:
@@ -18,12 +20,8 @@ class S2VTConfig:
     dropout: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("word_dim", "frame_dim", "hidden"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}={value!r}: must be a positive integer")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout={self.dropout!r}: must be in [0, 1)")
+        check_positive(self, "word_dim", "frame_dim", "hidden")
+        check_dropout(self)
 
 
 PRESETS: dict[str, dict] = {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vlpipe.models.config_checks import check_positive, positive_tuple
+
 RECURRENT = ("none", "gru")
 
 
@@ -29,25 +31,15 @@ class ShallowNetConfig:
     map_size: int = 49
 
     def __post_init__(self) -> None:
-        for name in ("conv_channels", "conv_kernels"):
-            value = getattr(self, name)
-            if isinstance(value, int) or not value:
-                raise ValueError(f"{name}={value!r}: a non-empty list, one entry per conv")
-            setattr(self, name, tuple(value))
-            for entry in value:
-                if not isinstance(entry, int) or isinstance(entry, bool) or entry < 1:
-                    raise ValueError(f"{name}={list(value)}: every entry must be a positive "
-                                     "integer")
+        positive_tuple(self, "conv_channels", "one entry per conv")
+        positive_tuple(self, "conv_kernels", "one entry per conv")
         if len(self.conv_channels) != len(self.conv_kernels):
             raise ValueError(f"conv_channels {list(self.conv_channels)} and conv_kernels "
                              f"{list(self.conv_kernels)}: one kernel per conv")
         if any(kernel % 2 != 1 for kernel in self.conv_kernels):
             raise ValueError(f"conv_kernels={list(self.conv_kernels)}: must be odd ('same' "
                              "padding)")
-        for name in ("hidden", "maxout_pieces", "map_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}={value!r}: must be a positive integer")
+        check_positive(self, "hidden", "maxout_pieces", "map_size")
         if self.recurrent not in RECURRENT:
             raise ValueError(f"recurrent={self.recurrent!r}; allowed: {RECURRENT}")
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vlpipe.models.inputs import ModelInputs
-from vlpipe.models.rgp.model import grid_input
+from vlpipe.models.rgp.model import only_grid_input
 from vlpipe.models.shallownet.config import ShallowNetConfig
 
 
@@ -54,9 +54,4 @@ def build(config: ShallowNetConfig, inputs: ModelInputs) -> ShallowNet:
     """ShallowNet over the input named ``frames`` (or the only input), a (H, W, 3) grid."""
     if inputs.predicts != "gaze":
         raise ValueError(f"ShallowNet predicts gaze maps, not {inputs.predicts!r}")
-    name = "frames" if len(inputs.video) != 1 else inputs.video[0].name
-    feature = grid_input(inputs.video, name, "ShallowNet")
-    if len(inputs.video) != 1:
-        others = [f.name for f in inputs.video if f.name != name]
-        raise ValueError(f"ShallowNet reads one input ('frames'); remove input(s) {others}")
-    return ShallowNet(config, feature.shape)
+    return ShallowNet(config, only_grid_input(inputs, "frames", "ShallowNet").shape)
