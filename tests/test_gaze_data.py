@@ -23,9 +23,11 @@ from vlpipe.synthetic.scene import Action, Scene, SceneObject, sample_scene
 from vlpipe.synthetic.world import (
     _clip_rngs,
     _write_gaze,
+    synthetic_annotation_files,
     synthetic_dataset_options,
     synthetic_gaze_files,
     synthetic_gaze_settings,
+    synthetic_videos,
 )
 
 TINY = WorldConfig(seed=5, n_clips=4, size=32, duration_s=1.0, sentences_per_clip=2)
@@ -104,8 +106,8 @@ def test_gaze_adds_one_file_and_changes_none(worlds: tuple[Path, Path]) -> None:
     assert "gaze_subjects" not in config and "salient_captions" not in config
     assert "gaze_subjects" not in TINY.info() and "salient_captions" not in TINY.info()
     assert replace(TINY, gaze_subjects=3).info()["gaze_subjects"] == 3
-    assert synthetic_gaze_files(TINY) == []
-    assert synthetic_gaze_files(replace(TINY, gaze_subjects=3)) == [GAZE_FILE]
+    assert synthetic_gaze_files(TINY, "msrvtt") == []
+    assert synthetic_gaze_files(replace(TINY, gaze_subjects=3), "msrvtt") == [GAZE_FILE]
     with pytest.raises(ValueError, match="gaze_subjects"):
         replace(TINY, gaze_subjects=-1)
 
@@ -113,8 +115,8 @@ def test_gaze_adds_one_file_and_changes_none(worlds: tuple[Path, Path]) -> None:
 def test_the_adapter_reads_the_world_gaze_back(worlds: tuple[Path, Path]) -> None:
     _, root = worlds
     config = replace(TINY, gaze_subjects=3)
-    settings = synthetic_gaze_settings(config)
-    assert gaze_files(root, settings) == synthetic_gaze_files(config)
+    settings = synthetic_gaze_settings(config, "msrvtt")
+    assert gaze_files(root, settings) == synthetic_gaze_files(config, "msrvtt")
     clips = read_dataset("msrvtt", root, **synthetic_dataset_options("msrvtt")).clips
     table, report = read_gaze(root, settings, clip_ids=clips["clip_id"])
     per_clip = config.gaze_subjects * round(config.duration_s * SAMPLE_RATE)
@@ -276,6 +278,52 @@ def test_frame_size_video_normalises_each_clip_by_its_own_picture(tmp_path: Path
     assert picture_size(tiny_clips.video_path[0]) == (64, 64)  # tests/conftest.py's world
     with pytest.raises(DecodeError, match="cannot open video"):
         picture_size(str(tmp_path / "em" / "s1" / "clipA.txt"))
+
+
+def test_the_hollywood2_layout_names_pillarboxes_and_reads_back(worlds: tuple[Path, Path],
+                                                                 tmp_path: Path) -> None:
+    """``hollywood2``: the clips again under Hollywood2's names (test clips as its test split),
+    at three picture widths, and each subject's samples in its own file in pixels of that
+    picture: read with ``frame_size: video`` they are the table's samples, shifted by the
+    bars; every other file is as without it."""
+    _, gaze = worlds
+    config = replace(TINY, gaze_subjects=3, hollywood2=True)
+    generate_world(tmp_path, config)
+    layout = {*synthetic_videos(config)[config.n_clips:],
+              *synthetic_gaze_files(config, "hollywood2")}
+    assert _files(tmp_path) - _files(gaze) == layout
+    for name in _files(tmp_path) - layout - {"annotations/videodatainfo.json"}:
+        assert (tmp_path / name).read_bytes() == (gaze / name).read_bytes(), name
+
+    clips = read_dataset("hollywood2", tmp_path, **synthetic_dataset_options("hollywood2")).clips
+    names = dict(zip(config.hollywood2_names(), config.splits(), strict=True))
+    assert names == {"actioncliptrain00001": "train", "actioncliptrain00002": "train",
+                     "actioncliptrain00003": "train", "actioncliptest00001": "test"}
+    assert {c: s == "test" for c, s in zip(clips.clip_id, clips.split, strict=True)} == {
+        c: s == "test" for c, s in names.items()}
+    sizes = {c: picture_size(p) for c, p in zip(clips.clip_id, clips.video_path, strict=True)}
+    assert [sizes[c] for c in config.hollywood2_names()] == [(32, 32), (42, 32), (56, 32),
+                                                             (32, 32)]
+    settings = synthetic_gaze_settings(config, "hollywood2")
+    assert sorted(gaze_files(tmp_path, settings)) == sorted(
+        synthetic_gaze_files(config, "hollywood2"))
+    table, report = read_gaze(tmp_path, settings, clips.clip_id, video_sizes=sizes)
+    square, _ = read_gaze(gaze, synthetic_gaze_settings(config, "msrvtt"))
+    assert report.samples == report.kept == len(table) == len(square)
+    by_name = dict(zip(config.hollywood2_names(), (f"video{i}" for i in range(4)), strict=True))
+    table = table.assign(clip_id=table.clip_id.map(by_name),
+                         subject=table.subject.map({"s01": "0", "s02": "1", "s03": "2"}))
+    table["time"], square["time"] = table.time.round(3), square.time.round(3)  # ms vs s files
+    merged = square.merge(table, on=["clip_id", "subject", "time"], suffixes=("", "_h2"))
+    width = merged.clip_id.map({f"video{i}": sizes[n][0] for n, i in
+                                zip(config.hollywood2_names(), range(4), strict=True)})
+    assert len(merged) == len(square)
+    np.testing.assert_allclose(merged.y_h2, merged.y, atol=1e-3)
+    np.testing.assert_allclose(merged.x_h2 * width, (width - 32) / 2 + merged.x * 32, atol=0.01)
+    with pytest.raises(ValueError, match="set gaze_subjects"):
+        replace(TINY, hollywood2=True)
+    with pytest.raises(ValueError, match=r"set dataset\.synthetic\.hollywood2"):
+        synthetic_annotation_files("hollywood2", replace(config, hollywood2=False))
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from vlpipe.features import FeatureStore
+from vlpipe.synthetic.world import synthetic_dataset_options
 
 from .helpers import subprocess_env
 
@@ -437,43 +438,28 @@ def test_external_data_set_reruns_exactly_the_work_of_changed_clips(tiny_run,
         assert named in dry_run_error(ext, config, mutate), named
 
 
-def test_hollywood2_layout_runs_gaze_prediction_in_its_own_split(tiny_run, tmp_path_factory):
-    """A gaze-only data set in Hollywood2 EM's layout (AVIClips named by split, per-subject
-    fixation files, no captions): the split comes from the names (validation carved from the
-    training clips), no text store or text task list is made, and RGP trains and is tested on
-    exactly the test-named clips; a task that reads text is refused when the DAG is built."""
-    workdir, _, _ = tiny_run
-    raw = workdir / "results" / "tiny" / "raw"
+def test_hollywood2_layout_runs_gaze_prediction_in_its_own_split(tmp_path_factory):
+    """A gaze-only data set in Hollywood2 EM's layout (the tiny world written so: clips named by
+    split at three picture sizes, per-subject fixation files, no captions): the split comes from
+    the names (validation carved from the training clips), no text store or text task list is
+    made, and RGP, on the whole frame, trains and is tested on exactly the test-named clips; a
+    task that reads text is refused when the DAG is built."""
     root = tmp_path_factory.mktemp("hollywood2")
-    data = root / "data"
-    (data / "AVIClips").mkdir(parents=True)
-    manifest = pd.read_parquet(workdir / "results/tiny/tables/manifest.parquet")
-    names = {}
-    for number, row in enumerate(manifest.itertuples(), 1):
-        kind = "test" if row.split == "test" else "train"
-        names[row.clip_id] = f"actionclip{kind}{number:05d}"
-        shutil.copyfile(raw / "videos" / f"{row.clip_id}.mp4",
-                        data / "AVIClips" / f"{names[row.clip_id]}.mp4")
-    fixations = pd.read_csv(raw / "annotations/gaze/fixations.csv")
-    for (clip_id, subject), rows in fixations.groupby(["clip_id", "subject"]):
-        folder = data / "gaze" / f"s{subject:02d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        lines = [f"{1000 * r.time:.1f} {r.x} {r.y}" for r in rows.itertuples()]
-        (folder / f"{names[clip_id]}.txt").write_text("# SMI export\n" + "\n".join(lines))
+    tiny = TINY_CONFIG["dataset"]
+    resnet = {k: v for k, v in TINY_CONFIG["extractors"]["resnet34"].items() if k != "job"}
     config = {**TINY_CONFIG, "tables": {},
-              "extractors": {"resnet34": {k: v for k, v in TINY_CONFIG["extractors"]["resnet34"]
-                                          .items() if k != "job"}},
+              "extractors": {"resnet34": {**resnet, "crop": False}},  # the gaze maps' frame
               "experiments": {"gaze": TINY_CONFIG["experiments"]["gaze"]},
-              "dataset": {"name": "hw2", "format": "hollywood2", "root": str(data),
-                          "options": {"video_dir": "AVIClips", "val_fraction": 0.3},
-                          "gaze": {"fps": 5, "fixations": {  # pixels of each clip's video
-                              "layout": "per_subject", "dir": "gaze", "frame_size": "video"}}}}
+              "dataset": {"name": "hw2", "format": "hollywood2", "root": "results/hw2/raw",
+                          "options": synthetic_dataset_options("hollywood2"),
+                          "synthetic": {**tiny["synthetic"], "hollywood2": True},
+                          "gaze": tiny["gaze"]}}
     (root / "config.yaml").write_text(yaml.safe_dump(config))
     snakemake(root)
     out = root / "results" / "hw2"
     clips = pd.read_parquet(out / "tables" / "manifest.parquet").set_index("clip_id")["split"]
     tests = sorted(c for c in clips.index if c.startswith("actioncliptest"))
-    assert sorted(clips.index[clips == "test"]) == tests
+    assert len(tests) == 6 and sorted(clips.index[clips == "test"]) == tests
     assert set(clips[[c for c in clips.index if c not in tests]]) == {"train", "val"}
     assert list((out / "text").iterdir()) == [out / "text" / "vocab.json"]  # no sentence store
     metrics = json.loads((out / "metrics/gaze/RGP/seed-0.json").read_text())

@@ -9,7 +9,9 @@ adapter's format); ``synthetic_dataset_options`` gives the adapter options that 
 With ``gaze_subjects`` > 0 it also writes simulated viewers' gaze (``gaze.py``) as
 ``annotations/gaze/fixations.csv`` in the gaze adapter's ``table`` layout
 (``synthetic_gaze_settings`` reads it); with ``salient_captions`` every caption describes only
-the salient object and the background, so gaze tells what the caption is about.
+the salient object and the background, so gaze tells what the caption is about. With
+``hollywood2`` (and gaze) the clips and their gaze are written once more in Hollywood2 EM's
+layout (``hollywood2.py``): clips named by split, pictures of several sizes, per-subject files.
 
 Clip ``i`` depends only on ``(seed, i)``, and its scene, sentences and audio noise draw from
 separate random streams, so changing ``n_clips`` or ``sentences_per_clip`` leaves the other
@@ -35,6 +37,15 @@ from vlpipe.datasets.task_lists import (
     build_retrieval_test,
 )
 from vlpipe.synthetic.gaze import GAZE_FILE, fixations_csv, gaze_rng, sample_fixations
+from vlpipe.synthetic.hollywood2 import (
+    VIDEO_DIR,
+    clip_names,
+    hollywood2_gaze_files,
+    hollywood2_gaze_settings,
+    hollywood2_videos,
+    write_hollywood2_clip,
+    write_hollywood2_gaze,
+)
 from vlpipe.synthetic.render import render_audio, render_frames
 from vlpipe.synthetic.scene import ACTIONS, describe_many, sample_scene
 from vlpipe.synthetic.tours import (
@@ -75,8 +86,10 @@ def synthetic_dataset_options(format: str) -> dict:
         return {**options, "video_dir": "videos", "video_pattern": "{clip_id}.mp4"}
     if format == "subtitles":  # every cue is kept: the adapter's default durations
         return {"video_dir": TOURS_DIR, "splits": SPLITS_FILE}
-    raise KeyError(f"the synthetic world is written as msrvtt, lsmdc or subtitles, "
-                   f"not {format!r}")
+    if format == "hollywood2":  # its validation clips: the adapter's default val_fraction
+        return {"video_dir": VIDEO_DIR}
+    raise KeyError(f"the synthetic world is written as msrvtt, lsmdc, subtitles or "
+                   f"hollywood2, not {format!r}")
 
 
 def _salient_action(record: dict) -> str:
@@ -114,6 +127,7 @@ class WorldConfig:
     subtitle_noise: float = 0.3  # fraction of the training tours' cues that are noise
     gaze_subjects: int = 0  # simulated viewers per clip (gaze.py); 0: no gaze
     salient_captions: bool = False  # captions name only the salient object and the background
+    hollywood2: bool = False  # also write Hollywood2 EM's layout (hollywood2.py); needs gaze
 
     def __post_init__(self) -> None:
         fractions = (self.train_fraction, self.validate_fraction, self.test_fraction)
@@ -134,6 +148,8 @@ class WorldConfig:
         if self.gaze_subjects < 0:
             raise ValueError(f"gaze_subjects must be >= 0 (0: no gaze), got "
                              f"{self.gaze_subjects}")
+        if self.hollywood2 and not self.gaze_subjects:
+            raise ValueError("hollywood2 writes the world as a gaze data set: set gaze_subjects")
         if self.tour_clips:
             self._check_tour_timing()
 
@@ -163,14 +179,18 @@ class WorldConfig:
         count = round(self.n_clips * self.silent_fraction)
         return {int(i) for i in rng.permutation(self.n_clips)[:count]}
 
+    def hollywood2_names(self) -> list[str]:
+        """Each clip's name in the Hollywood2 layout (``hollywood2.clip_names``)."""
+        return clip_names(self.splits())
+
     def tours(self) -> list[Tour]:
         """The subtitled tour videos (none when ``tour_clips`` is 0)."""
         return plan_tours(self.split_sizes(), self.tour_clips) if self.tour_clips else []
 
     def info(self) -> dict:
-        """The settings recorded in ``videodatainfo.json``; the tour, gaze and caption settings
-        only where they change the world (a world without them is byte for byte as before they
-        existed)."""
+        """The settings recorded in ``videodatainfo.json``; the tour, gaze, caption and
+        Hollywood2 settings only where they change the world (a world without them is byte for
+        byte as before they existed)."""
         settings = asdict(self)
         if not self.tour_clips:
             del settings["tour_clips"], settings["subtitle_noise"]
@@ -178,33 +198,57 @@ class WorldConfig:
             del settings["gaze_subjects"]
         if not self.salient_captions:
             del settings["salient_captions"]
+        if not self.hollywood2:
+            del settings["hollywood2"]
         return settings
+
+
+def _check_written(format: str, config: WorldConfig) -> None:
+    """The world ``config`` describes is written in ``format``: the tours and the Hollywood2
+    layout only where their settings ask for them."""
+    if format == "subtitles" and not config.tour_clips:
+        raise ValueError("the synthetic world has no subtitled tours to read as format "
+                         "'subtitles': set dataset.synthetic.tour_clips")
+    if format == "hollywood2" and not config.hollywood2:
+        raise ValueError("the synthetic world is not written in Hollywood2's layout: set "
+                         "dataset.synthetic.hollywood2 (with gaze_subjects)")
 
 
 def synthetic_annotation_files(format: str, config: WorldConfig) -> list[str]:
     """The annotation files (root-relative) the ``format`` adapter reads in the world ``config``
-    writes, with ``synthetic_dataset_options(format)``; known before the world exists."""
+    writes, with ``synthetic_dataset_options(format)``; known before the world exists. A
+    format the world is not written in is a ``ValueError`` naming the setting to change."""
+    _check_written(format, config)
     if format == "subtitles":
         return tour_annotation_files(config.tours())
     options = synthetic_dataset_options(format)
     return ADAPTERS[format].files(Path(), options)
 
 
-def synthetic_gaze_files(config: WorldConfig) -> list[str]:
-    """The gaze files (root-relative) the world ``config`` writes (none without gaze); known
-    before the world exists."""
-    return [GAZE_FILE] if config.gaze_subjects else []
+def synthetic_gaze_files(config: WorldConfig, format: str) -> list[str]:
+    """The gaze files (root-relative) that the world ``config`` writes for a data set read as
+    ``format`` (none without gaze); known before the world exists."""
+    if not config.gaze_subjects:
+        return []
+    if format == "hollywood2":
+        return hollywood2_gaze_files(config.hollywood2_names(), config.gaze_subjects)
+    return [GAZE_FILE]
 
 
-def synthetic_gaze_settings(config: WorldConfig) -> dict:
-    """The gaze adapter's settings (``vlpipe.datasets.gaze``) that read the world's gaze."""
+def synthetic_gaze_settings(config: WorldConfig, format: str) -> dict:
+    """The gaze adapter's settings (``vlpipe.datasets.gaze``) that read the world's gaze for a
+    data set read as ``format``: Hollywood2's per-subject files, else the table."""
+    if format == "hollywood2":
+        return hollywood2_gaze_settings()
     return {"layout": "table", "files": [GAZE_FILE], "frame_size": [config.size, config.size]}
 
 
 def synthetic_videos(config: WorldConfig) -> list[str]:
-    """Every video (root-relative) the world ``config`` writes: the clips, then the tours."""
+    """Every video (root-relative) the world ``config`` writes: the clips, the tours, then the
+    Hollywood2 layout's clips."""
     return [*(f"videos/video{i}.mp4" for i in range(config.n_clips)),
-            *(f"{TOURS_DIR}/{tour.name}.mp4" for tour in config.tours())]
+            *(f"{TOURS_DIR}/{tour.name}.mp4" for tour in config.tours()),
+            *(hollywood2_videos(config.hollywood2_names()) if config.hollywood2 else [])]
 
 
 def _clip_rngs(seed: int, index: int) -> list[np.random.Generator]:
@@ -235,11 +279,15 @@ def _write_videos(root: Path, config: WorldConfig, tours: list[Tour]) -> list[di
     are held in memory until then); return the clips' scene records."""
     silent = config.silent_clips()
     ending = {tour.clips[-1]: tour for tour in tours}
+    names = config.hollywood2_names()
     records, pending = [], []
     for i, split in enumerate(config.splits()):
         record, frames, waveform = _make_clip(config, i, split, i in silent,
                                               root / "videos" / f"video{i}.mp4")
         records.append(record)
+        if config.hollywood2:
+            write_hollywood2_clip(root, i, names[i], frames, config.fps, waveform,
+                                  config.audio_rate)
         if tours:
             pending.append((frames, waveform))
         if i in ending:
@@ -289,19 +337,24 @@ def _write_lsmdc(root: Path, records: list[dict], config: WorldConfig) -> None:
 
 def _write_gaze(root: Path, config: WorldConfig) -> None:
     """Every clip's simulated viewers in ``GAZE_FILE`` (each clip's scene drawn again from its
-    scene stream: the same scene as its video's)."""
+    scene stream: the same scene as its video's), and with ``hollywood2`` in that layout too."""
     clips = []
+    names = config.hollywood2_names()
     for index in range(config.n_clips):
         scene = sample_scene(_clip_rngs(config.seed, index)[0], config.duration_s)
         fixations = sample_fixations(scene, config.gaze_subjects, gaze_rng(config.seed, index))
         clips.append((f"video{index}", fixations))
+        if config.hollywood2:
+            write_hollywood2_gaze(root, index, names[index], config.size, config.gaze_subjects,
+                                  fixations)
     write_text(root / GAZE_FILE, fixations_csv(clips, config.size, config.size))
 
 
 def generate_world(root: Path, config: WorldConfig) -> None:
     """Write ``videos/video{i}.mp4``, ``annotations/scenes.jsonl``, the LSMDC files, the tours
     (``tour_clips`` > 0: ``tours/``, ``annotations/tours.jsonl``), the gaze
-    (``gaze_subjects`` > 0: ``GAZE_FILE``) and ``annotations/videodatainfo.json``.
+    (``gaze_subjects`` > 0: ``GAZE_FILE``), the Hollywood2 layout (``hollywood2``:
+    ``hollywood2/``) and ``annotations/videodatainfo.json``.
 
     Every file is written atomically; ``videodatainfo.json`` is written last, so its presence
     means the whole world is complete.

@@ -38,12 +38,14 @@ if GAZE is not None and "synthetic" in config["dataset"]:
             "config dataset.gaze: the synthetic world has no gaze "
             "(set dataset.synthetic.gaze_subjects)"
         )
-    WORLD_GAZE = synthetic_gaze_settings(WORLD)
+    WORLD_GAZE = synthetic_gaze_settings(WORLD, config["dataset"]["format"])
     if GAZE.setdefault("fixations", WORLD_GAZE) != WORLD_GAZE:
         raise ValueError(
             f"config dataset.gaze.fixations: a synthetic world's gaze is read with {WORLD_GAZE}"
         )
-    GAZE_FILES = [f"{ROOT}/{name}" for name in synthetic_gaze_files(WORLD)]
+    GAZE_FILES = [
+        f"{ROOT}/{name}" for name in synthetic_gaze_files(WORLD, config["dataset"]["format"])
+    ]
 elif GAZE is not None:
     if "fixations" not in GAZE:
         raise ValueError("config dataset.gaze.fixations: say where the fixation files are")
