@@ -33,6 +33,7 @@ from .helpers import load_configs, subprocess_env
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = (("config.yaml",), ("configs/paper.yaml",), ("configs/tours.yaml",),
+           ("configs/hollywood2.yaml",),
            ("config.yaml", "configs/demo-gaze.yaml"))  # the last an overlay on the demo
 CONFIG = yaml.safe_load((REPO / "configs/paper.yaml").read_text())  # every ablation
 

@@ -28,8 +28,8 @@ GEAN-uniform the same without RGP (its METEOR is Table 3.5's uniform map's); GEA
 
 Gaze prediction (thesis ch. 3, Tables 3.2 and 3.3): Sim, CC, shuffled AUC and Judd AUC on VAS
 and Hollywood2 EM, on the thesis's 0–1 scale; Uniform and Central bias are Table 3.3's AUC-only
-rows (Hollywood2; its Random row is AUC 0.5 by construction, its SF+MF+CB and Human rows are
-other methods' and are left out).
+rows (Hollywood2: Random, a flat map, 0.500 = our Uniform; Central Bias 0.840; its SF+MF+CB
+0.871 and Human 0.936 are other methods' and are left out).
 """
 
 from __future__ import annotations
