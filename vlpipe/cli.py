@@ -102,12 +102,27 @@ def _vocab(args: argparse.Namespace) -> None:
     print(f"{args.out}: {len(vocab)} words (incl. padding and blank)")
 
 
+def _concepts(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from vlpipe.text import Vocabulary
+    from vlpipe.text.concepts import build_concepts, save_concepts
+
+    clips = pd.read_parquet(args.clips)
+    train = clips.loc[clips["split"] == "train", "sentences"]
+    concepts = build_concepts((s for sentences in train for s in sentences),
+                              Vocabulary.load(args.vocab), args.size)
+    save_concepts(args.out, concepts)
+    print(f"{args.out}: {len(concepts)} concept words, most frequent "
+          f"{[w for w, _ in concepts[:8]]}")
+
+
 def _run_args(args: argparse.Namespace) -> dict:
     _named_paths(args.stores, "--stores")  # well-formed before any data is read
     return {"experiment": json.loads(args.experiment), "variant": args.variant,
             "seed": args.seed, "clips_path": args.clips, "vocab_path": args.vocab,
             "stores": args.stores, "text": json.loads(args.text),
-            "task_list_path": args.task_list}
+            "task_list_path": args.task_list, "concepts_path": args.concepts or None}
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -225,6 +240,13 @@ def _parser() -> argparse.ArgumentParser:
     step.add_argument("--min-count", type=int, default=4)
     step.set_defaults(run=_vocab)
 
+    step = steps.add_parser("concepts", help="CT-SAN's concept words from training sentences")
+    step.add_argument("--clips", required=True)
+    step.add_argument("--vocab", required=True)
+    step.add_argument("--out", required=True)
+    step.add_argument("--size", type=int, required=True)
+    step.set_defaults(run=_concepts)
+
     for name, run in [("train", _train), ("evaluate", _evaluate)]:
         step = steps.add_parser(name, help=f"{name} one (experiment, variant, seed)")
         step.add_argument("--experiment", required=True, help="experiment config as JSON")
@@ -236,6 +258,9 @@ def _parser() -> argparse.ArgumentParser:
                           help="EXTRACTOR=STORE ... (and sentences=STORE: the text store)")
         step.add_argument("--text", default="{}", help="text config as JSON")
         step.add_argument("--task-list", help="the task's list (tables/tasks/<task>.parquet)")
+        step.add_argument("--concepts", default="",
+                          help="the concept words (text/concepts.json) of a model that reads "
+                               "them; empty: none")
         step.set_defaults(run=run)
         if name == "train":
             step.add_argument("--out-dir", required=True)

@@ -49,6 +49,11 @@ class ResultsLayout:
     def vocab(self) -> str:
         return f"{self.root}/text/vocab.json"
 
+    @property
+    def concepts(self) -> str:
+        """CT-SAN's concept words (`vlpipe.text.concepts`), chosen from the vocabulary."""
+        return f"{self.root}/text/concepts.json"
+
     def model(self, experiment: str, variant: str, seed: int | str) -> str:
         """A training run's chosen weights (`vlpipe.training.train`'s ``model.pt``)."""
         return f"{self.root}/models/{experiment}/{variant}/seed-{seed}/model.pt"

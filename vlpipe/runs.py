@@ -34,6 +34,7 @@ from vlpipe.planning import (
 from vlpipe.provenance import code_identity
 from vlpipe.tasks import task_class, task_spec
 from vlpipe.text import Vocabulary, load_embeddings
+from vlpipe.text.concepts import load_concept_ids
 from vlpipe.training import TrainSettings, train
 from vlpipe.training.loop import load_state, seed_everything
 
@@ -53,11 +54,14 @@ def sentence_inputs(text_store: str | None, task: str) -> dict:
 
 def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: str,
                          vocab_path: str, stores: Sequence[str], text: dict,
-                         task_list_path: str | None = None):
+                         task_list_path: str | None = None, concepts_path: str | None = None):
     """The task (data + objective) and a freshly initialised model for one run, and the
-    provenance of the stores it reads (the feature inputs', then the text store's)."""
+    provenance of the stores it reads (the feature inputs', then the text store's).
+    ``concepts_path``: the concept words of a model family that reads them (CT-SAN)."""
     clips = pd.read_parquet(clips_path)
     vocab = Vocabulary.load(vocab_path)
+    concepts = ({"concept_ids": load_concept_ids(concepts_path, vocab)} if concepts_path
+                else {})
     groups = parse_named_paths(stores)
     text_store = groups.pop(SENTENCES_KEY, [None])[0]
     targets = task_spec(experiment["task"]).target_refs()  # what it predicts, on one timeline
@@ -72,7 +76,7 @@ def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: 
             task_list = task_list[~task_list["clip_id"].isin(bad)]
     task = task_class(experiment["task"])(clips, arrays, vocab, task_list=task_list,
                                           **sentence_inputs(text_store, experiment["task"]),
-                                          **experiment.get("task_args", {}))
+                                          **concepts, **experiment.get("task_args", {}))
     model_args = variant_model_args(experiment, variant)
     seed_everything(seed)
     word_vectors = None
@@ -132,12 +136,12 @@ def start_from(model: torch.nn.Module, path: str, freeze: bool) -> list[str]:
 
 def run_training(experiment: dict, variant: str, seed: int, clips_path: str, vocab_path: str,
                  stores: Sequence[str], text: dict, out_dir: str,
-                 task_list_path: str | None = None, upstream_model: str | None = None,
-                 tensorboard: bool = False) -> dict:
+                 task_list_path: str | None = None, concepts_path: str | None = None,
+                 upstream_model: str | None = None, tensorboard: bool = False) -> dict:
     """Train one run into ``out_dir`` (`vlpipe.training.train`); ``tensorboard``: also write
     TensorBoard event files there (how it runs, not what it computes: not in the fingerprint)."""
     task, model, _ = build_task_and_model(experiment, variant, seed, clips_path, vocab_path,
-                                          stores, text, task_list_path)
+                                          stores, text, task_list_path, concepts_path)
     if upstream_model:
         start_from(model, upstream_model,
                    upstream_init(experiment, variant).get("freeze", True))
@@ -146,6 +150,7 @@ def run_training(experiment: dict, variant: str, seed: int, clips_path: str, voc
     store_paths = [path for paths in parse_named_paths(stores).values() for path in paths]
     inputs = [Path(p).stat().st_mtime_ns for p in [clips_path, vocab_path, *store_paths,
                                                    *([task_list_path] if task_list_path else []),
+                                                   *([concepts_path] if concepts_path else []),
                                                    *([upstream_model] if upstream_model else [])]]
     code = code_identity("train", experiment["model"])
     return train(model, task, settings, out_dir, record={"code": code},
@@ -155,9 +160,11 @@ def run_training(experiment: dict, variant: str, seed: int, clips_path: str, voc
 
 def run_evaluation(experiment: dict, name: str, variant: str, seed: int, clips_path: str,
                    vocab_path: str, stores: Sequence[str], text: dict, model_path: str,
-                   dataset: str, out_path: str, task_list_path: str | None = None) -> dict:
+                   dataset: str, out_path: str, task_list_path: str | None = None,
+                   concepts_path: str | None = None) -> dict:
     task, model, provenance = build_task_and_model(experiment, variant, seed, clips_path,
-                                               vocab_path, stores, text, task_list_path)
+                                               vocab_path, stores, text, task_list_path,
+                                               concepts_path)
     device = resolve_device(experiment.get("train", {}).get("device", "auto"))
     trained = load_state(model_path)
     model.load_state_dict(trained["model"])

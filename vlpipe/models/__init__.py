@@ -6,7 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from vlpipe.models import captioner, gaze_prior, gean, jsfusion, rgp, s2vt, shallownet, wal
+from vlpipe.models import (
+    captioner,
+    ctsan,
+    gaze_prior,
+    gean,
+    jsfusion,
+    rgp,
+    s2vt,
+    shallownet,
+    wal,
+)
 from vlpipe.models.family import ModelFamily, load
 from vlpipe.models.inputs import FeatureInput, ModelInputs
 
@@ -19,6 +29,7 @@ FAMILIES: dict[str, ModelFamily] = {
     "gaze_prior": gaze_prior.FAMILY,
     "shallownet": shallownet.FAMILY,
     "gean": gean.FAMILY,
+    "ctsan": ctsan.FAMILY,
 }
 
 

@@ -22,8 +22,9 @@ class ModelFamily:
     """A family: its config dataclass (``model_args``), where its builder ``build(config,
     inputs) -> nn.Module`` lives, the tasks it solves, ``task_fields(predicts)``: the config
     fields that follow from what the task asks for (never ``model_args``; JSFusion's head), its
-    named paper presets and, optionally, a faster test-time scorer ``scorer(model)`` with the
-    signature of ``model.score_matrix``."""
+    named paper presets, optionally a faster test-time scorer ``scorer(model)`` with the
+    signature of ``model.score_matrix``, and whether it reads the data set's concept words
+    (``reads_concepts``: CT-SAN; `vlpipe.text.concepts`)."""
 
     name: str
     config: type
@@ -32,6 +33,7 @@ class ModelFamily:
     task_fields: Callable[[str], dict] = lambda predicts: {}
     presets: dict[str, dict] = field(default_factory=dict)
     scorer: str | None = None
+    reads_concepts: bool = False
 
     def settings(self, model_args: dict, predicts: str, where: str = "") -> dict:
         """``model_args`` with a ``preset`` (a named paper setting) expanded, checked against

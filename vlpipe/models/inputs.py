@@ -37,8 +37,35 @@ class ModelInputs:
     vocab_size: int
     word_vectors: np.ndarray | None = None  # (vocab_size, word_dim) initial embeddings
     sentence_dim: int | None = None  # frozen sentence vectors instead of words (WAL)
+    concept_ids: tuple[int, ...] | None = None  # vocabulary ids of the concept words (CT-SAN)
 
     @property
     def video_dim(self) -> int:
         """Width of one step when the video arrays are read side by side as one vector."""
         return sum(feature.size for feature in self.video)
+
+
+def grid_input(inputs: tuple[FeatureInput, ...], name: str, model: str) -> FeatureInput:
+    """The input ``name``, checked to be a channels-last (h, w, C) grid."""
+    found = [feature for feature in inputs if feature.name == name]
+    if not found:
+        raise ValueError(f"{model} needs an input named {name!r}; got "
+                         f"{[feature.name for feature in inputs]}")
+    feature = found[0]
+    if len(feature.shape) != 3:
+        raise ValueError(
+            f"{model}: input {name!r} ({feature.source}) has per-step shape {feature.shape}, "
+            "not a (h, w, C) grid; a grid input needs task_args.feature_norm 'zscore' or "
+            "'none' ('pca' flattens it)")
+    return feature
+
+
+def only_grid_input(inputs: ModelInputs, name: str, model: str) -> FeatureInput:
+    """A one-input model's input: the one named ``name`` (or the only one), a (h, w, C) grid;
+    any other input is an error."""
+    chosen = inputs.video[0].name if len(inputs.video) == 1 else name
+    feature = grid_input(inputs.video, chosen, model)
+    if len(inputs.video) != 1:
+        others = [f.name for f in inputs.video if f.name != chosen]
+        raise ValueError(f"{model} reads one grid input ({name!r}); remove input(s) {others}")
+    return feature

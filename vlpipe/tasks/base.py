@@ -10,6 +10,7 @@ plus ``num_items(split)`` (the evaluation set's size), ``report_info()`` and ``m
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from vlpipe.models.inputs import ModelInputs
 from vlpipe.tasks.batching import pad_features, pad_tokens
 from vlpipe.tasks.specs import TaskSpec, task_spec
 from vlpipe.text import Vocabulary
+from vlpipe.text.concepts import concept_labels
 
 
 class TensorBatch:
@@ -64,7 +66,7 @@ class VideoTextTask:
 
     def __init__(self, clips: pd.DataFrame, features, vocab: Vocabulary,
                  max_frames: int = 40, max_words: int = 40, feature_norm: str = "zscore",
-                 pca_dims: int = 64) -> None:
+                 pca_dims: int = 64, concept_ids: Sequence[int] | None = None) -> None:
         self.vocab, self.max_words = vocab, max_words
         arrays = features if hasattr(features, "read") else InMemoryArrays(features)
         train_ids = clips.loc[clips["split"] == "train", "clip_id"]
@@ -77,6 +79,7 @@ class VideoTextTask:
         }
         self.splits = {split: [c for c in group["clip_id"] if self.sentences[c]]
                        for split, group in clips.groupby("split")}
+        self.concept_ids = None if concept_ids is None else tuple(concept_ids)
 
     @property
     def spec(self) -> TaskSpec:
@@ -86,7 +89,7 @@ class VideoTextTask:
         """What the model is built for: the feature inputs after normalisation, the
         vocabulary (and its initial ``word_vectors``), what the task asks it to predict."""
         return ModelInputs(self.features.inputs(), self.features.max_steps, self.spec.predicts,
-                           len(self.vocab), word_vectors)
+                           len(self.vocab), word_vectors, concept_ids=self.concept_ids)
 
     @property
     def feature_dim(self) -> int:
@@ -108,6 +111,12 @@ class VideoTextTask:
 
     def encode(self, sentence: str) -> list[int]:
         return self.vocab.encode(sentence, self.max_words)
+
+    def concept_labels(self, clip_ids: list[str]) -> torch.Tensor:
+        """Each clip's concept words present in its sentences, (B, C) multi-hot
+        (`vlpipe.text.concepts.concept_labels`); only for a task given ``concept_ids``."""
+        return torch.from_numpy(np.stack([concept_labels(self.sentences[c], self.concept_ids)
+                                          for c in clip_ids]))
 
     def video_batch(self, clip_ids: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded features (B, N, D) and mask (B, N) of the given clips."""

@@ -11,7 +11,14 @@ METEOR (a Java process per call).
 
 Models plug in through ``start(feats, mask) -> state``, ``step(tokens, state) -> (log_probs,
 state)``, ``forward(feats, mask, inputs) -> log_probs`` and ``end_id`` (see
-`vlpipe.models.captioner`).
+`vlpipe.models.captioner`). A model that reads concept words (``ModelInputs.concept_ids``:
+CT-SAN) is given each training clip's concept labels as well, ``forward(feats, mask, inputs,
+concepts)``, and returns ``(log_probs, auxiliary_loss)``: its terms beyond the words' (concept
+detection, attention regularisers), added to the cross-entropy, and scores the concepts it
+detects, ``concept_scores(feats, mask) -> (B, C)`` (None: it detects none). The evaluation
+then compares them with the clips' own, precision and recall of the top ``CONCEPTS_AT``,
+beside the training frequency prior's (the same ``CONCEPTS_AT`` most frequent concepts for
+every clip).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from vlpipe.metrics.captioning import caption_metrics
+from vlpipe.metrics.concepts import precision_recall_at
 from vlpipe.nn.beam_search import beam_search, greedy_decode
 from vlpipe.tasks.base import TensorBatch, VideoTextTask, autocast_for
 from vlpipe.text import SPECIALS
@@ -41,7 +49,13 @@ class CaptionBatch(TensorBatch):
     targets: torch.Tensor  # (B, T) w_1 … w_n, end_id; -100 at padding
 
 
+@dataclass
+class ConceptCaptionBatch(CaptionBatch):
+    concepts: torch.Tensor  # (B, C) the clips' concept labels, multi-hot
+
+
 EXAMPLES = 5  # test clips whose decoded captions the report shows
+CONCEPTS_AT = 10  # the thesis's precision / recall @ 10 of detected concepts
 
 
 class CaptioningTask(VideoTextTask):
@@ -79,11 +93,21 @@ class CaptioningTask(VideoTextTask):
             for row, words in enumerate(captions):
                 inputs[row, : len(words) + 1] = torch.tensor([self.end_id, *words])
                 targets[row, : len(words) + 1] = torch.tensor([*words, self.end_id])
-            yield CaptionBatch(*self.video_batch(batch), inputs, targets)
+            if self.concept_ids is None:
+                yield CaptionBatch(*self.video_batch(batch), inputs, targets)
+            else:
+                yield ConceptCaptionBatch(*self.video_batch(batch), inputs, targets,
+                                          self.concept_labels(batch))
 
     def loss(self, model: torch.nn.Module, batch: CaptionBatch) -> torch.Tensor:
-        log_probs = model(batch.feats, batch.feat_mask, batch.inputs)  # (B, T, V + 1)
-        return F.nll_loss(log_probs.flatten(0, 1), batch.targets.flatten(), ignore_index=-100)
+        if isinstance(batch, ConceptCaptionBatch):
+            log_probs, auxiliary = model(batch.feats, batch.feat_mask, batch.inputs,
+                                         batch.concepts)
+        else:
+            log_probs, auxiliary = model(batch.feats, batch.feat_mask, batch.inputs), 0.0
+        # log_probs (B, T, V + 1)
+        words = F.nll_loss(log_probs.flatten(0, 1), batch.targets.flatten(), ignore_index=-100)
+        return words + auxiliary
 
     @torch.no_grad()
     def generate(self, model: torch.nn.Module, clip_ids: list[str], device: torch.device,
@@ -118,4 +142,25 @@ class CaptioningTask(VideoTextTask):
         predictions = self.generate(model, clip_ids, device)
         metrics = caption_metrics({c: self.references[c] for c in clip_ids}, predictions,
                                   VALIDATION_METRICS if split == "val" else TEST_METRICS)
-        return {"caption": {name: 100.0 * value for name, value in metrics.items()}}
+        result = {"caption": {name: 100.0 * value for name, value in metrics.items()}}
+        if self.concept_ids is not None:
+            result["concepts"] = self.concept_detection(model, clip_ids, device)
+        return result
+
+    @torch.no_grad()
+    def concept_detection(self, model: torch.nn.Module, clip_ids: list[str],
+                          device: torch.device, block: int = 100) -> dict[str, float]:
+        """Precision and recall (×100) of the top ``CONCEPTS_AT`` concepts against the clips'
+        own: the frequency prior's, and the model's where it detects concepts."""
+        truth = self.concept_labels(clip_ids)  # (B, C)
+        prior = self.concept_labels(self.splits["train"]).sum(0)  # (C,) training frequency
+        result = precision_recall_at(prior.expand_as(truth), truth, CONCEPTS_AT, "prior ")
+        scores = []
+        for start in range(0, len(clip_ids), block):
+            feats, mask = self.video_batch(clip_ids[start : start + block])
+            with autocast_for(device):
+                scores.append(model.concept_scores(feats.to(device), mask.to(device)))
+        if scores[0] is not None:  # None: a model without a detector (Base-SAN)
+            result |= precision_recall_at(torch.cat(scores).float().cpu(), truth, CONCEPTS_AT)
+        return result
+

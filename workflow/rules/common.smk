@@ -9,6 +9,7 @@ from vlpipe.experiment_checks import check_experiment, check_tables, check_text_
 from vlpipe.extractors import check_settings
 from vlpipe.layout import ResultsLayout, shard_names
 from vlpipe.manifest import files_digest
+from vlpipe.models import model_family
 from vlpipe.planning import (
     SENTENCES_KEY,
     named_paths,
@@ -221,7 +222,9 @@ def extractor_settings(name):
 
 
 def run_inputs(wildcards):
-    task = task_spec(config["experiments"][wildcards.experiment]["task"])
+    experiment = config["experiments"][wildcards.experiment]
+    task = task_spec(experiment["task"])
+    concepts = model_family(experiment["model"]).reads_concepts
     return {
         "clips": LAYOUT.clips_table,
         "vocab": LAYOUT.vocab,
@@ -230,7 +233,13 @@ def run_inputs(wildcards):
             item.split("=", 1)[1]
             for item in experiment_stores(wildcards.experiment, wildcards.variant)
         ],
+        **({"concepts": LAYOUT.concepts} if concepts else {}),
     }
+
+
+def concepts_arg(wildcards, input):
+    """The concept words of a model that reads them, or "" (none)."""
+    return input.concepts if "concepts" in input.keys() else ""
 
 
 def train_inputs(wildcards):

@@ -1,4 +1,5 @@
-# Vocabulary → training → evaluation, one job per (experiment, variant, seed).
+# Vocabulary (and concept words) → training → evaluation, one job per (experiment, variant, seed).
+from vlpipe.text.concepts import DEFAULT_SIZE as CONCEPTS
 
 
 rule vocab:
@@ -19,6 +20,27 @@ rule vocab:
     shell:
         "python -m vlpipe --log {log:q} vocab --clips {input.clips:q} --out {output:q}"
         " --min-count {params.min_count}"
+
+
+rule concepts:
+    input:
+        clips=LAYOUT.clips_table,
+        vocab=LAYOUT.vocab,
+    output:
+        LAYOUT.concepts,
+    log:
+        f"{LOGS}/concepts.log",
+    localrule: True
+    conda:
+        ENVS["data"]
+    params:
+        size=config["text"].get("concepts", CONCEPTS),
+        code=code_of("concepts"),
+    message:
+        job_line("concepts: {params.size} concept words → {output:q}")
+    shell:
+        "python -m vlpipe --log {log:q} concepts --clips {input.clips:q} --vocab {input.vocab:q}"
+        " --out {output:q} --size {params.size}"
 
 
 rule text_features:
@@ -69,6 +91,7 @@ rule train:
         text=as_json({"embeddings": config["text"].get("embeddings")}),
         out_dir=lambda w, output: str(Path(output.model).parent),
         init_from=init_from_arg,
+        concepts=concepts_arg,
         code=lambda w: code_of("train", config["experiments"][w.experiment]["model"]),
     message:
         job_line(f"train {RUN_NAME} (log: {{log:q}})")
@@ -77,7 +100,7 @@ rule train:
         " --experiment {params.experiment:q} --variant {wildcards.variant:q}"
         " --seed {wildcards.seed} --clips {input.clips:q} --vocab {input.vocab:q}"
         " --stores {params.stores:q} --text {params.text:q} --task-list {input.task_list:q}"
-        " --out-dir {params.out_dir:q}"
+        " --concepts={params.concepts:q} --out-dir {params.out_dir:q}"
         " --init-from={params.init_from:q} --tensorboard {resources.tensorboard:q}"
 
 
@@ -99,6 +122,7 @@ rule evaluate:
         stores=rules.train.params.stores,
         text=rules.train.params.text,
         dataset=config["dataset"]["name"],
+        concepts=concepts_arg,
         code=lambda w: code_of("evaluate", config["experiments"][w.experiment]["model"]),
     message:
         job_line(f"evaluate {RUN_NAME} → {{output:q}}")
@@ -107,5 +131,5 @@ rule evaluate:
         " --experiment {params.experiment:q} --variant {wildcards.variant:q}"
         " --seed {wildcards.seed} --clips {input.clips:q} --vocab {input.vocab:q}"
         " --stores {params.stores:q} --text {params.text:q} --task-list {input.task_list:q}"
-        " --name {wildcards.experiment:q}"
+        " --concepts={params.concepts:q} --name {wildcards.experiment:q}"
         " --model {input.model:q} --dataset {params.dataset:q} --out {output:q}"

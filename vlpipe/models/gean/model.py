@@ -38,8 +38,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vlpipe.models.gean.config import POOLS, GEANConfig
-from vlpipe.models.inputs import FeatureInput, ModelInputs
-from vlpipe.models.rgp.model import RGP, gaussian_map, grid_input, split_features
+from vlpipe.models.inputs import FeatureInput, ModelInputs, grid_input
+from vlpipe.models.rgp.model import RGP, gaussian_map, split_features
 from vlpipe.nn.beam_search import teacher_forced
 from vlpipe.nn.encoders import TextEmbedding
 

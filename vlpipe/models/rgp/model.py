@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vlpipe.models.inputs import FeatureInput, ModelInputs
+from vlpipe.models.inputs import FeatureInput, ModelInputs, only_grid_input
 from vlpipe.models.rgp.config import GazePriorConfig, RGPConfig
 from vlpipe.nn.conv_gru import ConvGRU
 
@@ -28,32 +28,6 @@ def split_features(feats: Tensor, inputs: tuple[FeatureInput, ...]) -> dict[str,
     blocks = feats.split([feature.size for feature in inputs], dim=-1)
     return {feature.name: block.unflatten(-1, feature.shape)  # (B, N, *shape)
             for feature, block in zip(inputs, blocks, strict=True)}
-
-
-def grid_input(inputs: tuple[FeatureInput, ...], name: str, model: str) -> FeatureInput:
-    """The input ``name``, checked to be a channels-last (h, w, C) grid."""
-    found = [feature for feature in inputs if feature.name == name]
-    if not found:
-        raise ValueError(f"{model} needs an input named {name!r}; got "
-                         f"{[feature.name for feature in inputs]}")
-    feature = found[0]
-    if len(feature.shape) != 3:
-        raise ValueError(
-            f"{model}: input {name!r} ({feature.source}) has per-step shape {feature.shape}, "
-            "not a (h, w, C) grid; a grid input needs task_args.feature_norm 'zscore' or "
-            "'none' ('pca' flattens it)")
-    return feature
-
-
-def only_grid_input(inputs: ModelInputs, name: str, model: str) -> FeatureInput:
-    """A one-input model's input: the one named ``name`` (or the only one), a (h, w, C) grid;
-    any other input is an error."""
-    chosen = inputs.video[0].name if len(inputs.video) == 1 else name
-    feature = grid_input(inputs.video, chosen, model)
-    if len(inputs.video) != 1:
-        others = [f.name for f in inputs.video if f.name != chosen]
-        raise ValueError(f"{model} reads one grid input ({name!r}); remove input(s) {others}")
-    return feature
 
 
 def gaussian_map(shape: tuple[int, int], centre: Tensor, sigma: float) -> Tensor:
@@ -173,5 +147,4 @@ def build_prior(config: GazePriorConfig, inputs: ModelInputs) -> GazePrior:
     return GazePrior(config)
 
 
-__all__ = ["RGP", "GazePrior", "build", "build_prior", "gaussian_map", "grid_input",
-           "only_grid_input", "split_features"]
+__all__ = ["RGP", "GazePrior", "build", "build_prior", "gaussian_map", "split_features"]

@@ -8,8 +8,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vlpipe.models.inputs import ModelInputs
-from vlpipe.models.rgp.model import only_grid_input
+from vlpipe.models.inputs import ModelInputs, only_grid_input
 from vlpipe.models.shallownet.config import ShallowNetConfig
 
 
