@@ -24,7 +24,11 @@ Captioning (thesis ch. 3, Tables 3.4 and 3.5): BLEU-1/2/3, METEOR, ROUGE-L and C
 and VAS, ×100 (the thesis prints them on a 0–1 scale); S2VT (S2VT+GNet) and Temp-Attention are
 the baselines without gaze; GEAN is GEAN+GNet+C3D+Scene with its gaze predictor RGP and
 GEAN-uniform the same without RGP (its METEOR is Table 3.5's uniform map's); GEAN-random,
--central and -peripheral are Table 3.5's other fixed maps, METEOR only.
+-central and -peripheral are Table 3.5's other fixed maps, METEOR only. CT-SAN's movie
+description (thesis ch. 4, Table 4.1, LSMDC16 public test, ×100): its own column group
+(``LSMDC16_*``), as its S2VT row is another run than ch. 3's; CT-SAN and Base-SAN (no
+detector, no semantic attention) are our variants' names, the challenge's other entries are
+left out.
 
 Gaze prediction (thesis ch. 3, Tables 3.2 and 3.3): Sim, CC, shuffled AUC and Judd AUC on VAS
 and Hollywood2 EM, on the thesis's 0–1 scale; Uniform and Central bias are Table 3.3's AUC-only
@@ -42,7 +46,7 @@ from vlpipe.tasks.specs import task_spec
 
 DATASET_LABELS = {"LSMDC": "Paper LSMDC", "MSRVTT": "Paper MSR-VTT",
                   "APARTMENTOUR": "Paper ApartmenTour", "VAS": "Paper VAS",
-                  "HOLLYWOOD2": "Paper Hollywood2 EM"}
+                  "HOLLYWOOD2": "Paper Hollywood2 EM", "LSMDC16": "Paper LSMDC16 (ch. 4)"}
 
 
 def paper_table(task: str, direction: str) -> pd.DataFrame:

@@ -179,7 +179,8 @@ TASK_SPECS: dict[str, TaskSpec] = {spec.name: spec for spec in [
         title="captioning",
         metrics=("BLEU-1", "BLEU-2", "BLEU-3", "METEOR", "ROUGE-L", "CIDEr"),
         sections={"caption": "captioning (×100)"},
-        paper="GEAN (thesis ch. 3) on LSMDC / VAS", describe=_captioning_test,
+        paper="GEAN (thesis ch. 3) on LSMDC / VAS; CT-SAN (ch. 4) on LSMDC16",
+        describe=_captioning_test,
         paper_tables={"caption": "captioning.csv"}),
     TaskSpec(
         name="gaze", implementation="vlpipe.tasks.gaze:GazeTask", predicts="gaze",

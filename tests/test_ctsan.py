@@ -1,0 +1,225 @@
+"""CT-SAN: concept words from tagged captions, the tracing-LSTM detector, semantic attention,
+the regularisers against hand-computed values, the captioning task's concept batches and
+scores, and that the detector learns which concepts a clip shows."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vlpipe.metrics.concepts import precision_recall_at
+from vlpipe.models import build_model
+from vlpipe.models.ctsan.detector import ConceptDetector
+from vlpipe.models.ctsan.model import attention_sparsity
+from vlpipe.models.inputs import FeatureInput, ModelInputs
+from vlpipe.nn.beam_search import beam_search
+from vlpipe.nn.recurrent import LayerNormLSTM
+from vlpipe.tasks.captioning import CaptioningTask, ConceptCaptionBatch
+from vlpipe.text import Vocabulary
+from vlpipe.text.concepts import (
+    build_concepts,
+    concept_labels,
+    content_words,
+    load_concept_ids,
+    save_concepts,
+)
+from vlpipe.training.loop import seed_everything
+
+COLOURS = ["red", "green", "blue", "yellow"]
+SHAPES = ["circle", "square", "star"]
+GRID = (2, 2, 8)
+
+
+# --- concept words -------------------------------------------------------------------------
+
+def test_the_tagger_keeps_nouns_verbs_and_adjectives_offline():
+    assert content_words("a red circle grows slowly on a blue background") == {
+        "red", "circle", "grows", "blue", "background"}
+    assert content_words("SOMEONE opens the door and looks at the man") == {
+        "someone", "opens", "door", "looks", "man"}
+    assert content_words("") == set()
+
+
+def test_concepts_are_the_most_frequent_content_words_in_the_vocabulary(tmp_path):
+    sentences = ["a red circle grows", "a red square grows", "the red star spins",
+                 "a blue circle", "a zebra"]
+    vocab = Vocabulary.build(sentences, min_count=2)  # "zebra", "spins", "star" are out
+    concepts = build_concepts(sentences, vocab, size=3)
+    assert concepts == [("red", 3), ("circle", 2), ("grows", 2)]  # ties alphabetical
+    assert [w for w, _ in build_concepts(sentences, vocab, 100)] == ["red", "circle", "grows"]
+    # a word counts once per sentence, as whatever the tagger calls it there
+    assert build_concepts(["red red red", "red"], Vocabulary(["red"]), 5) == [("red", 2)]
+    with pytest.raises(ValueError, match="size must be >= 1"):
+        build_concepts(sentences, vocab, 0)
+    save_concepts(tmp_path / "concepts.json", concepts)
+    assert load_concept_ids(tmp_path / "concepts.json", vocab) == [
+        vocab.ids["red"], vocab.ids["circle"], vocab.ids["grows"]]
+    with pytest.raises(ValueError, match=r"\['red'\] are not in the vocabulary"):
+        load_concept_ids(tmp_path / "concepts.json", Vocabulary(["circle", "grows"]))
+
+
+def test_a_clips_labels_are_its_concepts_in_any_of_its_sentences():
+    assert concept_labels([[5, 6], [7]], [7, 8, 5]).tolist() == [1.0, 0.0, 1.0]
+    assert concept_labels([], [7]).tolist() == [0.0]
+
+
+def test_precision_and_recall_at_k_by_hand():
+    scores = torch.tensor([[0.9, 0.8, 0.1, 0.0], [0.1, 0.2, 0.3, 0.4]])
+    truth = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    # row 0: top 2 = {0, 1}, one hit of 2 true; row 1: no true label (no recall)
+    assert precision_recall_at(scores, truth, 2, "x ") == {"x P@2": 25.0, "x R@2": 50.0}
+    assert precision_recall_at(scores, truth, 10) == {"P@4": 25.0, "R@4": 100.0}
+
+
+# --- parts -----------------------------------------------------------------------------------
+
+def test_attention_sparsity_by_hand():
+    """Eq. 4.15 over a caption's words, per word: attention on one concept at both steps
+    gives (‖α‖_{1,2} = 2) + (2 × 1) over 2 words = 2; uniform over 4 gives (1 + 2 × 4) / 2; a
+    padded step counts for nothing."""
+    one_hot = torch.tensor([[[1.0, 0, 0, 0], [1.0, 0, 0, 0], [0.25, 0.25, 0.25, 0.25]]])
+    uniform = torch.full((1, 3, 4), 0.25)
+    steps = torch.tensor([[1.0, 1.0, 0.0]])
+    assert attention_sparsity(one_hot, steps).item() == pytest.approx(2.0, abs=1e-4)  # √ε
+    assert attention_sparsity(uniform, steps).item() == pytest.approx(4.5)
+
+
+def test_the_layer_norm_lstm_keeps_its_state_over_padding():
+    torch.manual_seed(0)
+    lstm = LayerNormLSTM(3, 5, layers=2).eval()
+    x = torch.randn(1, 4, 3)
+    outputs, (h, c) = lstm(x, torch.tensor([[1.0, 1.0, 0.0, 0.0]]))
+    short, (h2, c2) = lstm(x[:, :2], torch.ones(1, 2))
+    assert outputs.shape == (1, 4, 5) and h.shape == c.shape == (1, 2, 5)
+    torch.testing.assert_close(outputs[:, :2], short)
+    torch.testing.assert_close((h, c), (h2, c2))
+
+
+def test_each_tracer_starts_at_its_own_cell():
+    """α_0 is one-hot: after one frame, tracer l's state is the LSTM of cell l's vector."""
+    torch.manual_seed(0)
+    detector = ConceptDetector(hidden=6, cells=4, attention_channels=3, concepts=5)
+    v = torch.randn(2, 1, 6, 2, 2)  # (B, N, D, h', w')
+    traced = detector.trace(v, torch.ones(2, 1))  # (B, L, D)
+    for cell in range(4):
+        expected, _ = detector.lstm(v[:, 0].flatten(2)[:, :, cell])
+        torch.testing.assert_close(traced[:, cell], expected)
+    assert detector(v, torch.ones(2, 1)).shape == (2, 5)
+
+
+# --- the model in the captioning task -----------------------------------------------------------
+
+def grid_world(n_train=96, n_val=32, seed=0):
+    """Each clip shows one coloured shape in one cell of a 2×2 grid (the colour's and the
+    shape's codes there, noise elsewhere); its captions name both."""
+    rng = np.random.default_rng(seed)
+    colour_code, shape_code = rng.normal(size=(4, 8)), rng.normal(size=(3, 8))
+    rows, features = [], {}
+    for i in range(n_train + n_val):
+        colour, shape, cell = rng.integers(4), rng.integers(3), rng.integers(4)
+        frames = rng.normal(scale=0.3, size=(3, 2, 2, 8))
+        frames[:, cell // 2, cell % 2] += 2 * (colour_code[colour] + shape_code[shape])
+        features[f"c{i:03d}"] = frames.reshape(3, -1).astype(np.float32)
+        rows.append((f"c{i:03d}", "train" if i < n_train else "val",
+                     [f"a {COLOURS[colour]} {SHAPES[shape]}",
+                      f"the {SHAPES[shape]} is {COLOURS[colour]}"]))
+    clips = pd.DataFrame(rows, columns=["clip_id", "split", "sentences"])
+    vocab = Vocabulary.build([s for ss in clips["sentences"] for s in ss], min_count=1)
+    concepts = [vocab.ids[w] for w in COLOURS + SHAPES]
+    return clips, features, vocab, concepts
+
+
+def make_task(concepts=True):
+    clips, features, vocab, concept_ids = grid_world()
+    task = CaptioningTask(clips, features, vocab, feature_norm="none", max_frames=3,
+                          max_words=6, batch_size=16,
+                          concept_ids=concept_ids if concepts else None)
+    return task, concept_ids
+
+
+def make_model(task, **settings):
+    seed_everything(0)
+    inputs = ModelInputs((FeatureInput("grid", "x/grid", GRID),), 3, "caption",
+                         len(task.vocab), concept_ids=task.concept_ids)
+    settings = {"word_dim": 16, "hidden": 16, "grid_pool": 1, "top_k": 2,
+                "attention_channels": 4, "dropout": 0.0, **settings}
+    return build_model("ctsan", settings, inputs)
+
+
+def test_concept_batches_carry_the_clips_labels_and_the_loss_adds_the_models_terms():
+    task, concept_ids = make_task()
+    batch = next(task.train_batches(np.random.default_rng(0)))
+    assert isinstance(batch, ConceptCaptionBatch)
+    assert batch.concepts.shape == (16, len(concept_ids))
+    assert (batch.concepts.sum(1) == 2).all()  # one colour, one shape
+    model = make_model(task, attention_weight=0.0, concept_weight=1.0)
+    log_probs, auxiliary = model(batch.feats, batch.feat_mask, batch.inputs, batch.concepts)
+    scores = model.concept_scores(batch.feats, batch.feat_mask)
+    expected = torch.nn.functional.binary_cross_entropy(scores, batch.concepts)
+    torch.testing.assert_close(auxiliary, expected, rtol=1e-4, atol=1e-5)
+    words = torch.nn.functional.nll_loss(log_probs.flatten(0, 1), batch.targets.flatten(),
+                                         ignore_index=-100)
+    torch.testing.assert_close(task.loss(model, batch), words + auxiliary)
+    plain, _ = make_task(concepts=False)
+    assert type(next(plain.train_batches(np.random.default_rng(0)))).__name__ == "CaptionBatch"
+
+
+def test_base_san_has_no_detector_and_no_extra_loss():
+    task, _ = make_task()
+    model = make_model(task, detector=False)
+    batch = next(task.train_batches(np.random.default_rng(0)))
+    _, auxiliary = model(batch.feats, batch.feat_mask, batch.inputs, batch.concepts)
+    assert auxiliary.item() == 0.0 and model.detector is None
+    assert model.concept_scores(batch.feats, batch.feat_mask) is None
+    scores = task.concept_detection(model, task.eval_clips["val"], torch.device("cpu"))
+    assert set(scores) == {"prior P@7", "prior R@7"}  # 7 concepts: all of them, not 10
+
+
+def test_decoding_runs_through_start_and_step_with_the_concepts_in_the_state():
+    task, _ = make_task()
+    model = make_model(task).eval()
+    feats, mask = task.video_batch(task.eval_clips["val"][:3])
+    state = model.start(feats, mask)
+    assert state["concepts"].shape == (3, 2, 16)  # top-2 concepts' word embeddings
+    decoded = beam_search(model.step, state, batch=3, beam=2, start_id=model.end_id,
+                          end_id=model.end_id, max_len=6)
+    assert len(decoded) == 3 and all(len(ids) <= 6 for ids in decoded)
+
+
+def test_the_builder_names_what_is_missing():
+    task, _ = make_task(concepts=False)
+    with pytest.raises(ValueError, match="concept words"):
+        make_model(task)
+    inputs = ModelInputs((FeatureInput("grid", "x/grid", GRID),), 3, "score", 10,
+                         concept_ids=(2, 3))
+    with pytest.raises(ValueError, match="not 'score'"):
+        build_model("ctsan", {}, inputs)
+
+
+def test_the_detector_learns_which_colour_and_shape_a_clip_shows():
+    """Trained on the captioning objective (words + concept loss) for a few epochs, the
+    detector's top 2 concepts on held-out clips beat the frequency prior's by a wide margin
+    (chance for the two true ones of 7: the prior gets at most one of them)."""
+    task, _ = make_task()
+    model = make_model(task)
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        for batch in task.train_batches(rng):
+            optimiser.zero_grad()
+            task.loss(model, batch).backward()
+            optimiser.step()
+    model.eval()
+    val = task.eval_clips["val"]
+    truth = task.concept_labels(val)
+    prior = task.concept_labels(task.splits["train"]).sum(0).expand_as(truth)
+    with torch.no_grad():
+        detected = model.concept_scores(*task.video_batch(val))
+    ours, baseline = precision_recall_at(detected, truth, 2), precision_recall_at(prior, truth, 2)
+    assert baseline["P@2"] <= 50.0 + 1e-6
+    assert ours["P@2"] > 80.0, (ours, baseline)
+    assert math.isfinite(task.loss(model, next(task.train_batches(rng))).item())
