@@ -104,8 +104,18 @@ TINY_CONFIG = {
             "variants": {"GEAN": {"init_from": {"run": "gaze/RGP", "freeze": True}},
                          "GEAN-uniform": {"gaze": "uniform"}},
         },
+        "ctsan": {  # reads the concept words (text/concepts.json) from the tagged captions
+            "model": "ctsan", "task": "captioning", "seeds": [0],
+            "inputs": {"grid": "resnet34/res5c"},
+            "model_args": {"word_dim": 8, "hidden": 8, "grid_pool": 1, "top_k": 3,
+                           "attention_channels": 4},
+            "task_args": {"max_frames": 5, "max_words": 10, "batch_size": 8,
+                          "feature_norm": "zscore"},
+            "train": {"epochs": 1},
+            "variants": {"CT-SAN": {}, "Base-SAN": {"detector": False}},
+        },
     },
-    "tables": {"captioners": ["cap", "gean"]},  # one table of both captioning experiments
+    "tables": {"captioners": ["cap", "gean", "ctsan"]},  # one table of the captioners
 }
 
 
@@ -182,6 +192,13 @@ def test_run_writes_the_tables_and_a_rerun_does_nothing(tiny_run):
     cap = json.loads((out / "metrics/cap/Temp-Attention/seed-0.json").read_text())
     assert cap["n_test"] == 6 and {"BLEU-4", "METEOR", "CIDEr"} <= set(cap["test"]["caption"])
     assert "Paper LSMDC" in (out / "report" / "cap.md").read_text()
+    concepts = json.loads((out / "text" / "concepts.json").read_text())
+    assert concepts["tagger"].startswith("textblob") and "background" in concepts["words"]
+    ctsan = json.loads((out / "metrics/ctsan/CT-SAN/seed-0.json").read_text())["test"]
+    assert {"P@10", "R@10", "prior P@10"} <= set(ctsan["concepts"])
+    base = json.loads((out / "metrics/ctsan/Base-SAN/seed-0.json").read_text())["test"]
+    assert set(base["concepts"]) == {"prior P@10", "prior R@10"}  # no detector
+    assert "Paper LSMDC16 (ch. 4)" in (out / "report" / "ctsan.md").read_text()
     gaze = json.loads((out / "metrics/gaze/RGP/seed-0.json").read_text())
     assert gaze["test"]["gaze"]["frames"] > 0 and {"Sim", "CC", "sAUC", "AUC"} <= set(
         gaze["test"]["gaze"])
@@ -302,7 +319,8 @@ def test_reruns_follow_the_library_code_each_step_imports(tiny_run, tmp_path):
     loop.write_text(loop.read_text() + "\nEDITED = True\n")
     runs = {("ret", "JSFusion"), ("ret", "JSFusion-noaudio"), ("ret_ft", "JSFusion"),
             ("wal", "WAL-att-adv"), ("cap", "Temp-Attention"), ("gaze", "RGP"),
-            ("gean", "GEAN"), ("gean", "GEAN-uniform")}
+            ("gean", "GEAN"), ("gean", "GEAN-uniform"), ("ctsan", "CT-SAN"),
+            ("ctsan", "Base-SAN")}
     assert plan() == {(rule, f"{e}/{v}") for e, v in runs for rule in ("train", "evaluate")} | {
         (rule, e) for e, _ in runs for rule in ("report", "curves")} | {
         ("report", "captioners"), ("examples_figure", "gaze")}
