@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 from unittest.mock import patch
 
 import pandas as pd
@@ -330,6 +331,27 @@ def test_captioning_report_shows_the_thesis_rows_and_each_models_decoded_caption
     assert "**c1** — references: “c1 one”; “c1 two”" in examples
     assert "| GEAN | a blue star |\n| GEAN-uniform | a star |" in examples
     assert "seed one" not in examples
+
+
+def test_what_runs_measure_beyond_the_papers_tables_gets_a_table_of_ours(tmp_path):
+    """CT-SAN's concept detection (precision/recall@10, its frequency prior's): no paper column,
+    one row per variant, every metric any run reports (Base-SAN: the prior's only)."""
+    def run(variant, seed, concepts):
+        path = Path(_caption_run(tmp_path, variant, seed, 90.0, {"c1": "a"}))
+        data = json.loads(path.read_text())
+        data["test"]["concepts"] = concepts
+        path.write_text(json.dumps(data))
+        return path
+
+    files = [run("CT-SAN", 0, {"P@10": 60.0, "R@10": 50.0, "prior P@10": 40.0}),
+             run("CT-SAN", 1, {"P@10": 70.0, "R@10": 50.0, "prior P@10": 40.0}),
+             run("Base-SAN", 0, {"prior P@10": 40.0})]
+    md = write_report(files, tmp_path / "out", "ctsan", {})["md"].read_text()
+    section = md[md.index("## concepts (ours only)"):md.index("## Examples")]
+    assert "| model | Ours demo P@10 | Ours demo R@10 | Ours demo prior P@10 |" in section
+    assert "| CT-SAN | 65.0 ± 7.1 | 50.0 ± 0.0 | 40.0 ± 0.0 |" in section
+    assert "| Base-SAN |  |  | 40.0 |" in section
+    assert "13.5" not in section  # the paper's CT-SAN row is in the caption table
 
 
 def test_reports_without_examples_have_no_examples_section(tmp_path):

@@ -84,6 +84,21 @@ def result_table(summary: pd.DataFrame, task: str, ours_label: str,
     return table
 
 
+def measured_table(summary: pd.DataFrame, ours_label: str, direction: str,
+                   decimals: int) -> pd.DataFrame:
+    """Ours only, for a ``direction`` the runs measure beyond the task's sections (CT-SAN's
+    concept detection): rows = variants, columns = every metric any run reports there."""
+    ours = summary[summary["direction"] == direction]
+    cells = {(r.variant, r.metric): _mean_std(r.mean, r.std, r.seeds, decimals)
+             for r in ours.itertuples()}
+    variants = list(dict.fromkeys(ours["variant"]))
+    table = pd.DataFrame(index=pd.Index(variants, name="model"))
+    for metric in dict.fromkeys(ours["metric"]):
+        table[(ours_label, metric)] = [cells.get((v, metric), "") for v in variants]
+    table.columns = pd.MultiIndex.from_tuples(table.columns)
+    return table
+
+
 def _markdown(table: pd.DataFrame) -> str:
     header = ["model", *(f"{source} {metric}" for source, metric in table.columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -153,6 +168,12 @@ def write_report(metric_files: Sequence[str | Path], out_dir: str | Path, name: 
         md += [f"## {heading}", "", _markdown(table), ""]
         tex.append(_latex(table, f"{name}: {task.caption.format(heading=heading)}, {dataset}",
                           f"tab:{name}-{direction}"))
+    for direction in dict.fromkeys(summary["direction"]):
+        if direction not in task.sections:  # measured by some runs, published by no paper
+            table = measured_table(summary, label, direction, task.decimals)
+            md += [f"## {direction} (ours only)", "", _markdown(table), ""]
+            tex.append(_latex(table, f"{name}: {direction}, {dataset}",
+                              f"tab:{name}-{direction}"))
     if not task.example_figure:  # a figure's examples are drawn by `examples_figure`
         md += examples_markdown(runs)
     md += ["## Provenance", ""]
