@@ -49,6 +49,14 @@ class PairBatch(TensorBatch):
     positive: torch.Tensor  # (K,) column of each query's right pair
 
 
+@dataclass
+class ConceptPairBatch(PairBatch):
+    """A `PairBatch` for a model that reads concept words (CT-SAN): with the concept labels of
+    the batch's distinct clips."""
+
+    concepts: torch.Tensor  # (U, C) multi-hot
+
+
 def autocast_for(device: torch.device) -> torch.autocast:
     """bf16 autocast on CUDA; full precision elsewhere."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -131,11 +139,24 @@ class VideoTextTask:
         sentence_pos = {s: i for i, s in enumerate(distinct_sentences)}
         feats, feat_mask = self.video_batch(distinct_clips)
         tokens, token_mask = pad_tokens(distinct_sentences)
-        return PairBatch(
-            feats, feat_mask, tokens, token_mask,
-            torch.tensor([[clip_pos[c] for c in row] for row in clip_ids]),
-            torch.tensor([[sentence_pos[tuple(s)] for s in row] for row in sentences]),
-            torch.tensor(positive))
+        fields = (feats, feat_mask, tokens, token_mask,
+                  torch.tensor([[clip_pos[c] for c in row] for row in clip_ids]),
+                  torch.tensor([[sentence_pos[tuple(s)] for s in row] for row in sentences]),
+                  torch.tensor(positive))
+        if self.concept_ids is None:
+            return PairBatch(*fields)
+        return ConceptPairBatch(*fields, self.concept_labels(distinct_clips))
+
+
+def scores_and_auxiliary(model: torch.nn.Module, batch: PairBatch
+                         ) -> tuple[torch.Tensor, torch.Tensor | float]:
+    """Scores (K, L) of a `PairBatch`'s pairs and the model's auxiliary loss: a model that
+    reads concept words scores a `ConceptPairBatch` itself (``score_pairs(batch) -> (scores,
+    auxiliary)``: CT-SAN, whose sentence reading depends on the clip); any other through its
+    encoders (`pair_scores`), with no auxiliary loss."""
+    if isinstance(batch, ConceptPairBatch):
+        return model.score_pairs(batch)
+    return pair_scores(model, batch), 0.0
 
 
 def pair_scores(model: torch.nn.Module, batch: PairBatch) -> torch.Tensor:

@@ -21,7 +21,7 @@ import torch
 
 from vlpipe.metrics.choice import choice_accuracy
 from vlpipe.nn.losses import max_margin_ranking_loss
-from vlpipe.tasks.base import PairBatch, VideoTextTask, autocast_for, pair_scores
+from vlpipe.tasks.base import PairBatch, VideoTextTask, autocast_for, scores_and_auxiliary
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,8 @@ class MultipleChoiceTask(VideoTextTask):
         return candidates
 
     def loss(self, model: torch.nn.Module, batch: PairBatch) -> torch.Tensor:
-        return max_margin_ranking_loss(pair_scores(model, batch), batch.positive, self.margin)
+        scores, auxiliary = scores_and_auxiliary(model, batch)
+        return max_margin_ranking_loss(scores, batch.positive, self.margin) + auxiliary
 
     @torch.no_grad()
     def score(self, model: torch.nn.Module, split: str, device: torch.device,
@@ -122,7 +123,7 @@ class MultipleChoiceTask(VideoTextTask):
                 batch = self.pair_batch([[c] * len(cands) for c, cands, _ in chunk],
                                         [cands for _, cands, _ in chunk],
                                         positive=[answer for _, _, answer in chunk])
-                scores.append(pair_scores(model, batch.to(device)).float().cpu())
+                scores.append(scores_and_auxiliary(model, batch.to(device))[0].float().cpu())
         return torch.cat(scores).numpy(), np.array([answer for _, _, answer in items])
 
     def evaluate(self, model: torch.nn.Module, split: str, device: torch.device) -> dict:

@@ -1,0 +1,80 @@
+"""CT-SAN's multiple-choice model (thesis §4.2.6): a candidate sentence read by an LSTM that
+starts from the clip's encoding (h_0 = s_N) with input semantic attention over the clip's
+concepts; its last state scored ``S = w_sᵀ ReLU(W_a h_T + b_a)`` (Eq. 4.22). No output
+attention, as the thesis. The sentence's reading depends on the clip, so the model scores a
+task's pair batch itself (``score_pairs``), each clip encoded once.
+
+Training adds λ1 g(γ) + λ2 L_con (Eq. 4.23) to the task's max-margin loss. ``init_from`` a
+description run (`load_upstream`) copies the concept detector and its grid reduction only,
+as the thesis transfers the detector, and fine-tunes them unless frozen.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from vlpipe.models.ctsan.attention import InputAttention, attention_sparsity
+from vlpipe.models.ctsan.config import CTSANConfig
+from vlpipe.models.ctsan.video import ConceptVideoEncoder
+from vlpipe.nn.encoders import TextEmbedding
+from vlpipe.nn.recurrent import LayerNormLSTM
+
+DETECTOR_PREFIXES = ("video.reduce.", "video.detector.")  # what init_from transfers
+
+
+class CTSANChoice(nn.Module):
+    """(clip, sentence) pairs → compatibility scores."""
+
+    def __init__(self, config: CTSANConfig, grid: tuple[int, int, int], vocab_size: int,
+                 concept_ids: tuple[int, ...], word_vectors: np.ndarray | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.embed = TextEmbedding(vocab_size, config.word_dim, init=word_vectors)
+        self.video = ConceptVideoEncoder(config, grid, concept_ids)
+        self.attention = InputAttention(config.word_dim) if config.detector else None
+        self.input_proj = nn.Linear(config.word_dim, config.hidden)  # W_x
+        self.sentence = LayerNormLSTM(config.hidden, config.hidden, config.layers, config.dropout)
+        self.dropout = nn.Dropout(config.dropout)
+        self.score = nn.Sequential(nn.Linear(config.hidden, config.hidden), nn.ReLU(),
+                                   nn.Linear(config.hidden, 1))  # w_sᵀ ReLU(W_a h + b_a)
+
+    def score_pairs(self, batch) -> tuple[Tensor, Tensor]:
+        """A `vlpipe.tasks.base.ConceptPairBatch` → scores (K, L) of its pairs and the
+        auxiliary loss λ1 g(γ) + λ2 L_con (L_con over the batch's clips)."""
+        clips = self.video(batch.feats, batch.feat_mask, self.embed)
+        vi, ti = batch.clip_index.flatten(), batch.sentence_index.flatten()  # (P,)
+        tokens, mask = batch.tokens[ti], batch.token_mask[ti].to(clips.h.dtype)  # (P, M)
+        words = self.dropout(self.embed(tokens))  # (P, M, d)
+        state = (clips.h[vi], clips.c[vi])  # h_0 = s_N
+        concepts = None if clips.concepts is None else clips.concepts[vi]  # (P, K, d)
+        gammas = []
+        for t in range(tokens.shape[1]):
+            word = words[:, t]
+            if concepts is not None:
+                word, gamma = self.attention(word, concepts)
+                gammas.append(gamma)
+            _, new = self.sentence.step(self.input_proj(word), state)
+            keep = mask[:, t, None, None]  # padding leaves the state as it was
+            state = tuple(keep * a + (1 - keep) * b for a, b in zip(new, state, strict=True))
+        scores = self.score(state[0][:, -1]).view(batch.clip_index.shape)  # top layer's h_T
+        auxiliary = self.config.concept_weight * self.video.detection_loss(clips, batch.concepts)
+        if gammas:
+            sparsity = attention_sparsity(torch.stack(gammas, dim=1), mask).mean()
+            auxiliary = auxiliary + self.config.attention_weight * sparsity
+        return scores, auxiliary
+
+    def load_upstream(self, state: dict[str, Tensor], freeze: bool) -> list[str]:
+        """Copy the description model's detector (and grid reduction); ``freeze`` stops them
+        from training. Returns the names copied."""
+        own = self.state_dict()
+        copied = {name: value for name, value in state.items()
+                  if name.startswith(DETECTOR_PREFIXES) and name in own
+                  and own[name].shape == value.shape}
+        self.load_state_dict(copied, strict=False)
+        if freeze:
+            for name, parameter in self.named_parameters():
+                if name in copied:
+                    parameter.requires_grad_(False)
+        return sorted(copied)
