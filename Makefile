@@ -7,7 +7,7 @@ BIN := $(abspath $(VENV))/bin
 export HF_HUB_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(abspath .cache/ultralytics)
 
-.PHONY: setup demo paper demo-tours demo-gaze demo-hollywood2 report weights test test-slow test-cluster lint dry-run clean
+.PHONY: setup demo paper demo-tours demo-gaze demo-hollywood2 demo-ctsan report weights test test-slow test-cluster lint dry-run clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ demo-gaze: setup  ## the demo + Table 3.2's gaze rows, C3D-Conv/-GRU and Shallow
 demo-hollywood2: setup  ## Table 3.2's Hollywood2 column: gaze on the world in Hollywood2 EM's layout (configs/hollywood2.yaml)
 	PATH="$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/hollywood2.yaml --replace-workflow-config
 
+demo-ctsan: setup  ## the demo + CT-SAN's multiple-choice model against Base-SAN (configs/demo-ctsan.yaml)
+	PATH="$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/demo-ctsan.yaml
+
 report: setup  ## the HTML report of the finished run (tables, training curves, provenance)
 	PATH="$(BIN):$$PATH" snakemake --report results/report.html
 
@@ -50,6 +53,7 @@ lint: setup  ## ruff, snakefmt --check and snakemake --lint on each shipped conf
 	PATH="$(BIN):$$PATH" snakemake --lint --configfile configs/tours.yaml --replace-workflow-config
 	PATH="$(BIN):$$PATH" snakemake --lint --configfile configs/demo-gaze.yaml
 	PATH="$(BIN):$$PATH" snakemake --lint --configfile configs/hollywood2.yaml --replace-workflow-config
+	PATH="$(BIN):$$PATH" snakemake --lint --configfile configs/demo-ctsan.yaml
 
 test: lint  ## the default suite (slow tests excluded), < 10 min on 2 cores
 	PATH="$(BIN):$$PATH" python -m pytest -q

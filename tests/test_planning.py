@@ -34,7 +34,8 @@ from .helpers import load_configs, subprocess_env
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = (("config.yaml",), ("configs/paper.yaml",), ("configs/tours.yaml",),
            ("configs/hollywood2.yaml",),
-           ("config.yaml", "configs/demo-gaze.yaml"))  # the last an overlay on the demo
+           ("config.yaml", "configs/demo-gaze.yaml"),  # overlays on the demo
+           ("config.yaml", "configs/demo-ctsan.yaml"))
 CONFIG = yaml.safe_load((REPO / "configs/paper.yaml").read_text())  # every ablation
 
 
