@@ -37,10 +37,10 @@ rule concepts:
         size=config["text"].get("concepts", CONCEPTS),
         code=code_of("concepts"),
     message:
-        job_line("concepts: {params.size} concept words → {output:q}")
+        job_line("concepts: {params.size:q} concept words → {output:q}")
     shell:
         "python -m vlpipe --log {log:q} concepts --clips {input.clips:q} --vocab {input.vocab:q}"
-        " --out {output:q} --size {params.size}"
+        " --out {output:q} --size {params.size:q}"
 
 
 rule text_features:
