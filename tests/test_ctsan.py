@@ -194,6 +194,22 @@ def test_decoding_runs_through_start_and_step_with_the_concepts_in_the_state():
     assert len(decoded) == 3 and all(len(ids) <= 6 for ids in decoded)
 
 
+def test_examples_hold_the_top_concepts_marked_against_the_clips_captions():
+    clips, features, vocab, concept_ids = grid_world()
+    clips["split"] = clips["split"].replace({"val": "test"})
+    task = CaptioningTask(clips, features, vocab, feature_norm="none", max_frames=3,
+                          max_words=6, concept_ids=concept_ids)
+    model = make_model(task)
+    examples = task.examples(model, torch.device("cpu"), count=2)
+    assert [e["clip_id"] for e in examples] == task.eval_clips["test"][:2]
+    for example in examples:
+        words = {w for sentence in example["references"] for w in sentence.split()}
+        assert len(example["concepts"]) == len(concept_ids)  # 7 concepts < 10: all of them
+        assert all(c["correct"] == (c["word"] in words) for c in example["concepts"])
+    base = task.examples(make_model(task, detector=False), torch.device("cpu"), count=1)
+    assert "concepts" not in base[0]
+
+
 def test_the_builder_names_what_is_missing():
     task, _ = make_task(concepts=False)
     with pytest.raises(ValueError, match="concept words"):

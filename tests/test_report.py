@@ -354,6 +354,19 @@ def test_what_runs_measure_beyond_the_papers_tables_gets_a_table_of_ours(tmp_pat
     assert "13.5" not in section  # the paper's CT-SAN row is in the caption table
 
 
+def test_captioning_examples_show_the_detected_concepts_with_the_right_ones_marked(tmp_path):
+    run = Path(_caption_run(tmp_path, "CT-SAN", 0, 90.0, {"c1": "a red star"}))
+    data = json.loads(run.read_text())
+    data["examples"][0]["concepts"] = [{"word": "red", "correct": True},
+                                       {"word": "circle", "correct": False}]
+    run.write_text(json.dumps(data))
+    base = _caption_run(tmp_path, "Base-SAN", 0, 80.0, {"c1": "a star"})
+    md = write_report([run, base], tmp_path / "out", "ctsan", {})["md"].read_text()
+    assert ("| CT-SAN | a red star |\n| Base-SAN | a star |\n\nCT-SAN's top 2 detected "
+            "concepts (**bold**: in the clip's captions): **red** · circle\n") in md
+    assert "Base-SAN's top" not in md
+
+
 def test_reports_without_examples_have_no_examples_section(tmp_path):
     md = write_report([_run(tmp_path, "JSFusion", 0, 10.0)], tmp_path / "out", "ret", {})
     assert "## Examples" not in md["md"].read_text()

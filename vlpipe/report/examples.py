@@ -25,7 +25,9 @@ def shown_runs(runs: Sequence[dict]) -> dict[str, dict]:
 
 def examples_markdown(runs: Sequence[dict]) -> list[str]:
     """Captioning examples (what the model decoded beside the references) as Markdown: one
-    block per test clip with a row per variant; no lines when no run holds examples."""
+    block per test clip with a row per variant, then each variant's detected concepts where it
+    has them (CT-SAN), those in the clip's captions in bold; no lines when no run holds
+    examples."""
     shown = shown_runs(runs)
     if not shown:
         return []
@@ -36,12 +38,20 @@ def examples_markdown(runs: Sequence[dict]) -> list[str]:
              "Each model's output from its lowest seed's run: "
              + ", ".join(f"{variant} seed {run['seed']}" for variant, run in shown.items())
              + ".", ""]
+    concepts = {variant: {ex["clip_id"]: ex["concepts"] for ex in run["examples"]
+                          if "concepts" in ex} for variant, run in shown.items()}
     for clip_id, references in items.items():
         lines += [f"**{clip_id}** — references: " + "; ".join(f"“{r}”" for r in references), "",
                   "| model | decoded |", "|---|---|"]
         lines += [f"| {variant} | {captions.get(clip_id, '')} |"
                   for variant, captions in decoded.items()]
         lines.append("")
+        for variant, found in concepts.items():
+            if clip_id in found:
+                words = [f"**{c['word']}**" if c["correct"] else c["word"]
+                         for c in found[clip_id]]
+                lines += [f"{variant}'s top {len(words)} detected concepts (**bold**: in the "
+                          "clip's captions): " + " · ".join(words), ""]
     return lines
 
 

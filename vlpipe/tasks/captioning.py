@@ -129,12 +129,35 @@ class CaptioningTask(VideoTextTask):
 
     def examples(self, model: torch.nn.Module, device: torch.device,
                  count: int = EXAMPLES) -> list[dict]:
-        """The first ``count`` test clips: each one's decoded caption and its references."""
+        """The first ``count`` test clips: each one's decoded caption and its references, and
+        a model's top ``CONCEPTS_AT`` detected concepts, each marked whether it is the clip's."""
         model.eval()
         clip_ids = self.eval_clips["test"][:count]
         decoded = self.generate(model, clip_ids, device)
-        return [{"clip_id": c, "decoded": decoded[c], "references": list(self.references[c])}
-                for c in clip_ids]
+        examples = [{"clip_id": c, "decoded": decoded[c], "references": list(self.references[c])}
+                    for c in clip_ids]
+        if self.concept_ids is not None:
+            for example, concepts in zip(examples, self.top_concepts(model, clip_ids, device),
+                                         strict=True):
+                if concepts:
+                    example["concepts"] = concepts
+        return examples
+
+    @torch.no_grad()
+    def top_concepts(self, model: torch.nn.Module, clip_ids: list[str],
+                     device: torch.device) -> list[list[dict]]:
+        """Per clip, the model's top ``CONCEPTS_AT`` concepts as ``{"word", "correct"}`` (in
+        the clip's sentences or not), most probable first; empty lists for a model that
+        detects none."""
+        feats, mask = self.video_batch(clip_ids)
+        with autocast_for(device):
+            scores = model.concept_scores(feats.to(device), mask.to(device))
+        if scores is None:
+            return [[] for _ in clip_ids]
+        truth = self.concept_labels(clip_ids)
+        top = scores.float().cpu().topk(min(CONCEPTS_AT, scores.shape[1]), dim=1).indices
+        return [[{"word": self.vocab.words[self.concept_ids[i]], "correct": bool(labels[i])}
+                 for i in row.tolist()] for row, labels in zip(top, truth, strict=True)]
 
     def evaluate(self, model: torch.nn.Module, split: str, device: torch.device) -> dict:
         model.eval()
