@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vlpipe.layout import ResultsLayout, shard_names  # noqa: E402
+from vlpipe.models import model_family  # noqa: E402
 from vlpipe.planning import (  # noqa: E402
     SENTENCES_KEY,
     named_paths,
@@ -53,7 +54,9 @@ def run_inputs(config: dict, experiment: str, variant: str) -> dict:
             "clips_path": layout.clips_table, "vocab_path": layout.vocab,
             "stores": named_paths(stores),
             "text": {"embeddings": config["text"].get("embeddings")},
-            "task_list_path": layout.task_list(task_spec(settings["task"]).list_name)}
+            "task_list_path": layout.task_list(task_spec(settings["task"]).list_name),
+            "concepts_path": (layout.concepts if model_family(settings["model"]).reads_concepts
+                              else None)}
 
 
 def main() -> None:
