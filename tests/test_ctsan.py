@@ -12,16 +12,18 @@ import pandas as pd
 import pytest
 import torch
 
-from vlpipe.datasets.task_lists import build_multiple_choice
+from vlpipe.datasets.task_lists import build_fill_in_blank, build_multiple_choice
 from vlpipe.metrics.concepts import precision_recall_at
 from vlpipe.models import build_model
 from vlpipe.models.ctsan.attention import attention_sparsity
+from vlpipe.models.ctsan.blank import reversed_within_length
 from vlpipe.models.ctsan.detector import ConceptDetector
 from vlpipe.models.inputs import FeatureInput, ModelInputs
 from vlpipe.nn.beam_search import beam_search
 from vlpipe.nn.recurrent import LayerNormLSTM
 from vlpipe.tasks.base import ConceptPairBatch
 from vlpipe.tasks.captioning import CaptioningTask, ConceptCaptionBatch
+from vlpipe.tasks.fill_in_blank import ConceptBlankBatch, FillInBlankTask
 from vlpipe.tasks.multiple_choice import MultipleChoiceTask
 from vlpipe.text import Vocabulary
 from vlpipe.text.concepts import (
@@ -214,9 +216,9 @@ def test_the_builder_names_what_is_missing():
     task, _ = make_task(concepts=False)
     with pytest.raises(ValueError, match="concept words"):
         make_model(task)
-    inputs = ModelInputs((FeatureInput("grid", "x/grid", GRID),), 3, "word", 10,
+    inputs = ModelInputs((FeatureInput("grid", "x/grid", GRID),), 3, "gaze", 10,
                          concept_ids=(2, 3))
-    with pytest.raises(ValueError, match="not 'word'"):
+    with pytest.raises(ValueError, match="not 'gaze'"):
         build_model("ctsan", {}, inputs)
 
 
@@ -302,3 +304,43 @@ def test_ct_san_learns_multiple_choice(detector):
             optimiser.step()
     accuracy = task.evaluate(model, "test", torch.device("cpu"))["mc"]["accuracy"]
     assert accuracy > 60.0, accuracy
+
+
+# --- fill in the blank ----------------------------------------------------------------------------
+
+def test_reversing_within_length_keeps_the_padding_in_place():
+    x = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])[..., None].float()
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])
+    flipped = reversed_within_length(x, mask)
+    assert flipped[..., 0].tolist() == [[3, 2, 1, 0], [5, 4, 0, 0]]
+    assert torch.equal(reversed_within_length(flipped, mask), x)
+
+
+def make_blank_task(concepts=True):
+    clips, features, vocab, concept_ids = grid_world(seed=2)
+    clips["split"] = clips["split"].replace({"val": "test"})
+    blanks = build_fill_in_blank(clips, seed=0)
+    return FillInBlankTask(clips, features, vocab, task_list=blanks, batch_size=16,
+                           feature_norm="none", max_frames=3, max_words=6,
+                           concept_ids=concept_ids if concepts else None)
+
+
+def test_fill_in_the_blank_adds_the_models_terms_and_learns_the_missing_word():
+    task = make_blank_task()
+    batch = next(task.train_batches(np.random.default_rng(0)))
+    assert isinstance(batch, ConceptBlankBatch) and batch.concepts.shape == (16, 7)
+    model = make_model(task, hidden=32, attention_weight=0.0)
+    logits, auxiliary = model.blank_logits(batch)
+    assert logits.shape == (16, len(task.vocab))
+    clips = model.video(batch.feats, batch.feat_mask, model.embed)
+    torch.testing.assert_close(auxiliary, torch.nn.functional.binary_cross_entropy_with_logits(
+        clips.logits, batch.concepts))
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
+    rng = np.random.default_rng(0)
+    for _ in range(15):
+        for batch in task.train_batches(rng):
+            optimiser.zero_grad()
+            task.loss(model, batch).backward()
+            optimiser.step()
+    accuracy = task.evaluate(model, "test", torch.device("cpu"))["fib"]["accuracy"]
+    assert accuracy > 60.0, accuracy  # the blank is the colour, the shape or a function word

@@ -1,7 +1,9 @@
 """Fill in the blank (LSMDC FIB): predict the word missing from a clip's sentence.
 
 The sentence is encoded with the vocabulary's BLANK id at the gap; the model (output="word")
-scores every vocabulary word (JSFusion: softmax over the vocabulary, cross-entropy loss).
+scores every vocabulary word (JSFusion: softmax over the vocabulary, cross-entropy loss). A
+model that reads concept words (CT-SAN) is given the batch's concept labels as well and scores
+it itself, ``blank_logits(batch) -> (logits, auxiliary_loss)``, the loss added.
 Accuracy counts every listed blank: one whose word is outside the vocabulary cannot be
 predicted and counts as wrong, so numbers stay comparable across vocabularies.
 """
@@ -35,6 +37,11 @@ class BlankBatch(TensorBatch):
     token_mask: torch.Tensor  # (B, M)
     blank: torch.Tensor  # (B,) position of the gap
     answer: torch.Tensor  # (B,) vocabulary id of the missing word, -1 if out of vocabulary
+
+
+@dataclass
+class ConceptBlankBatch(BlankBatch):
+    concepts: torch.Tensor  # (B, C) the clips' concept labels, multi-hot
 
 
 @dataclass(frozen=True)
@@ -91,9 +98,13 @@ class FillInBlankTask(VideoTextTask):
 
     def _batch(self, items: list[BlankItem]) -> BlankBatch:
         tokens, token_mask = pad_tokens([item.tokens for item in items])
-        return BlankBatch(*self.video_batch([item.clip_id for item in items]), tokens,
-                          token_mask, torch.tensor([item.blank for item in items]),
-                          torch.tensor([item.answer for item in items]))
+        clip_ids = [item.clip_id for item in items]
+        fields = (*self.video_batch(clip_ids), tokens, token_mask,
+                  torch.tensor([item.blank for item in items]),
+                  torch.tensor([item.answer for item in items]))
+        if self.concept_ids is None:
+            return BlankBatch(*fields)
+        return ConceptBlankBatch(*fields, self.concept_labels(clip_ids))
 
     def train_batches(self, rng: np.random.Generator) -> Iterator[BlankBatch]:
         order = rng.permutation(len(self.train_items))
@@ -101,16 +112,23 @@ class FillInBlankTask(VideoTextTask):
             yield self._batch([self.train_items[i] for i in order[start : start + self.batch_size]])
 
     @staticmethod
-    def logits(model: torch.nn.Module, batch: BlankBatch) -> torch.Tensor:
-        """Word logits (B, |V|); padding and BLANK can never be the answer."""
-        v_enc, v_mask = model.encode_video(batch.feats, batch.feat_mask)
-        t_enc, t_mask = model.encode_text(batch.tokens, batch.token_mask)
-        logits = model.word_logits(v_enc, v_mask, t_enc, t_mask, batch.blank)  # (B, |V|)
+    def logits(model: torch.nn.Module, batch: BlankBatch
+               ) -> tuple[torch.Tensor, torch.Tensor | float]:
+        """Word logits (B, |V|), padding and BLANK never the answer, and the model's
+        auxiliary loss (0 unless it reads concepts)."""
+        if isinstance(batch, ConceptBlankBatch):
+            logits, auxiliary = model.blank_logits(batch)
+        else:
+            v_enc, v_mask = model.encode_video(batch.feats, batch.feat_mask)
+            t_enc, t_mask = model.encode_text(batch.tokens, batch.token_mask)
+            logits = model.word_logits(v_enc, v_mask, t_enc, t_mask, batch.blank)  # (B, |V|)
+            auxiliary = 0.0
         special = torch.arange(logits.shape[1], device=logits.device) < len(SPECIALS)
-        return logits.masked_fill(special, float("-inf"))
+        return logits.masked_fill(special, float("-inf")), auxiliary
 
     def loss(self, model: torch.nn.Module, batch: BlankBatch) -> torch.Tensor:
-        return F.cross_entropy(self.logits(model, batch), batch.answer)
+        logits, auxiliary = self.logits(model, batch)
+        return F.cross_entropy(logits, batch.answer) + auxiliary
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, split: str, device: torch.device,
@@ -123,6 +141,6 @@ class FillInBlankTask(VideoTextTask):
         with autocast_for(device):
             for start in range(0, len(items), block):
                 batch = self._batch(items[start : start + block]).to(device)
-                logits.append(self.logits(model, batch).float().cpu())
+                logits.append(self.logits(model, batch)[0].float().cpu())
         answers = np.array([item.answer for item in items])
         return {"fib": {"accuracy": choice_accuracy(torch.cat(logits).numpy(), answers)}}

@@ -17,11 +17,9 @@ from torch import Tensor, nn
 
 from vlpipe.models.ctsan.attention import InputAttention, attention_sparsity
 from vlpipe.models.ctsan.config import CTSANConfig
-from vlpipe.models.ctsan.video import ConceptVideoEncoder
+from vlpipe.models.ctsan.video import ConceptVideoEncoder, copy_detector
 from vlpipe.nn.encoders import TextEmbedding
 from vlpipe.nn.recurrent import LayerNormLSTM
-
-DETECTOR_PREFIXES = ("video.reduce.", "video.detector.")  # what init_from transfers
 
 
 class CTSANChoice(nn.Module):
@@ -66,15 +64,4 @@ class CTSANChoice(nn.Module):
         return scores, auxiliary
 
     def load_upstream(self, state: dict[str, Tensor], freeze: bool) -> list[str]:
-        """Copy the description model's detector (and grid reduction); ``freeze`` stops them
-        from training. Returns the names copied."""
-        own = self.state_dict()
-        copied = {name: value for name, value in state.items()
-                  if name.startswith(DETECTOR_PREFIXES) and name in own
-                  and own[name].shape == value.shape}
-        self.load_state_dict(copied, strict=False)
-        if freeze:
-            for name, parameter in self.named_parameters():
-                if name in copied:
-                    parameter.requires_grad_(False)
-        return sorted(copied)
+        return copy_detector(self, state, freeze)

@@ -12,7 +12,8 @@ w_ha ⊙ Σ_i β_{t,i} W_β tanh(a_i), the words softmax(W_y p_t) (Eqs. 4.9–4.
 `vlpipe.models.ctsan.attention`). Training adds λ1 (g(β) + g(γ)) + λ2 L_con (Eq. 4.14) to the
 words' cross-entropy, g per caption divided by its length (the task's cross-entropy is a mean
 over words). The top-K choice is not differentiable: the detector learns from L_con, as in the
-thesis. Multiple choice: `vlpipe.models.ctsan.choice`.
+thesis. Multiple choice: `vlpipe.models.ctsan.choice`; fill in the blank:
+`vlpipe.models.ctsan.blank`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vlpipe.models.ctsan.attention import InputAttention, OutputAttention, attention_sparsity
+from vlpipe.models.ctsan.blank import CTSANBlank
 from vlpipe.models.ctsan.choice import CTSANChoice
 from vlpipe.models.ctsan.config import CTSANConfig
 from vlpipe.models.ctsan.video import ClipEncoding, ConceptVideoEncoder
@@ -104,20 +106,20 @@ class CTSANCaptioner(nn.Module):
         return log_probs, auxiliary
 
 
-def build(config: CTSANConfig, inputs: ModelInputs) -> CTSANCaptioner | CTSANChoice:
+def build(config: CTSANConfig, inputs: ModelInputs) -> CTSANCaptioner | CTSANChoice | CTSANBlank:
     """CT-SAN (or Base-SAN) over the input named ``grid`` (or the only input), a (h, w, C)
     grid such as ResNet's res5c: the description model for captions, the multiple-choice
-    model for scores."""
+    model for scores, the fill-in-the-blank model for a word."""
     if not inputs.concept_ids:
         raise ValueError("CT-SAN reads the data set's concept words (text/concepts.json); "
                          "none were given")
-    models = {"caption": CTSANCaptioner, "score": CTSANChoice}
+    models = {"caption": CTSANCaptioner, "score": CTSANChoice, "word": CTSANBlank}
     if inputs.predicts not in models:
-        raise ValueError(f"CT-SAN's models write captions or score pairs, not "
-                         f"{inputs.predicts!r} (its fill-in-the-blank model is not built yet)")
+        raise ValueError(f"CT-SAN's models write captions, score pairs or fill a blank, not "
+                         f"{inputs.predicts!r}")
     feature = only_grid_input(inputs, "grid", "CT-SAN")
     return models[inputs.predicts](config, feature.shape, inputs.vocab_size, inputs.concept_ids,
                                    inputs.word_vectors)
 
 
-__all__ = ["CTSANCaptioner", "CTSANChoice", "build"]
+__all__ = ["CTSANBlank", "CTSANCaptioner", "CTSANChoice", "build"]

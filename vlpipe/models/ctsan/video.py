@@ -58,3 +58,22 @@ class ConceptVideoEncoder(nn.Module):
         if encoding.logits is None:
             return labels.new_zeros(())
         return F.binary_cross_entropy_with_logits(encoding.logits.float(), labels)
+
+
+DETECTOR_PREFIXES = ("video.reduce.", "video.detector.")  # what init_from transfers
+
+
+def copy_detector(model: nn.Module, state: dict[str, Tensor], freeze: bool) -> list[str]:
+    """A task model's ``load_upstream``: copy a description run's concept detector and grid
+    reduction (``state``) into ``model``, as the thesis transfers the detector; ``freeze``
+    stops them from training. Returns the names copied."""
+    own = model.state_dict()
+    copied = {name: value for name, value in state.items()
+              if name.startswith(DETECTOR_PREFIXES) and name in own
+              and own[name].shape == value.shape}
+    model.load_state_dict(copied, strict=False)
+    if freeze:
+        for name, parameter in model.named_parameters():
+            if name in copied:
+                parameter.requires_grad_(False)
+    return sorted(copied)
