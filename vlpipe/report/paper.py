@@ -9,7 +9,8 @@ line. A direction the paper does not publish has no file. JSFusion (ECCV 2018 / 
   spec notes are fixed (LSMDC R@5 of JSFusion is 21.2 and of -noaudio 20.9);
 - multiple choice: accuracy in % on LSMDC and MSR-VTT;
 - fill in the blank: accuracy in % on LSMDC (the spec's "noattention" / "noaudio" are our
-  JSFusion-noattention / JSFusion-noaudio).
+  JSFusion-noattention / JSFusion-noaudio), with the thesis's Base-SAN (Table 4.1, right: 34.5)
+  beside the CT-SAN row the JSFusion paper has.
 
 Watch and Learn (WAL; Tables 1 and 2), correspondence on ApartmenTour (100 test pairs), mAP and
 R@5 ×100 in both directions: video search (``t2v``, a sentence queries the videos;
