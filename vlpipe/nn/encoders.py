@@ -40,6 +40,16 @@ class TextEmbedding(nn.Embedding):
         self.weight.requires_grad_(trainable)
 
 
+def caption_embedding(vocab_size: int, dim: int,
+                      word_vectors: np.ndarray | None = None) -> TextEmbedding:
+    """A captioner's word embedding: the vocabulary's ids plus one more, the end token
+    (id ``vocab_size``) that ends every caption and starts decoding; initial ``word_vectors``
+    (vocab_size, dim) get a zero row for it."""
+    if word_vectors is not None:
+        word_vectors = np.concatenate([word_vectors, np.zeros((1, dim), word_vectors.dtype)])
+    return TextEmbedding(vocab_size + 1, dim, init=word_vectors)
+
+
 class GatedConvStack(nn.Module):
     """Three 'same' temporal convs (k=3) with a GLU on the last: (B, T, in_dim) → (B, T, width).
 

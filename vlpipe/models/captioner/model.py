@@ -19,7 +19,7 @@ from vlpipe.models.captioner.config import CaptionerConfig
 from vlpipe.models.inputs import ModelInputs
 from vlpipe.nn.attention import FrameAttention
 from vlpipe.nn.beam_search import teacher_forced
-from vlpipe.nn.encoders import TextEmbedding
+from vlpipe.nn.encoders import caption_embedding
 from vlpipe.nn.layers import masked_apply, masked_mean
 
 
@@ -30,11 +30,7 @@ class AttentionCaptioner(nn.Module):
                  word_vectors: np.ndarray | None = None) -> None:
         super().__init__()
         self.end_id = vocab_size
-        tokens = vocab_size + 1
-        if word_vectors is not None:  # the end token gets a zero row
-            word_vectors = np.concatenate([word_vectors, np.zeros((1, config.word_dim),
-                                                                  word_vectors.dtype)])
-        self.embed = TextEmbedding(tokens, config.word_dim, init=word_vectors)
+        self.embed = caption_embedding(vocab_size, config.word_dim, word_vectors)
         self.frame_proj = nn.Linear(video_dim, config.hidden)
         self.attention = FrameAttention(config.attention, config.hidden, config.hidden,
                                         config.attention_hidden)
@@ -42,7 +38,7 @@ class AttentionCaptioner(nn.Module):
         self.init_c = nn.Linear(config.hidden, config.hidden)
         self.cell = nn.LSTMCell(config.word_dim + config.hidden, config.hidden)
         self.dropout = nn.Dropout(config.dropout)
-        self.out = nn.Linear(2 * config.hidden, tokens)
+        self.out = nn.Linear(2 * config.hidden, vocab_size + 1)
 
     def start(self, feats: Tensor, mask: Tensor) -> dict[str, Tensor]:
         """The decoder's initial state for a batch of clips: projected frames, their mask and

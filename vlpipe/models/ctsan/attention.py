@@ -20,6 +20,13 @@ class InputAttention(nn.Module):
         gamma = torch.einsum("bd,bkd->bk", self.bilinear(word), concepts).softmax(-1)
         return word + self.scale * torch.einsum("bk,bkd->bd", gamma, concepts), gamma
 
+    def each_word(self, words: Tensor, concepts: Tensor) -> tuple[Tensor, Tensor]:
+        """Every word of a sentence (B, M, d), as the language model reads it when the next
+        word does not depend on the last output (multiple choice, fill in the blank) →
+        (B, M, d) and γ (B, M, K)."""
+        gamma = torch.einsum("bmd,bkd->bmk", self.bilinear(words), concepts).softmax(-1)
+        return words + self.scale * torch.einsum("bmk,bkd->bmd", gamma, concepts), gamma
+
 
 class OutputAttention(nn.Module):
     """ϕ: a state h (B, D) → ``h + w_ha ⊙ Σ_i β_i W_β tanh(a_i)`` (B, D) and β (B, K), with

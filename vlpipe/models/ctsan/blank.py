@@ -59,9 +59,7 @@ class CTSANBlank(nn.Module):
         words = self.dropout(self.embed(batch.tokens))  # (B, M, d)
         gamma = None
         if self.read_input is not None:
-            steps = [self.read_input(words[:, t], clips.concepts) for t in range(words.shape[1])]
-            words = torch.stack([word for word, _ in steps], dim=1)
-            gamma = torch.stack([weights for _, weights in steps], dim=1)  # (B, M, K)
+            words, gamma = self.read_input.each_word(words, clips.concepts)  # γ (B, M, K)
         inputs = self.input_proj(words)  # (B, M, D)
         start = (clips.h, clips.c)  # both directions start from s_N
         ahead = self.forward_lstm(inputs, mask, start)[0]  # (B, M, D)

@@ -12,7 +12,6 @@ as the thesis transfers the detector, and fine-tunes them unless frozen.
 from __future__ import annotations
 
 import numpy as np
-import torch
 from torch import Tensor, nn
 
 from vlpipe.models.ctsan.attention import InputAttention, attention_sparsity
@@ -45,21 +44,15 @@ class CTSANChoice(nn.Module):
         vi, ti = batch.clip_index.flatten(), batch.sentence_index.flatten()  # (P,)
         tokens, mask = batch.tokens[ti], batch.token_mask[ti].to(clips.h.dtype)  # (P, M)
         words = self.dropout(self.embed(tokens))  # (P, M, d)
-        state = (clips.h[vi], clips.c[vi])  # h_0 = s_N
-        concepts = None if clips.concepts is None else clips.concepts[vi]  # (P, K, d)
-        gammas = []
-        for t in range(tokens.shape[1]):
-            word = words[:, t]
-            if concepts is not None:
-                word, gamma = self.attention(word, concepts)
-                gammas.append(gamma)
-            _, new = self.sentence.step(self.input_proj(word), state)
-            keep = mask[:, t, None, None]  # padding leaves the state as it was
-            state = tuple(keep * a + (1 - keep) * b for a, b in zip(new, state, strict=True))
-        scores = self.score(state[0][:, -1]).view(batch.clip_index.shape)  # top layer's h_T
+        gamma = None
+        if self.attention is not None:
+            words, gamma = self.attention.each_word(words, clips.concepts[vi])  # γ (P, M, K)
+        start = (clips.h[vi], clips.c[vi])  # h_0 = s_N
+        _, (h, _) = self.sentence(self.input_proj(words), mask, start)  # after the last word
+        scores = self.score(h[:, -1]).view(batch.clip_index.shape)  # the top layer's h_T
         auxiliary = self.config.concept_weight * self.video.detection_loss(clips, batch.concepts)
-        if gammas:
-            sparsity = attention_sparsity(torch.stack(gammas, dim=1), mask).mean()
+        if gamma is not None:
+            sparsity = attention_sparsity(gamma, mask).mean()
             auxiliary = auxiliary + self.config.attention_weight * sparsity
         return scores, auxiliary
 

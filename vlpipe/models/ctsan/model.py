@@ -29,7 +29,7 @@ from vlpipe.models.ctsan.choice import CTSANChoice
 from vlpipe.models.ctsan.config import CTSANConfig
 from vlpipe.models.ctsan.video import ClipEncoding, ConceptVideoEncoder
 from vlpipe.models.inputs import ModelInputs, only_grid_input
-from vlpipe.nn.encoders import TextEmbedding
+from vlpipe.nn.encoders import caption_embedding
 from vlpipe.nn.recurrent import LayerNormLSTM
 
 
@@ -41,16 +41,12 @@ class CTSANCaptioner(nn.Module):
         super().__init__()
         self.config = config
         self.end_id = vocab_size
-        tokens = vocab_size + 1
-        if word_vectors is not None:  # the end token gets a zero row
-            word_vectors = np.concatenate([word_vectors, np.zeros((1, config.word_dim),
-                                                                  word_vectors.dtype)])
-        self.embed = TextEmbedding(tokens, config.word_dim, init=word_vectors)
+        self.embed = caption_embedding(vocab_size, config.word_dim, word_vectors)
         self.video = ConceptVideoEncoder(config, grid, concept_ids)
         self.decoder = LayerNormLSTM(config.hidden, config.hidden, config.layers, config.dropout)
         self.input_proj = nn.Linear(config.word_dim, config.hidden)  # W_x
         self.dropout = nn.Dropout(config.dropout)
-        self.out = nn.Linear(config.hidden, tokens)  # W_y
+        self.out = nn.Linear(config.hidden, vocab_size + 1)  # W_y, the end token included
         self.read_input = self.read_output = None
         if config.detector:
             self.read_input = InputAttention(config.word_dim)

@@ -41,7 +41,7 @@ from vlpipe.models.gean.config import POOLS, GEANConfig
 from vlpipe.models.inputs import FeatureInput, ModelInputs, grid_input
 from vlpipe.models.rgp.model import RGP, gaussian_map, split_features
 from vlpipe.nn.beam_search import teacher_forced
-from vlpipe.nn.encoders import TextEmbedding
+from vlpipe.nn.encoders import caption_embedding
 
 GRIDS = ("motion", "fovea")  # the pools a spatial attention map weights
 
@@ -182,11 +182,7 @@ class GEAN(nn.Module):
         self.caps = {"scene": config.scene_steps, "motion": config.motion_steps,
                      "fovea": config.fovea_steps}
         self.end_id = vocab_size
-        tokens = vocab_size + 1
-        if word_vectors is not None:  # the end token gets a zero row
-            word_vectors = np.concatenate([word_vectors, np.zeros((1, config.word_dim),
-                                                                  word_vectors.dtype)])
-        self.embed = TextEmbedding(tokens, config.word_dim, init=word_vectors)
+        self.embed = caption_embedding(vocab_size, config.word_dim, word_vectors)
         if word_vectors is None:
             nn.init.xavier_uniform_(self.embed.weight.data)
             self.embed.weight.data[0].zero_()
@@ -212,7 +208,7 @@ class GEAN(nn.Module):
         for cell in (self.attention_gru, self.multimodal_gru):
             _orthogonal_gru(cell)
         self.dropout = nn.Dropout(config.dropout)
-        self.out = nn.Linear(config.multimodal_gru, tokens)
+        self.out = nn.Linear(config.multimodal_gru, vocab_size + 1)
 
     def train(self, mode: bool = True) -> GEAN:
         """As `nn.Module.train`; a frozen RGP stays in eval mode."""
