@@ -39,7 +39,11 @@ def test_paper_numbers_are_the_published_ones():
     assert paper.loc["JSFusion", ("Paper MSR-VTT", "MedR")] == 13
     assert paper.loc["LSTM-fusion", ("Paper LSMDC", "R@10")] == 15.9
     mc = paper_table("multiple_choice", "mc")
-    assert mc.loc["MLB", ("Paper MSR-VTT", "accuracy")] == 76.1 and len(mc) == 11
+    assert mc.loc["MLB", ("Paper MSR-VTT", "accuracy")] == 76.1 and len(mc) == 12
+    # the thesis's Table 4.2 (LSMDC only)
+    assert mc.loc["Base-SAN", ("Paper LSMDC", "accuracy")] == 60.1
+    assert paper.loc["Base-SAN", ("Paper LSMDC", "MedR")] == 83
+    assert paper.loc[["Base-SAN"], "Paper MSR-VTT"].isna().all(axis=None)
     fib = paper_table("fill_in_blank", "fib")
     assert fib.loc["JSFusion-noaudio", ("Paper LSMDC", "accuracy")] == 45.26
     assert fib.loc["Base-SAN", ("Paper LSMDC", "accuracy")] == 34.5  # the thesis's Table 4.1
@@ -65,7 +69,7 @@ def test_report_puts_mean_and_std_beside_the_paper(tmp_path):
     ours = csv[(csv.source == "ours") & (csv.variant == "JSFusion-noaudio") &
                (csv.direction == "t2v") & (csv.metric == "R@1")]
     assert ours[["mean", "seeds"]].values.tolist() == [[5.0, 2]]
-    assert len(csv[csv.source == "paper"]) == 10 * 8
+    assert len(csv[csv.source == "paper"]) == 10 * 8 + 4  # Base-SAN: LSMDC only
 
 
 def test_multiple_choice_report(tmp_path):
@@ -86,7 +90,7 @@ def test_multiple_choice_report(tmp_path):
     assert r"62.0 $\pm$ 2.8" in tex and r"multiple-choice accuracy (\%)" in tex
     csv = pd.read_csv(paths["csv"])
     paper = csv[csv.source == "paper"]
-    assert len(paper) == 11 * 2 and set(paper.direction) == {"mc"}
+    assert len(paper) == 11 * 2 + 1 and set(paper.direction) == {"mc"}  # Base-SAN: LSMDC
     ours = csv[(csv.source == "ours") & (csv.variant == "Mine")]
     assert ours[["direction", "metric", "mean", "seeds"]].values.tolist() == [
         ["mc", "accuracy", 30.5, 2]]
@@ -153,7 +157,7 @@ def test_retrieval_report_shows_the_paper_beside_text_to_video_only(tmp_path):
     assert "Paper" not in video_to_text.split("## Provenance")[0]
     assert paths["tex"].read_text().count("Paper LSMDC") == 1
     paper = pd.read_csv(paths["csv"]).query("source == 'paper'")
-    assert set(paper.direction) == {"t2v"} and len(paper) == 10 * 8
+    assert set(paper.direction) == {"t2v"} and len(paper) == 10 * 8 + 4  # Base-SAN: LSMDC
 
 
 def _correspondence_run(tmp_path, variant, seed, video_map, sentence_map):

@@ -38,6 +38,8 @@ class ModelInputs:
     word_vectors: np.ndarray | None = None  # (vocab_size, word_dim) initial embeddings
     sentence_dim: int | None = None  # frozen sentence vectors instead of words (WAL)
     concept_ids: tuple[int, ...] | None = None  # vocabulary ids of the concept words (CT-SAN)
+    task: str | None = None  # the task's name, for a family whose models differ between tasks
+                             # that predict the same (CT-SAN's multiple choice and retrieval)
 
     @property
     def video_dim(self) -> int:

@@ -191,8 +191,10 @@ def write_report(metric_files: Sequence[str | Path], out_dir: str | Path, name: 
 
 
 def _paper_long(task: str, direction: str) -> pd.DataFrame:
-    """The paper's numbers for `direction`, one row per (model, dataset, metric)."""
+    """The paper's numbers for `direction`, one row per (model, dataset, metric) it reports
+    (a model evaluated on one data set only has no rows for the other)."""
     paper = paper_table(task, direction).stack(level=[0, 1], future_stack=True).rename("mean")
+    paper = paper.dropna()
     paper = paper.reset_index().set_axis(["variant", "source", "metric", "mean"], axis=1)
     return paper.assign(dataset=paper["source"].str.removeprefix("Paper "), source="paper",
                         direction=direction, std=np.nan, seeds=np.nan)

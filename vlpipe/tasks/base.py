@@ -97,7 +97,8 @@ class VideoTextTask:
         """What the model is built for: the feature inputs after normalisation, the
         vocabulary (and its initial ``word_vectors``), what the task asks it to predict."""
         return ModelInputs(self.features.inputs(), self.features.max_steps, self.spec.predicts,
-                           len(self.vocab), word_vectors, concept_ids=self.concept_ids)
+                           len(self.vocab), word_vectors, concept_ids=self.concept_ids,
+                           task=self.name)
 
     @property
     def feature_dim(self) -> int:

@@ -10,6 +10,9 @@ R@1/5/10 and median rank in both directions.
 
 Models plug in through ``encode_video(feats, mask)``, ``encode_text(tokens, mask)``,
 ``pair_scores(...)`` and ``score_matrix(v_enc, v_mask, t_enc, t_mask) -> (n_videos, n_texts)``.
+A model that reads concept words (CT-SAN) trains on pair batches with the clips' concept labels
+(`vlpipe.tasks.base.ConceptPairBatch`, in-batch negatives as a B × B grid of pairs), scored by
+its ``score_pairs`` with its auxiliary loss.
 """
 
 from __future__ import annotations
@@ -26,7 +29,13 @@ import torch.nn.functional as F
 from vlpipe.metrics.retrieval import bidirectional_retrieval
 from vlpipe.models import test_time_scorer
 from vlpipe.nn.losses import in_batch_ranking_loss, max_margin_ranking_loss
-from vlpipe.tasks.base import PairBatch, TensorBatch, VideoTextTask, autocast_for, pair_scores
+from vlpipe.tasks.base import (
+    PairBatch,
+    TensorBatch,
+    VideoTextTask,
+    autocast_for,
+    scores_and_auxiliary,
+)
 from vlpipe.tasks.batching import pad_tokens
 
 log = logging.getLogger(__name__)
@@ -96,7 +105,11 @@ class RetrievalTask(VideoTextTask):
         for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
             batch = [clip_ids[i] for i in order[start : start + self.batch_size]]
             sentences = [self._random_sentence(c, rng) for c in batch]
-            if self.negatives == "in_batch":
+            if self.negatives == "in_batch" and self.concept_ids is not None:
+                # (B videos, B sentences), the score matrix's layout
+                yield self.pair_batch([[c] * len(batch) for c in batch],
+                                      [sentences] * len(batch), positive=list(range(len(batch))))
+            elif self.negatives == "in_batch":
                 tokens, token_mask = pad_tokens(sentences)
                 yield RetrievalBatch(*self.video_batch(batch), tokens, token_mask)
             else:
@@ -114,8 +127,10 @@ class RetrievalTask(VideoTextTask):
 
     def loss(self, model: torch.nn.Module, batch: RetrievalBatch | PairBatch) -> torch.Tensor:
         if isinstance(batch, PairBatch):
-            return max_margin_ranking_loss(pair_scores(model, batch), batch.positive,
-                                           self.margin)
+            scores, auxiliary = scores_and_auxiliary(model, batch)
+            if self.negatives == "in_batch":
+                return in_batch_ranking_loss(scores, self.margin, self.directions) + auxiliary
+            return max_margin_ranking_loss(scores, batch.positive, self.margin) + auxiliary
         v_enc, v_mask = model.encode_video(batch.feats, batch.feat_mask)
         t_enc, t_mask = model.encode_text(batch.tokens, batch.token_mask)
         scores = model.score_matrix(v_enc, v_mask, t_enc, t_mask)  # (B videos, B texts)

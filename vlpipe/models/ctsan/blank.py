@@ -35,7 +35,6 @@ class CTSANBlank(nn.Module):
     def __init__(self, config: CTSANConfig, grid: tuple[int, int, int], vocab_size: int,
                  concept_ids: tuple[int, ...], word_vectors: np.ndarray | None = None) -> None:
         super().__init__()
-        self.config = config
         self.embed = TextEmbedding(vocab_size, config.word_dim, init=word_vectors)
         self.video = ConceptVideoEncoder(config, grid, concept_ids)
         self.input_proj = nn.Linear(config.word_dim, config.hidden)  # W_x
@@ -67,12 +66,12 @@ class CTSANBlank(nn.Module):
             self.backward_lstm(reversed_within_length(inputs, mask), mask, start)[0], mask)
         at_blank = torch.arange(len(batch.blank), device=inputs.device), batch.blank
         o = torch.tanh(self.merge(torch.cat([ahead[at_blank], behind[at_blank]], dim=-1)))
-        auxiliary = self.config.concept_weight * self.video.detection_loss(clips, batch.concepts)
+        sparsity = None
         if self.read_output is not None:
             o, beta = self.read_output(o, clips.concepts)  # (B, D), (B, K)
             sparsity = (attention_sparsity(gamma, mask)
                         + attention_sparsity(beta[:, None], torch.ones_like(mask[:, :1])))
-            auxiliary = auxiliary + self.config.attention_weight * sparsity.mean()
+        auxiliary = self.video.auxiliary_loss(clips, batch.concepts, sparsity)
         return self.out(self.dropout(o)), auxiliary
 
     def load_upstream(self, state: dict[str, Tensor], freeze: bool) -> list[str]:

@@ -14,11 +14,10 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor, nn
 
-from vlpipe.models.ctsan.attention import InputAttention, attention_sparsity
 from vlpipe.models.ctsan.config import CTSANConfig
+from vlpipe.models.ctsan.sentence import ConceptSentenceReader
 from vlpipe.models.ctsan.video import ConceptVideoEncoder, copy_detector
 from vlpipe.nn.encoders import TextEmbedding
-from vlpipe.nn.recurrent import LayerNormLSTM
 
 
 class CTSANChoice(nn.Module):
@@ -27,13 +26,9 @@ class CTSANChoice(nn.Module):
     def __init__(self, config: CTSANConfig, grid: tuple[int, int, int], vocab_size: int,
                  concept_ids: tuple[int, ...], word_vectors: np.ndarray | None = None) -> None:
         super().__init__()
-        self.config = config
         self.embed = TextEmbedding(vocab_size, config.word_dim, init=word_vectors)
         self.video = ConceptVideoEncoder(config, grid, concept_ids)
-        self.attention = InputAttention(config.word_dim) if config.detector else None
-        self.input_proj = nn.Linear(config.word_dim, config.hidden)  # W_x
-        self.sentence = LayerNormLSTM(config.hidden, config.hidden, config.layers, config.dropout)
-        self.dropout = nn.Dropout(config.dropout)
+        self.sentence = ConceptSentenceReader(config)
         self.score = nn.Sequential(nn.Linear(config.hidden, config.hidden), nn.ReLU(),
                                    nn.Linear(config.hidden, 1))  # w_sᵀ ReLU(W_a h + b_a)
 
@@ -42,19 +37,11 @@ class CTSANChoice(nn.Module):
         auxiliary loss λ1 g(γ) + λ2 L_con (L_con over the batch's clips)."""
         clips = self.video(batch.feats, batch.feat_mask, self.embed)
         vi, ti = batch.clip_index.flatten(), batch.sentence_index.flatten()  # (P,)
-        tokens, mask = batch.tokens[ti], batch.token_mask[ti].to(clips.h.dtype)  # (P, M)
-        words = self.dropout(self.embed(tokens))  # (P, M, d)
-        gamma = None
-        if self.attention is not None:
-            words, gamma = self.attention.each_word(words, clips.concepts[vi])  # γ (P, M, K)
-        start = (clips.h[vi], clips.c[vi])  # h_0 = s_N
-        _, (h, _) = self.sentence(self.input_proj(words), mask, start)  # after the last word
-        scores = self.score(h[:, -1]).view(batch.clip_index.shape)  # the top layer's h_T
-        auxiliary = self.config.concept_weight * self.video.detection_loss(clips, batch.concepts)
-        if gamma is not None:
-            sparsity = attention_sparsity(gamma, mask).mean()
-            auxiliary = auxiliary + self.config.attention_weight * sparsity
-        return scores, auxiliary
+        concepts = None if clips.concepts is None else clips.concepts[vi]
+        h, sparsity = self.sentence(self.embed(batch.tokens[ti]), batch.token_mask[ti],
+                                    concepts, start=(clips.h[vi], clips.c[vi]))  # h_0 = s_N
+        scores = self.score(h).view(batch.clip_index.shape)
+        return scores, self.video.auxiliary_loss(clips, batch.concepts, sparsity)
 
     def load_upstream(self, state: dict[str, Tensor], freeze: bool) -> list[str]:
         return copy_detector(self, state, freeze)

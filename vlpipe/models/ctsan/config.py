@@ -21,10 +21,13 @@ class CTSANConfig:
     dropout: float = 0.2
     attention_weight: float = 0.01  # λ1 (open in the thesis: ours), on g(β) + g(γ) per word
     concept_weight: float = 1.0  # λ2 (open in the thesis: ours), on L_con
+    bilinear_dim: int = 8000  # retrieval: compact bilinear pooling's output ν
+    joint_dim: int = 1500  # retrieval: the maxout layer's units (W_p ∈ R^{8000×1500})
+    maxout_pieces: int = 2  # retrieval: affine pieces per maxout unit (ours)
 
     def __post_init__(self) -> None:
         check_positive(self, "word_dim", "hidden", "grid_pool", "top_k", "attention_channels",
-                       "layers")
+                       "layers", "bilinear_dim", "joint_dim", "maxout_pieces")
         check_dropout(self)
         for name in ("attention_weight", "concept_weight"):
             if getattr(self, name) < 0:

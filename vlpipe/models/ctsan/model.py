@@ -12,8 +12,8 @@ w_ha ⊙ Σ_i β_{t,i} W_β tanh(a_i), the words softmax(W_y p_t) (Eqs. 4.9–4.
 `vlpipe.models.ctsan.attention`). Training adds λ1 (g(β) + g(γ)) + λ2 L_con (Eq. 4.14) to the
 words' cross-entropy, g per caption divided by its length (the task's cross-entropy is a mean
 over words). The top-K choice is not differentiable: the detector learns from L_con, as in the
-thesis. Multiple choice: `vlpipe.models.ctsan.choice`; fill in the blank:
-`vlpipe.models.ctsan.blank`.
+thesis. Multiple choice: `vlpipe.models.ctsan.choice`; retrieval:
+`vlpipe.models.ctsan.retrieval`; fill in the blank: `vlpipe.models.ctsan.blank`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from vlpipe.models.ctsan.attention import InputAttention, OutputAttention, atten
 from vlpipe.models.ctsan.blank import CTSANBlank
 from vlpipe.models.ctsan.choice import CTSANChoice
 from vlpipe.models.ctsan.config import CTSANConfig
+from vlpipe.models.ctsan.retrieval import CTSANRetrieval
 from vlpipe.models.ctsan.video import ClipEncoding, ConceptVideoEncoder
 from vlpipe.models.inputs import ModelInputs, only_grid_input
 from vlpipe.nn.encoders import caption_embedding
@@ -39,7 +40,6 @@ class CTSANCaptioner(nn.Module):
     def __init__(self, config: CTSANConfig, grid: tuple[int, int, int], vocab_size: int,
                  concept_ids: tuple[int, ...], word_vectors: np.ndarray | None = None) -> None:
         super().__init__()
-        self.config = config
         self.end_id = vocab_size
         self.embed = caption_embedding(vocab_size, config.word_dim, word_vectors)
         self.video = ConceptVideoEncoder(config, grid, concept_ids)
@@ -93,23 +93,25 @@ class CTSANCaptioner(nn.Module):
                 gammas.append(state["gamma"])
                 betas.append(state["beta"])
         log_probs = torch.stack(steps, dim=1)
-        auxiliary = self.config.concept_weight * self.video.detection_loss(clips, concepts)
+        sparsity = None
         if gammas:
             words = (inputs != self.embed.padding_idx).to(log_probs.dtype)  # (B, T)
             sparsity = (attention_sparsity(torch.stack(gammas, 1), words)
-                        + attention_sparsity(torch.stack(betas, 1), words)).mean()
-            auxiliary = auxiliary + self.config.attention_weight * sparsity
-        return log_probs, auxiliary
+                        + attention_sparsity(torch.stack(betas, 1), words))
+        return log_probs, self.video.auxiliary_loss(clips, concepts, sparsity)
 
 
-def build(config: CTSANConfig, inputs: ModelInputs) -> CTSANCaptioner | CTSANChoice | CTSANBlank:
+def build(config: CTSANConfig, inputs: ModelInputs
+          ) -> CTSANCaptioner | CTSANChoice | CTSANRetrieval | CTSANBlank:
     """CT-SAN (or Base-SAN) over the input named ``grid`` (or the only input), a (h, w, C)
-    grid such as ResNet's res5c: the description model for captions, the multiple-choice
-    model for scores, the fill-in-the-blank model for a word."""
+    grid such as ResNet's res5c: the description model for captions, the retrieval model for
+    the retrieval task's scores, the multiple-choice model for other scores, the
+    fill-in-the-blank model for a word."""
     if not inputs.concept_ids:
         raise ValueError("CT-SAN reads the data set's concept words (text/concepts.json); "
                          "none were given")
-    models = {"caption": CTSANCaptioner, "score": CTSANChoice, "word": CTSANBlank}
+    scorer = CTSANRetrieval if inputs.task == "retrieval" else CTSANChoice
+    models = {"caption": CTSANCaptioner, "score": scorer, "word": CTSANBlank}
     if inputs.predicts not in models:
         raise ValueError(f"CT-SAN's models write captions, score pairs or fill a blank, not "
                          f"{inputs.predicts!r}")
@@ -118,4 +120,4 @@ def build(config: CTSANConfig, inputs: ModelInputs) -> CTSANCaptioner | CTSANCho
                                    inputs.word_vectors)
 
 
-__all__ = ["CTSANBlank", "CTSANCaptioner", "CTSANChoice", "build"]
+__all__ = ["CTSANBlank", "CTSANCaptioner", "CTSANChoice", "CTSANRetrieval", "build"]

@@ -34,6 +34,7 @@ class ConceptVideoEncoder(nn.Module):
                  ) -> None:
         super().__init__()
         self.grid, self.top_k = grid, config.top_k
+        self.concept_weight, self.attention_weight = config.concept_weight, config.attention_weight
         self.reduce = GridReduction(grid[2], config.hidden, config.grid_pool)
         self.encoder = LayerNormLSTM(config.hidden, config.hidden, config.layers, config.dropout)
         self.register_buffer("concept_ids", torch.tensor(concept_ids, dtype=torch.long))
@@ -58,6 +59,16 @@ class ConceptVideoEncoder(nn.Module):
         if encoding.logits is None:
             return labels.new_zeros(())
         return F.binary_cross_entropy_with_logits(encoding.logits.float(), labels)
+
+    def auxiliary_loss(self, encoding: ClipEncoding, labels: Tensor,
+                       sparsity: Tensor | None = None) -> Tensor:
+        """What every CT-SAN model adds to its task's loss: λ2 L_con and, with semantic
+        attention, λ1 times the mean of ``sparsity`` (g of the attention weights per sequence,
+        `vlpipe.models.ctsan.attention.attention_sparsity`)."""
+        loss = self.concept_weight * self.detection_loss(encoding, labels)
+        if sparsity is not None:
+            loss = loss + self.attention_weight * sparsity.mean()
+        return loss
 
 
 DETECTOR_PREFIXES = ("video.reduce.", "video.detector.")  # what init_from transfers
