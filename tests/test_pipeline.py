@@ -284,7 +284,9 @@ def test_gean_starts_from_the_trained_rgp_and_shares_a_table_with_temp_attention
     assert _planned_jobs(plan) == {
         ("train", "gaze/RGP"), ("evaluate", "gaze/RGP"), ("report", "gaze"), ("curves", "gaze"),
         ("train", "gean/GEAN"), ("evaluate", "gean/GEAN"), ("report", "gean"),
-        ("curves", "gean"), ("report", "captioners"), ("examples_figure", "gaze")}
+        ("curves", "gean"), ("report", "captioners"), ("examples_figure", "gaze"),
+        ("examples_figure", "gean"), ("examples_figure", "captioners")}
+    assert (out / "report" / "captioners-examples.png").stat().st_size > 0  # beside the frames
     table = (out / "report" / "captioners.md").read_text()
     for variant in ["Temp-Attention", "GEAN", "GEAN-uniform"]:
         row = next(line for line in table.splitlines() if line.startswith(f"| {variant} |"))
@@ -323,7 +325,8 @@ def test_reruns_follow_the_library_code_each_step_imports(tiny_run, tmp_path):
             ("ctsan", "Base-SAN")}
     assert plan() == {(rule, f"{e}/{v}") for e, v in runs for rule in ("train", "evaluate")} | {
         (rule, e) for e, _ in runs for rule in ("report", "curves")} | {
-        ("report", "captioners"), ("examples_figure", "gaze")}
+        ("report", "captioners")} | {
+        ("examples_figure", table) for table in ("gaze", "cap", "gean", "ctsan", "captioners")}
     loop.write_text(loop.read_text().replace("\nEDITED = True\n", ""))
     wal = code / "vlpipe" / "models" / "wal" / "model.py"
     wal.write_text(wal.read_text() + "\nEDITED = True\n")

@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 from unittest.mock import patch
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -399,3 +400,38 @@ def test_gaze_examples_figure_has_a_row_of_truth_and_one_per_variant(tmp_path):
     assert (height, width) == (540, 360)  # 3 rows (truth, RGP, Uniform) × 2 steps, 1.8 in each
     with pytest.raises(ValueError, match="no run holds gaze examples"):
         plot_gaze_examples([{**runs[0], "examples": []}], tmp_path / "none.png", "gaze")
+
+
+def _caption_example_run(variant, seed, clip_ids, concepts=None):
+    examples = [{"clip_id": c, "decoded": f"{variant} says {c}", "references": ["a red star"],
+                 **({"concepts": concepts} if concepts else {})} for c in clip_ids]
+    return {"experiment": "cap", "variant": variant, "seed": seed, "dataset": "demo",
+            "task": "captioning", "n_test": 2, "features": FEATURES,
+            "test": {"caption": {"CIDEr": 10.0}}, "examples": examples}
+
+
+def test_captions_figure_shows_each_clips_middle_frame_and_the_detected_concepts(
+        tmp_path, tiny_clips):
+    import matplotlib.image
+
+    from vlpipe.report.examples import middle_frame, plot_examples
+
+    clip_ids = list(tiny_clips["clip_id"][:2])
+    concepts = [{"word": "red", "correct": True}, {"word": "blue", "correct": False}]
+    runs = [_caption_example_run("CT-SAN", 0, clip_ids, concepts),
+            _caption_example_run("Base-SAN", 0, clip_ids)]
+    clips_table = tmp_path / "clips.parquet"
+    tiny_clips.to_parquet(clips_table)
+    plot_examples(runs, tmp_path / "cap-examples.png", "cap", clips_table)
+    height, width, _ = matplotlib.image.imread(tmp_path / "cap-examples.png").shape
+    # a row per clip (2.3 in); frame, captions and CT-SAN's concepts: 2.2 + 5 + 1.7 in
+    assert (height, width) == (460, 890)
+    frame = middle_frame(tiny_clips.iloc[0])
+    assert frame.shape == (224, 224, 3) and frame.dtype == np.uint8 and frame.std() > 0
+    with pytest.raises(ValueError, match="pass the clips table"):
+        plot_examples(runs, tmp_path / "x.png", "cap")
+    other = [_caption_example_run("CT-SAN", 0, ["nowhere"])]
+    with pytest.raises(ValueError, match=r"\['nowhere'\] are not in the clips table"):
+        plot_examples(other, tmp_path / "x.png", "cap", clips_table)
+    with pytest.raises(ValueError, match="draws no examples figure"):
+        plot_examples([{**runs[0], "task": "retrieval"}], tmp_path / "x.png", "cap")

@@ -160,10 +160,10 @@ def _curves(args: argparse.Namespace) -> None:
 
 
 def _examples_figure(args: argparse.Namespace) -> None:
-    from vlpipe.report.examples import plot_gaze_examples
+    from vlpipe.report.examples import plot_examples
 
-    plot_gaze_examples([json.loads(Path(path).read_text()) for path in args.metrics], args.out,
-                       args.name)
+    plot_examples([json.loads(Path(path).read_text()) for path in args.metrics], args.out,
+                  args.name, args.clips or None)
     print(f"figure: {args.out}")
 
 
@@ -289,8 +289,10 @@ def _parser() -> argparse.ArgumentParser:
     step.add_argument("--out", required=True, help="PNG path")
     step.set_defaults(run=_curves)
 
-    step = steps.add_parser("examples-figure", help="draw a gaze table's test examples")
+    step = steps.add_parser("examples-figure", help="draw a table's test examples (gaze maps, "
+                                                    "captions beside the clips' frames)")
     step.add_argument("--metrics", nargs="+", required=True, help="the runs' metrics files")
+    step.add_argument("--clips", default="", help="the clips table (a captions figure)")
     step.add_argument("--name", required=True)
     step.add_argument("--out", required=True, help="PNG path")
     step.set_defaults(run=_examples_figure)

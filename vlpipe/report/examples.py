@@ -1,6 +1,8 @@
 """The test examples a run's evaluation keeps (`Task.examples`), shown in the report: each
 variant's output from its lowest seed's run beside the truth. Captioning: decoded captions and
-their references, as Markdown under the table; gaze: true and predicted maps, as a figure."""
+their references, as Markdown under the table, and as a figure beside each clip's middle frame
+with the detected concepts (CT-SAN's concept figure); gaze: true and predicted maps, as a
+figure. What a task draws is its spec's ``example_figure``."""
 
 from __future__ import annotations
 
@@ -9,8 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from vlpipe.atomic import atomic_path
+from vlpipe.tasks.specs import task_spec
+
+FRAME_SIZE = 224  # px, the longer side of a clip's frame in the captions figure
 
 
 def shown_runs(runs: Sequence[dict]) -> dict[str, dict]:
@@ -55,14 +61,104 @@ def examples_markdown(runs: Sequence[dict]) -> list[str]:
     return lines
 
 
-def plot_gaze_examples(runs: Sequence[dict], out: str | Path, title: str) -> None:
-    """Gaze examples as a PNG: per test clip a row of true maps over its example steps and
-    under it a row per variant's predicted maps (each map scaled to its own maximum)."""
+def plot_examples(runs: Sequence[dict], out: str | Path, title: str,
+                  clips_table: str | Path | None = None) -> None:
+    """The examples figure of the runs' task (its spec's ``example_figure``): ``"maps"``
+    (gaze) or ``"frames"`` (captions beside each clip's frame, read from ``clips_table``)."""
+    task = runs[0]["task"]
+    kind = task_spec(task).example_figure
+    if kind == "maps":
+        plot_gaze_examples(runs, out, title)
+    elif kind == "frames":
+        if clips_table is None:
+            raise ValueError(f"{title}: the {task} examples figure shows the clips' frames; "
+                             "pass the clips table")
+        plot_caption_examples(runs, pd.read_parquet(clips_table), out, title)
+    else:
+        raise ValueError(f"{title}: task {task!r} draws no examples figure")
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def middle_frame(clip: pd.Series, size: int = FRAME_SIZE) -> np.ndarray:
+    """The frame (h, w, 3) uint8 halfway through a clips-table row's clip, its longer side
+    ``size`` px; a DecodeError names the video."""
+    from vlpipe.decode import FIT, FrameSpec, decode_clip
+
+    frames, _ = decode_clip(clip["video_path"], FrameSpec(fps=2.0, size=size, crop=FIT),
+                            float(clip["start"]), float(clip["end"]))
+    return frames[len(frames) // 2]
+
+
+def plot_caption_examples(runs: Sequence[dict], clips: pd.DataFrame, out: str | Path,
+                          title: str) -> None:
+    """Captioning examples as a PNG, a row per test clip: its middle frame; its references
+    and each variant's decoded caption; and per variant that detects concepts (CT-SAN) its top
+    concepts, those in the clip's captions green and bold, the others grey."""
+    plt = _pyplot()
+    shown = shown_runs(runs)
+    if not shown:
+        raise ValueError(f"{title}: no run holds caption examples (evaluate with today's code)")
+    examples = {variant: {ex["clip_id"]: ex for ex in run["examples"]}
+                for variant, run in shown.items()}
+    clip_ids = list(dict.fromkeys(c for found in examples.values() for c in found))
+    unknown = sorted(set(clip_ids) - set(clips["clip_id"]))
+    if unknown:
+        raise ValueError(f"{title}: example clip(s) {unknown[:5]} are not in the clips table")
+    rows = clips.set_index("clip_id")
+    detecting = [variant for variant, found in examples.items()
+                 if any("concepts" in ex for ex in found.values())]
+    texts = {clip_id: _caption_text(clip_id, examples) for clip_id in clip_ids}
+    widths = [2.2, 5.0] + [1.7] * len(detecting)
+    heights = [max(2.3, 0.17 * text.count("\n") + 0.5) for text in texts.values()]
+    figure, axes = plt.subplots(len(clip_ids), len(widths), squeeze=False,
+                                figsize=(sum(widths), sum(heights)), width_ratios=widths,
+                                height_ratios=heights, layout="constrained")
+    for row, clip_id in enumerate(clip_ids):
+        for axis in axes[row]:
+            axis.axis("off")
+        axes[row][0].imshow(middle_frame(rows.loc[clip_id]))
+        axes[row][0].set_title(clip_id, fontsize="small")
+        axes[row][1].text(0, 1, texts[clip_id], va="top", fontsize="small")
+        for axis, variant in zip(axes[row][2:], detecting, strict=True):
+            concepts = examples[variant].get(clip_id, {}).get("concepts", [])
+            axis.set_title(f"{variant}: top {len(concepts)}", fontsize="small")
+            for k, concept in enumerate(concepts):
+                axis.text(0.05, 1 - (k + 0.5) / max(len(concepts), 1), concept["word"],
+                          va="center", fontsize="small",
+                          color="tab:green" if concept["correct"] else "0.5",
+                          weight="bold" if concept["correct"] else "normal")
+    seeds = ", ".join(f"{variant} seed {run['seed']}" for variant, run in shown.items())
+    heading = f"{title}: test clips, their references (quoted) and decoded captions ({seeds})"
+    if detecting:
+        heading += "; detected concepts, green: in the clip's captions"
+    figure.suptitle(textwrap.fill(heading, width=int(14 * sum(widths))), fontsize="medium")
+    with atomic_path(out) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    plt.close(figure)
+
+
+def _caption_text(clip_id: str, examples: dict[str, dict[str, dict]]) -> str:
+    """A clip's first three references (quoted), then each variant's decoded caption, wrapped."""
+    references = next(found[clip_id]["references"] for found in examples.values()
+                      if clip_id in found)
+    lines = [textwrap.fill(f"“{r}”", 70) for r in references[:3]]
+    lines += [textwrap.fill(f"{variant}: {found[clip_id]['decoded']}", 70)
+              for variant, found in examples.items() if clip_id in found]
+    return "\n".join(lines)
+
+
+def plot_gaze_examples(runs: Sequence[dict], out: str | Path, title: str) -> None:
+    """Gaze examples as a PNG: per test clip a row of true maps over its example steps and
+    under it a row per variant's predicted maps (each map scaled to its own maximum)."""
+    plt = _pyplot()
     shown = shown_runs(runs)
     if not shown:
         raise ValueError(f"{title}: no run holds gaze examples (evaluate with today's code)")

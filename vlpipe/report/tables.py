@@ -174,7 +174,7 @@ def write_report(metric_files: Sequence[str | Path], out_dir: str | Path, name: 
             md += [f"## {direction} (ours only)", "", _markdown(table), ""]
             tex.append(_latex(table, f"{name}: {direction}, {dataset}",
                               f"tab:{name}-{direction}"))
-    if not task.example_figure:  # a figure's examples are drawn by `examples_figure`
+    if task.example_figure != "maps":  # maps are drawn by `examples_figure` only
         md += examples_markdown(runs)
     md += ["## Provenance", ""]
     md += [f"- features `{f['extractor']}`: weights **{f['weights']}**"

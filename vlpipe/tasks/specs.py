@@ -53,7 +53,9 @@ class TaskSpec:
     # not as model inputs; their stores are among the run's stores
     targets: dict[str, str] = field(default_factory=dict)
     decimals: int = 1  # of our numbers in the report (metrics on a 0–1 scale: 3)
-    example_figure: bool = False  # the report draws the runs' examples (`vlpipe.report.examples`)
+    # the report's figure of the runs' examples (`vlpipe.report.examples.plot_examples`):
+    # "maps" (instead of Markdown) or "frames" (each clip's frame, beside the Markdown)
+    example_figure: str | None = None
     reads_text: bool = True  # needs the clips' sentences (gaze prediction does not)
 
     def target_refs(self) -> list[InputRef]:
@@ -181,7 +183,7 @@ TASK_SPECS: dict[str, TaskSpec] = {spec.name: spec for spec in [
         sections={"caption": "captioning (×100)"},
         paper="GEAN (thesis ch. 3) on LSMDC / VAS; CT-SAN (ch. 4) on LSMDC16",
         describe=_captioning_test,
-        paper_tables={"caption": "captioning.csv"}),
+        paper_tables={"caption": "captioning.csv"}, example_figure="frames"),
     TaskSpec(
         name="gaze", implementation="vlpipe.tasks.gaze:GazeTask", predicts="gaze",
         task_list="retrieval",
@@ -199,7 +201,7 @@ TASK_SPECS: dict[str, TaskSpec] = {spec.name: spec for spec in [
         paper="RGP (thesis ch. 3) on VAS / Hollywood2 EM", describe=_gaze_test,
         paper_tables={"gaze": "rgp_gaze.csv"}, decimals=3,
         targets={"gaze": "gaze/map", "has_gaze": "gaze/has_gaze", "gaze_frame": "gaze/frame"},
-        example_figure=True, reads_text=False),
+        example_figure="maps", reads_text=False),
 ]}
 
 

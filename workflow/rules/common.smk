@@ -159,7 +159,7 @@ def table_files():
 
 def report_figures():
     """Each experiment's training curves, and the examples figure of each table whose task
-    draws one (gaze maps)."""
+    draws one (gaze maps, captions beside the clips' frames)."""
     return [f"{OUT}/report/{name}-training.png" for name in config["experiments"]] + [
         f"{OUT}/report/{name}-examples.png"
         for name, members in TABLES.items()
@@ -265,6 +265,19 @@ def table_metrics(wildcards):
         for variant in config["experiments"][name]["variants"]
         for seed in config["experiments"][name]["seeds"]
     ]
+
+
+def examples_inputs(wildcards):
+    """The table's metrics, and the clips table when its examples figure shows the clips'
+    frames (captioning)."""
+    task = config["experiments"][TABLES[wildcards.table][0]]["task"]
+    frames = task_spec(task).example_figure == "frames"
+    return {"metrics": table_metrics(wildcards), **({"clips": LAYOUT.clips_table} if frames else {})}
+
+
+def clips_arg(wildcards, input):
+    """The clips table, or "" (a figure that shows no frames)."""
+    return input.clips if "clips" in input.keys() else ""
 
 
 def table_settings(wildcards):

@@ -61,7 +61,7 @@ rule curves:
 
 rule examples_figure:
     input:
-        table_metrics,
+        unpack(examples_inputs),
     output:
         report(
             f"{OUT}/report/{{table}}-examples.png",
@@ -75,9 +75,10 @@ rule examples_figure:
     conda:
         ENVS["report"]
     params:
+        clips=clips_arg,
         code=code_of("examples_figure"),
     message:
         job_line("examples {wildcards.table:q} → {output:q}")
     shell:
-        "python -m vlpipe --log {log:q} examples-figure --metrics {input:q}"
-        " --name {wildcards.table:q} --out {output:q}"
+        "python -m vlpipe --log {log:q} examples-figure --metrics {input.metrics:q}"
+        " --clips={params.clips:q} --name {wildcards.table:q} --out {output:q}"
