@@ -33,7 +33,7 @@ demo-gaze: setup  ## the demo + Table 3.2's gaze rows, C3D-Conv/-GRU and Shallow
 demo-hollywood2: setup  ## Table 3.2's Hollywood2 column: gaze on the world in Hollywood2 EM's layout (configs/hollywood2.yaml)
 	PATH="$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/hollywood2.yaml --replace-workflow-config
 
-demo-ctsan: setup  ## the demo + CT-SAN's multiple-choice and fill-in-the-blank models against Base-SAN (configs/demo-ctsan.yaml)
+demo-ctsan: setup  ## the demo + CT-SAN's multiple-choice, retrieval and fill-in-the-blank models against Base-SAN (configs/demo-ctsan.yaml)
 	PATH="$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/demo-ctsan.yaml
 
 report: setup  ## the HTML report of the finished run (tables, training curves, provenance)

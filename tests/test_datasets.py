@@ -20,6 +20,7 @@ from vlpipe.datasets import (
     read_dataset,
 )
 from vlpipe.datasets.task_lists import (
+    build_stories,
     blank_word,
     build_fill_in_blank,
     build_multiple_choice,
@@ -74,6 +75,7 @@ def test_lsmdc_round_trip(tmp_path):
     assert list(fib.columns) == TASK_COLUMNS["fill_in_blank"]
     assert fib.answer.tolist() == ["rain", "stops"] and fib.split.tolist() == ["test"] * 2
     assert tables.retrieval.values.tolist() == [[C2, "A car stops."], [C1, "Rain falls."]]
+    assert tables.storytelling.empty  # no movie has 5 clips of one split
 
     # the workflow passes the options with sorted keys: the tables keep train / val / test order
     annotations = LSMDC_OPTIONS["annotations"]
@@ -211,6 +213,24 @@ def test_multiple_choice_lsmdc_protocol_needs_activity_labels():
     assert built["multiple_choice"] is shipped and len(built["retrieval"]) == 4
 
 
+def test_stories_are_windows_of_consecutive_clips_within_a_split_and_a_group():
+    clips = _clip_table(24)  # 12 train, 6 val, 6 test
+    clips.at[3, "sentences"] = []  # uncaptioned: not part of any story
+    stories = build_stories(clips)
+    assert list(stories.columns) == TASK_COLUMNS["storytelling"]
+    assert stories["clip_ids"].map(list).tolist() == [
+        ["c0", "c1", "c2", "c4", "c5"], ["c6", "c7", "c8", "c9", "c10"],  # c11: a rest of 1
+        ["c12", "c13", "c14", "c15", "c16"], ["c18", "c19", "c20", "c21", "c22"]]
+    assert stories["split"].tolist() == ["train", "train", "val", "test"]
+    assert stories["set_id"].tolist() == ["c0+5", "c6+5", "c12+5", "c18+5"]
+    assert list(stories["sentences"].iloc[0]) == [clips.sentences[k][0] for k in (0, 1, 2, 4, 5)]
+    # a group (a movie) ends a window: c0-c5 and c6-c11 are two movies
+    movies = build_stories(clips.iloc[:12], length=3, group=lambda c: str(int(c[1:]) // 6))
+    assert movies["clip_ids"].map(list).tolist() == [["c0", "c1", "c2"], ["c6", "c7", "c8"],
+                                                     ["c9", "c10", "c11"]]
+    assert task_tables(DatasetTables(clips))["storytelling"].equals(stories)
+
+
 def test_build_fill_in_blank(caplog):
     clips = _clip_table(8)
     clips.at[0, "sentences"] = ["He is there.", "SOMEONE opens the door."]
@@ -320,7 +340,7 @@ def test_uncaptioned_clips_give_empty_text_task_lists(tmp_path):
     tables = read_dataset("hollywood2", hollywood2_root(tmp_path, names))
     lists = task_tables(tables, {"multiple_choice": "lsmdc"})
     assert {name: len(table) for name, table in lists.items()} == {
-        "retrieval": 0, "multiple_choice": 0, "fill_in_blank": 0}
+        "retrieval": 0, "multiple_choice": 0, "fill_in_blank": 0, "storytelling": 0}
     assert list(lists["retrieval"].columns) == TASK_COLUMNS["retrieval"]
 
 

@@ -22,9 +22,12 @@ TASK_COLUMNS = {
     "multiple_choice": ["item_id", "clip_id", "split", "candidates", "answer"],
     # ``sentence`` holds BLANK_MARKER exactly once; ``answer`` is the blanked word
     "fill_in_blank": ["item_id", "clip_id", "split", "sentence", "answer"],
+    # a story: ``clip_ids`` in order (STORY_LENGTH of them), one sentence of each
+    "storytelling": ["set_id", "split", "clip_ids", "sentences"],
 }
 BLANK_MARKER = "_____"
 N_CANDIDATES = 5  # multiple choice: the answer and 4 distractors
+STORY_LENGTH = 5  # storytelling: clips per set (LSMDC 2019, VIST)
 
 
 @dataclass
@@ -36,6 +39,7 @@ class DatasetTables:
     retrieval: pd.DataFrame | None = None
     multiple_choice: pd.DataFrame | None = None
     fill_in_blank: pd.DataFrame | None = None
+    storytelling: pd.DataFrame | None = None
 
 
 SPLITS = ("train", "val", "test")

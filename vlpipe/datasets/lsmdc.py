@@ -35,6 +35,7 @@ from vlpipe.datasets.base import (
     split_files,
     task_table,
 )
+from vlpipe.datasets.task_lists import build_stories
 
 TIMESTAMPS = 4  # columns between the clip name and the payload
 ANNOTATION_COLUMNS = 1 + TIMESTAMPS + 1
@@ -116,7 +117,8 @@ def read_lsmdc(root: Path, annotations: dict[str, str], video_dir: str = "videos
                multiple_choice: dict[str, str] | None = None,
                fill_in_blank: dict[str, str] | None = None,
                retrieval_test: str | None = None) -> DatasetTables:
-    """Read the LSMDC annotation files (``{split: path}``) and the task lists given."""
+    """Read the LSMDC annotation files (``{split: path}``) and the task lists given; the
+    multi-sentence sets (LSMDC 2019) are 5 consecutive clips of one movie."""
     clips = _read_clips(root, annotations, video_dir, video_pattern)
     splits = dict(zip(clips["clip_id"], clips["split"], strict=True))
     return DatasetTables(
@@ -126,4 +128,5 @@ def read_lsmdc(root: Path, annotations: dict[str, str], video_dir: str = "videos
                          if multiple_choice else None),
         fill_in_blank=(_read_fill_in_blank(root, fill_in_blank, splits)
                        if fill_in_blank else None),
+        storytelling=build_stories(clips, group=movie_of),
     )

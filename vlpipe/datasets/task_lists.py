@@ -8,18 +8,27 @@ clips, settings and seed always give the same lists.
   is evaluated; the training items give JSFusion's training queries their 4 distractors;
 - fill in the blank (every split): one content word of each sentence is blanked. LSMDC blanks
   content words (nouns, verbs, adjectives, adverbs); no part-of-speech tagger can be had offline,
-  so a content word here is an alphabetic token outside a fixed list of function words.
+  so a content word here is an alphabetic token outside a fixed list of function words;
+- storytelling (every split): sets of ``STORY_LENGTH`` consecutive clips, each with its first
+  sentence (LSMDC 2019's multi-sentence sets; the LSMDC adapter keeps a set within one movie).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
-from vlpipe.datasets.base import BLANK_MARKER, N_CANDIDATES, DatasetTables, task_table
+from vlpipe.datasets.base import (
+    BLANK_MARKER,
+    N_CANDIDATES,
+    STORY_LENGTH,
+    DatasetTables,
+    task_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +152,22 @@ def build_fill_in_blank(clips: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return task_table("fill_in_blank", rows)
 
 
+def build_stories(clips: pd.DataFrame, length: int = STORY_LENGTH,
+                  group: Callable[[str], str] | None = None) -> pd.DataFrame:
+    """Sets of ``length`` consecutive captioned clips (table order) of one split and, with
+    ``group`` (clip id → e.g. its movie), of one group; windows do not overlap and a shorter
+    rest is left out. Each clip contributes its first sentence. Set ids: ``<first clip>+<n>``."""
+    clips = clips[clips["sentences"].map(len) > 0]
+    keys = clips["split"] + "\0" + (clips["clip_id"].map(group) if group else "")
+    rows = []
+    for (_, members) in clips.groupby(keys.to_numpy(), sort=False):
+        for start in range(0, len(members) - length + 1, length):
+            window = members.iloc[start : start + length]
+            rows.append((f"{window['clip_id'].iloc[0]}+{length}", window["split"].iloc[0],
+                         list(window["clip_id"]), [s[0] for s in window["sentences"]]))
+    return task_table("storytelling", rows)
+
+
 def task_tables(tables: DatasetTables, settings: dict | None = None,
                 activity: dict[str, str] | None = None) -> dict[str, pd.DataFrame]:
     """Every task list: the one the data set ships, else one built with ``settings`` (the
@@ -152,7 +177,7 @@ def task_tables(tables: DatasetTables, settings: dict | None = None,
     clips = clips[clips["sentences"].map(len) > 0]  # lists are built from captioned clips
     if clips.empty:  # a data set without captions (gaze only) has no text task
         return {name: task_table(name, []) for name in ("retrieval", "multiple_choice",
-                                                        "fill_in_blank")}
+                                                        "fill_in_blank", "storytelling")}
     retrieval, choice, blank = tables.retrieval, tables.multiple_choice, tables.fill_in_blank
     if retrieval is None:
         retrieval = build_retrieval_test(clips, settings["retrieval_size"], seed)
@@ -160,4 +185,6 @@ def task_tables(tables: DatasetTables, settings: dict | None = None,
         choice = build_multiple_choice(clips, settings["multiple_choice"], seed, activity)
     if blank is None:
         blank = build_fill_in_blank(clips, seed)
-    return {"retrieval": retrieval, "multiple_choice": choice, "fill_in_blank": blank}
+    stories = tables.storytelling if tables.storytelling is not None else build_stories(clips)
+    return {"retrieval": retrieval, "multiple_choice": choice, "fill_in_blank": blank,
+            "storytelling": stories}
