@@ -20,11 +20,11 @@ from vlpipe.datasets import (
     read_dataset,
 )
 from vlpipe.datasets.task_lists import (
-    build_stories,
     blank_word,
     build_fill_in_blank,
     build_multiple_choice,
     build_retrieval_test,
+    build_stories,
     task_tables,
 )
 from vlpipe.experiment_checks import check_text_tasks

@@ -435,3 +435,27 @@ def test_captions_figure_shows_each_clips_middle_frame_and_the_detected_concepts
         plot_examples(other, tmp_path / "x.png", "cap", clips_table)
     with pytest.raises(ValueError, match="draws no examples figure"):
         plot_examples([{**runs[0], "task": "retrieval"}], tmp_path / "x.png", "cap")
+
+
+def test_storytelling_report_has_both_levels_beside_the_thesis_and_the_stories(tmp_path):
+    sentence = paper_table("storytelling", "sentence")
+    assert sentence.loc["GPT2-Scratch", ("Paper LSMDC 2019", "CIDEr")] == 12.68  # Table 7.4
+    assert sentence.loc["TAPM-A+Split", ("Paper LSMDC 2019", "ROUGE-L")] == 19.60  # Table 7.3
+    story_set = paper_table("storytelling", "set")
+    assert story_set.loc["TAPM", ("Paper VIST", "CIDEr")] == 13.8  # Table 7.2
+    assert story_set.loc["TAPM", ("Paper VIST (Table 7.3)", "CIDEr")] == 8.3
+    scores = {"CIDEr": 20.0, "METEOR": 9.0, "ROUGE-L": 21.0}
+    example = {"set_id": "v0+5", "clip_ids": ["v0", "v1"], "references": ["a red star",
+                                                                          "then it spins"],
+               "decoded": ["a star", "it spins"]}
+    files = [_write(tmp_path, {"experiment": "story", "variant": variant, "seed": 0,
+                               "dataset": "demo", "task": "storytelling", "n_test": 10,
+                               "features": FEATURES, "test": {"sentence": scores, "set": scores},
+                               "examples": [example]})
+             for variant in ("GPT2-Scratch", "GPT2-Scratch-A")]
+    md = write_report(files, tmp_path / "report", "story", {})["md"].read_text()
+    assert "## sentence level (×100)" in md and "## set level (×100)" in md
+    assert "| GPT2-Scratch | 12.68 | 8.27 | 20.08 | 20.0 | 9.0 | 21.0 |" in md
+    assert ("| clip | reference | GPT2-Scratch | GPT2-Scratch-A |\n|---|---|---|---|\n"
+            "| v0 | a red star | a star | a star |\n| v1 | then it spins | it spins | it spins |"
+            in md)

@@ -15,6 +15,7 @@ from vlpipe.models import (
     rgp,
     s2vt,
     shallownet,
+    tapm,
     wal,
 )
 from vlpipe.models.family import ModelFamily, load
@@ -30,6 +31,7 @@ FAMILIES: dict[str, ModelFamily] = {
     "shallownet": shallownet.FAMILY,
     "gean": gean.FAMILY,
     "ctsan": ctsan.FAMILY,
+    "tapm": tapm.FAMILY,
 }
 
 

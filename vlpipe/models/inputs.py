@@ -33,7 +33,7 @@ class ModelInputs:
 
     video: tuple[FeatureInput, ...]  # per-step arrays, aligned on one timeline
     max_steps: int  # steps per clip after subsampling (the task's max_frames)
-    predicts: str  # "score" (a pair's compatibility), "word" (a blank) or "caption"
+    predicts: str  # "score" (a pair's compatibility), "word" (a blank), "caption", "story"…
     vocab_size: int
     word_vectors: np.ndarray | None = None  # (vocab_size, word_dim) initial embeddings
     sentence_dim: int | None = None  # frozen sentence vectors instead of words (WAL)

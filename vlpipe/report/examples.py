@@ -37,6 +37,8 @@ def examples_markdown(runs: Sequence[dict]) -> list[str]:
     shown = shown_runs(runs)
     if not shown:
         return []
+    if any("set_id" in ex for run in shown.values() for ex in run["examples"]):
+        return _stories_markdown(shown)
     decoded = {variant: {ex["clip_id"]: ex["decoded"] for ex in run["examples"]}
                for variant, run in shown.items()}
     items = {ex["clip_id"]: ex["references"] for run in shown.values() for ex in run["examples"]}
@@ -58,6 +60,27 @@ def examples_markdown(runs: Sequence[dict]) -> list[str]:
                          for c in found[clip_id]]
                 lines += [f"{variant}'s top {len(words)} detected concepts (**bold**: in the "
                           "clip's captions): " + " · ".join(words), ""]
+    return lines
+
+
+def _stories_markdown(shown: dict[str, dict]) -> list[str]:
+    """Storytelling examples: per test set a table of its clips, the reference sentence and
+    each variant's decoded one."""
+    lines = ["## Examples: decoded test stories", "",
+             "Each model's output from its lowest seed's run: "
+             + ", ".join(f"{variant} seed {run['seed']}" for variant, run in shown.items())
+             + ".", ""]
+    decoded = {variant: {ex["set_id"]: ex["decoded"] for ex in run["examples"]}
+               for variant, run in shown.items()}
+    stories = {ex["set_id"]: ex for run in shown.values() for ex in run["examples"]}
+    for set_id, story in stories.items():
+        lines += [f"**{set_id}**", "", "| clip | reference | "
+                  + " | ".join(decoded) + " |", "|---|---|" + "---|" * len(decoded)]
+        for k, (clip_id, reference) in enumerate(zip(story["clip_ids"], story["references"],
+                                                    strict=True)):
+            outputs = [found[set_id][k] if set_id in found else "" for found in decoded.values()]
+            lines.append(f"| {clip_id} | {reference} | " + " | ".join(outputs) + " |")
+        lines.append("")
     return lines
 
 

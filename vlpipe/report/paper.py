@@ -35,6 +35,14 @@ Gaze prediction (thesis ch. 3, Tables 3.2 and 3.3): Sim, CC, shuffled AUC and Ju
 and Hollywood2 EM, on the thesis's 0–1 scale; Uniform and Central bias are Table 3.3's AUC-only
 rows (Hollywood2: Random, a flat map, 0.500 = our Uniform; Central Bias 0.840; its SF+MF+CB
 0.871 and Human 0.936 are other methods' and are left out).
+
+Storytelling (thesis ch. 7, ×100 as printed): sentence level (``tapm_sentence.csv``), Tables
+7.3 and 7.4 on the LSMDC 2019 public test — the TAPM ablations (TAPM-A, +Cap, +VisualA,
+-Split, -A+Split) and each language model's three columns as rows: ``<LM>`` (Adaptation),
+``<LM>-A`` (NoAdaptation), ``<LM>-Split`` (JointAdaptation), GPT-2's being TAPM's; set level
+(``tapm_set.csv``), Table 7.1's public test (CIDEr, METEOR) and Table 7.2 on VIST, with Table
+7.3's VIST ablations as their own column group (its TAPM row, 8.3 CIDEr, is another setting
+than Table 7.2's 13.8).
 """
 
 from __future__ import annotations
@@ -47,7 +55,9 @@ from vlpipe.tasks.specs import task_spec
 
 DATASET_LABELS = {"LSMDC": "Paper LSMDC", "MSRVTT": "Paper MSR-VTT",
                   "APARTMENTOUR": "Paper ApartmenTour", "VAS": "Paper VAS",
-                  "HOLLYWOOD2": "Paper Hollywood2 EM", "LSMDC16": "Paper LSMDC16 (ch. 4)"}
+                  "HOLLYWOOD2": "Paper Hollywood2 EM", "LSMDC16": "Paper LSMDC16 (ch. 4)",
+                  "LSMDC19": "Paper LSMDC 2019", "VIST": "Paper VIST",
+                  "VISTABL": "Paper VIST (Table 7.3)"}
 
 
 def paper_table(task: str, direction: str) -> pd.DataFrame:

@@ -109,6 +109,11 @@ def _captioning_test(run: dict) -> str:
             "captions; coco-caption metrics ×100.")
 
 
+def _storytelling_test(run: dict) -> str:
+    return (f"Test: {run['n_test']} sets of clips, one sentence decoded per clip, scored per "
+            "sentence and per set (the sentences joined); coco-caption metrics ×100.")
+
+
 def _multiple_choice_test(run: dict) -> str:
     candidates = run.get("n_candidates", 5)
     return (f"Test: {run['n_test']} items, {candidates} candidate sentences each; "
@@ -184,6 +189,17 @@ TASK_SPECS: dict[str, TaskSpec] = {spec.name: spec for spec in [
         paper="GEAN (thesis ch. 3) on LSMDC / VAS; CT-SAN (ch. 4) on LSMDC16",
         describe=_captioning_test,
         paper_tables={"caption": "captioning.csv"}, example_figure="frames"),
+    TaskSpec(
+        name="storytelling", implementation="vlpipe.tasks.storytelling:StorytellingTask",
+        predicts="story",
+        args={"batch_size": {"type": "integer", "minimum": 1, "description": "sets per step"},
+              "beam": {"type": "integer", "minimum": 1, "description": "1 = greedy"}},
+        selection=lambda m: m["sentence"]["CIDEr"],
+        selection_label="sentence-level CIDEr (×100)", title="storytelling",
+        metrics=("CIDEr", "METEOR", "ROUGE-L"),
+        sections={"sentence": "sentence level (×100)", "set": "set level (×100)"},
+        paper="TAPM (thesis ch. 7) on LSMDC 2019 / VIST", describe=_storytelling_test,
+        paper_tables={"sentence": "tapm_sentence.csv", "set": "tapm_set.csv"}),
     TaskSpec(
         name="gaze", implementation="vlpipe.tasks.gaze:GazeTask", predicts="gaze",
         task_list="retrieval",
