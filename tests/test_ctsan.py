@@ -425,3 +425,19 @@ def test_ct_san_learns_retrieval(detector):
     train(task, model, epochs=12)
     recall = task.evaluate(model, "test", torch.device("cpu"))["t2v"]["R@5"]
     assert recall > 60.0, recall
+
+
+@pytest.mark.parametrize("make", [make_task, make_choice_task, make_retrieval_task,
+                                  make_blank_task])
+def test_every_ct_san_model_starts_from_a_configured_word_vectors_file(make):
+    """`text.embeddings` (word2vec / GloVe text vectors) → ModelInputs.word_vectors: the word
+    embedding, which also embeds the detected concepts, starts from them."""
+    task = make()
+    task = task[0] if isinstance(task, tuple) else task
+    vectors = np.random.default_rng(0).normal(size=(len(task.vocab), 16)).astype(np.float32)
+    vectors[0] = 0.0  # padding (load_embeddings writes zeros there)
+    inputs = ModelInputs((FeatureInput("grid", "x/grid", GRID),), 3, task.spec.predicts,
+                         len(task.vocab), vectors, concept_ids=task.concept_ids, task=task.name)
+    model = build_model("ctsan", {"word_dim": 16, "hidden": 16, "grid_pool": 1,
+                                  "bilinear_dim": 64, "joint_dim": 8}, inputs)
+    torch.testing.assert_close(model.embed.weight[: len(task.vocab)], torch.from_numpy(vectors))

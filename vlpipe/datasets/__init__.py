@@ -25,6 +25,7 @@ from vlpipe.datasets.hollywood2 import hollywood2_files, read_hollywood2
 from vlpipe.datasets.lsmdc import lsmdc_files, read_lsmdc
 from vlpipe.datasets.msrvtt import msrvtt_files, read_msrvtt
 from vlpipe.datasets.subtitles import read_subtitles, subtitle_files
+from vlpipe.datasets.vist import read_vist, vist_files
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ ADAPTERS = {
     "lsmdc": Adapter(read_lsmdc, lsmdc_files),
     "subtitles": Adapter(read_subtitles, subtitle_files),
     "hollywood2": Adapter(read_hollywood2, hollywood2_files, captioned=False),
+    "vist": Adapter(read_vist, vist_files),
 }
 
 
