@@ -7,7 +7,7 @@ BIN := $(abspath $(VENV))/bin
 export HF_HUB_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(abspath .cache/ultralytics)
 
-.PHONY: setup demo paper demo-tours demo-gaze demo-hollywood2 demo-ctsan report weights test test-slow test-cluster lint dry-run clean
+.PHONY: setup demo paper demo-tours demo-gaze demo-hollywood2 demo-ctsan demo-stories report weights test test-slow test-cluster lint dry-run clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ demo-hollywood2: setup  ## Table 3.2's Hollywood2 column: gaze on the world in H
 demo-ctsan: setup  ## the demo + CT-SAN's multiple-choice, retrieval and fill-in-the-blank models against Base-SAN (configs/demo-ctsan.yaml)
 	PATH="$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/demo-ctsan.yaml
 
+demo-stories: setup  ## TAPM's visual storytelling on a world of 5-clip stories (configs/stories.yaml)
+	PATH="$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/stories.yaml --replace-workflow-config
+
 report: setup  ## the HTML report of the finished run (tables, training curves, provenance)
 	PATH="$(BIN):$$PATH" snakemake --report results/report.html
 
@@ -54,6 +57,7 @@ lint: setup  ## ruff, snakefmt --check and snakemake --lint on each shipped conf
 	PATH="$(BIN):$$PATH" snakemake --lint --configfile configs/demo-gaze.yaml
 	PATH="$(BIN):$$PATH" snakemake --lint --configfile configs/hollywood2.yaml --replace-workflow-config
 	PATH="$(BIN):$$PATH" snakemake --lint --configfile configs/demo-ctsan.yaml
+	PATH="$(BIN):$$PATH" snakemake --lint --configfile configs/stories.yaml --replace-workflow-config
 
 test: lint  ## the default suite (slow tests excluded), < 10 min on 2 cores
 	PATH="$(BIN):$$PATH" python -m pytest -q

@@ -159,6 +159,10 @@ def test_grammar_is_small_and_names_every_object() -> None:
         for sentence in describe_many(scene, rng, 2):
             counts.update(sentence.split())
             assert all(f"{obj.colour} {obj.shape}" in sentence for obj in scene.objects)
+        story_sentence = describe_many(scene, rng, 1, follows=bool(rng.random() < 0.5))[0]
+        counts.update(story_sentence.split())  # a story's later clip: its salient object
+        salient = scene.objects[0]
+        assert f"{salient.colour} {salient.shape}" in story_sentence
     assert set(counts) <= vocabulary()
     assert 60 <= len(vocabulary()) <= 120
     assert sum(c > 3 for c in counts.values()) >= 0.95 * len(vocabulary())
@@ -187,7 +191,7 @@ TOURS = WorldConfig(seed=1, n_clips=20, size=32, duration_s=1.0, fps=5, train_fr
                     validate_fraction=0.2, test_fraction=0.2, silent_fraction=0.3,
                     tour_clips=5, subtitle_noise=0.5)
 GRAMMAR_FUNCTION_WORDS = {"a", "an", "and", "in", "is", "of", "on", "that", "there", "to",
-                          "while"}
+                          "while", "the", "then", "next", "after"}  # (the last four: stories)
 
 
 @pytest.fixture(scope="module")
@@ -316,3 +320,56 @@ def test_the_subtitles_adapter_reads_one_clip_per_cue(tours_world: Path) -> None
     activity = salient_actions(tours_world)
     assert all(activity[clip_id] == activity[f"video{cue['clip']}"]
                for clip_id, cue in cues.items())
+
+
+STORIES = WorldConfig(seed=3, n_clips=15, train_fraction=1.0, validate_fraction=0.0,
+                      test_fraction=0.0, sentences_per_clip=2, story_length=5)
+
+
+def test_a_storys_later_clips_keep_the_background_and_may_carry_the_salient_object() -> None:
+    """Clips 5k+1 … 5k+4 keep clip 5k's background; where one follows its predecessor, its
+    salient object has the predecessor's last colour, shape and size, and every sentence says
+    "<opening> the <colour> <shape> …"; a new one gets a full noun phrase. A story's first
+    clip is the clip the world without stories has."""
+    from vlpipe.synthetic.scene import STORY_OPENINGS
+    from vlpipe.synthetic.world import clip_scene
+
+    follows_seen = set()
+    for index in range(STORIES.n_clips):
+        scene, follows = clip_scene(STORIES, index)
+        if index % 5 == 0:
+            assert follows is None
+            assert scene == clip_scene(replace(STORIES, story_length=0), index)[0]
+            continue
+        previous, _ = clip_scene(STORIES, index - 1)
+        assert scene.background == previous.background
+        salient, before = scene.objects[0], previous.objects[0]
+        carried = (salient.colour, salient.shape, salient.size) == (
+            before.action.colour or before.colour, before.shape, before.size)
+        assert carried or not follows
+        follows_seen.add(follows)
+        rng = np.random.default_rng(index)
+        for sentence in describe_many(scene, rng, 2, follows=follows):
+            opening = next(o for o in STORY_OPENINGS if sentence.startswith(o + " "))
+            noun = sentence.removeprefix(opening + " ")
+            assert noun.startswith(f"the {salient.colour} {salient.shape}") == follows, sentence
+            assert set(sentence.split()) <= vocabulary()
+    assert follows_seen == {True, False}
+
+
+def test_story_worlds_are_read_as_story_sets(tmp_path: Path) -> None:
+    from vlpipe.datasets.task_lists import build_stories
+
+    generate_world(tmp_path, replace(STORIES, size=32))
+    records = [json.loads(line) for line in
+               (tmp_path / "annotations" / "scenes.jsonl").read_text().splitlines()]
+    assert [r["story"] for r in records] == [i // 5 for i in range(15)]
+    assert _annotations(tmp_path)["info"]["config"]["story_length"] == 5
+    tables = read_dataset("msrvtt", tmp_path, **synthetic_dataset_options("msrvtt"))
+    stories = build_stories(tables.clips)
+    assert stories["clip_ids"].map(list).tolist() == [
+        [f"video{i}" for i in range(k, k + 5)] for k in (0, 5, 10)]
+    assert all(s.split()[0] in ("then", "next", "after")
+               for story in stories["sentences"] for s in list(story)[1:])
+    with pytest.raises(ValueError, match="multiples of it"):
+        replace(STORIES, n_clips=12)

@@ -12,6 +12,8 @@ scene and MSR-VTT-style annotations.
   Learn's setting; ``WorldConfig.tour_clips``), read by the subtitles adapter;
 - ``gaze.py``: simulated viewers whose fixations follow the salient object
   (``WorldConfig.gaze_subjects``), read by the gaze adapter (GEAN + RGP's setting).
+- stories (``WorldConfig.story_length``): consecutive clips that share a background and carry
+  a salient object from clip to clip, their later sentences "then …" (TAPM's setting).
 
 Planned extensions and where they go (not implemented):
 
@@ -19,8 +21,6 @@ Planned extensions and where they go (not implemented):
   tokens): a cast of fixed colour/shape "characters" sampled per movie in ``world.py`` and passed
   to ``scene.sample_scene``; ``scene.describe`` gets a mode that writes names or ``[SOMEONE]``
   instead of the noun phrase, and the scene record keeps the character ids.
-- 5-clip stories: ``world.py`` groups consecutive clips into a story whose scenes share a cast
-  and background and are sampled conditioned on the previous scene.
 - Event-level subtitles: cues timed by the event times in each ``Action`` rather than one cue
   per clip (``tours.py``).
 """

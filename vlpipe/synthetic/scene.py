@@ -8,6 +8,12 @@ and ``describe`` turns it into sentences that name only what is rendered.
 The first object of a scene is the salient one: its action always changes its appearance
 (``APPEARANCE_ACTIONS``), so every clip carries signal that globally pooled frame features see.
 A second object may also just move (``move``, ``bounce``) or stay still.
+
+In a story (``world.py``'s ``story_length``), a later clip keeps the previous clip's background
+and may carry its salient object (colour, shape and size, with a new action); its sentence
+starts "then" and names a carried object with the definite article ("then the red star
+spins"), a new one as any ("then a big blue circle appears"): a sentence that only the clip
+and its predecessor together tell.
 """
 
 from __future__ import annotations
@@ -153,10 +159,16 @@ def _sample_action(rng: np.random.Generator, name: str, duration: float,
 
 
 def _sample_object(rng: np.random.Generator, name: str, slot: tuple[float, float], lone: bool,
-                   duration: float, used: list[str]) -> SceneObject:
-    shape = _pick(rng, SHAPES_FOR.get(name, SHAPES))
-    size = _pick(rng, SIZES_FOR.get(name, SIZES))
-    colour = _pick_colour(rng, used)
+                   duration: float, used: list[str],
+                   carry: SceneObject | None = None) -> SceneObject:
+    """An object doing ``name`` at ``slot``; ``carry``: the object (its colour at the end of
+    its clip, its shape and size) that it continues."""
+    if carry is None:
+        shape = _pick(rng, SHAPES_FOR.get(name, SHAPES))
+        size = _pick(rng, SIZES_FOR.get(name, SIZES))
+        colour = _pick_colour(rng, used)
+    else:
+        shape, size, colour = carry.shape, carry.size, carry.action.colour or carry.colour
     used.append(colour)
     action = _sample_action(rng, name, duration, used)
     x, y = (float(v + rng.uniform(-0.02, 0.02)) for v in slot)
@@ -171,19 +183,30 @@ def _sample_object(rng: np.random.Generator, name: str, slot: tuple[float, float
                        angle=round(float(rng.uniform(0.0, 360.0)), 2), action=action)
 
 
-def sample_scene(rng: np.random.Generator, duration: float) -> Scene:
-    """Sample a background and one or two objects, the first with an appearance-changing action."""
-    background = _pick(rng, BACKGROUNDS)
+def carried_actions(obj: SceneObject) -> tuple[str, ...]:
+    """The appearance actions an object of this shape and size can do."""
+    return tuple(name for name in APPEARANCE_ACTIONS
+                 if obj.shape in SHAPES_FOR.get(name, SHAPES)
+                 and obj.size in SIZES_FOR.get(name, SIZES))
+
+
+def sample_scene(rng: np.random.Generator, duration: float, background: str | None = None,
+                 carry: SceneObject | None = None) -> Scene:
+    """Sample a background and one or two objects, the first with an appearance-changing action.
+    In a story: ``background`` is the previous clip's, ``carry`` its salient object, continued
+    here as the salient one (`_sample_object`)."""
+    background = background or _pick(rng, BACKGROUNDS)
     used = [background]
     lone = rng.random() >= TWO_OBJECT_PROB
     slots = [(0.5, 0.5)] if lone else [(0.27, 0.5), (0.73, 0.5)]
     if rng.random() < 0.5:  # the salient object goes left or right
         slots.reverse()
-    names = [_pick(rng, APPEARANCE_ACTIONS)]
+    names = [_pick(rng, APPEARANCE_ACTIONS if carry is None else carried_actions(carry))]
     if not lone:
         names.append(_pick(rng, ACTIONS))
-    objects = tuple(_sample_object(rng, name, slot, lone, duration, used)
-                    for name, slot in zip(names, slots, strict=True))
+    carried = (carry, None)
+    objects = tuple(_sample_object(rng, name, slot, lone, duration, used, kept)
+                    for name, slot, kept in zip(names, slots, carried, strict=False))
     return Scene(background=background, duration=duration, objects=objects)
 
 
@@ -211,6 +234,7 @@ ONE_OBJECT_TEMPLATES = ("{o1} {v1} {bg}", "{bg} {o1} {v1}", "{o1} {bg} {v1}",
                         "{bg} there is {o1} that {v1}")
 TWO_OBJECT_TEMPLATES = ("{o1} {v1} while {o2} {v2} {bg}", "{bg} {o1} {v1} while {o2} {v2}",
                         "{o1} {v1} and {o2} {v2} {bg}", "{bg} {o1} {v1} and {o2} {v2}")
+STORY_OPENINGS = ("then", "next", "after that")  # a story's later sentences start so
 
 
 def _article(word: str) -> str:
@@ -227,10 +251,18 @@ def _verb_phrase(rng: np.random.Generator, action: Action) -> str:
                                                         direction=action.direction)
 
 
-def describe(scene: Scene, rng: np.random.Generator, salient_only: bool = False) -> str:
+def describe(scene: Scene, rng: np.random.Generator, salient_only: bool = False,
+             follows: bool | None = None) -> str:
     """One sentence (lower case, no punctuation) that states exactly what the scene shows; with
     ``salient_only``, what it shows of the salient object and the background only (a one-object
-    template whatever the scene holds: the distractor goes unsaid)."""
+    template whatever the scene holds: the distractor goes unsaid). ``follows`` (a story's
+    later clip): what its salient object does, "then …", with "the <colour> <shape>" where it
+    follows the previous clip's (True), a full noun phrase where it is new (False)."""
+    if follows is not None:
+        salient = scene.objects[0]
+        noun = (f"the {salient.colour} {salient.shape}" if follows
+                else _noun_phrase(rng, salient))
+        return f"{_pick(rng, STORY_OPENINGS)} {noun} {_verb_phrase(rng, salient.action)}"
     order = list(scene.objects[:1] if salient_only else scene.objects)
     if len(order) == 2 and rng.random() < 0.5:
         order.reverse()
@@ -244,12 +276,13 @@ def describe(scene: Scene, rng: np.random.Generator, salient_only: bool = False)
 
 
 def describe_many(scene: Scene, rng: np.random.Generator, count: int,
-                  attempts: int = 50, salient_only: bool = False) -> list[str]:
+                  attempts: int = 50, salient_only: bool = False,
+                  follows: bool | None = None) -> list[str]:
     """``count`` sentences for one scene, distinct paraphrases where the grammar allows it
-    (``salient_only``: see ``describe``)."""
+    (``salient_only``, ``follows``: see ``describe``)."""
     sentences: list[str] = []
     for _ in range(attempts):
-        sentence = describe(scene, rng, salient_only)
+        sentence = describe(scene, rng, salient_only, follows)
         if sentence not in sentences:
             sentences.append(sentence)
         if len(sentences) == count:
@@ -259,7 +292,7 @@ def describe_many(scene: Scene, rng: np.random.Generator, count: int,
 
 def vocabulary() -> set[str]:
     """Every word the grammar can produce."""
-    texts = [*COLOURS, *SHAPES, "a an there is that while and",
+    texts = [*COLOURS, *SHAPES, "a an the there is that while and", *STORY_OPENINGS,
              *(w for words in SIZE_WORDS.values() for w in words),
              *(p for phrases in VERB_PHRASES.values() for p in phrases),
              *BACKGROUND_PHRASES, *DIRECTIONS]

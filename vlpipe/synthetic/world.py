@@ -12,11 +12,16 @@ With ``gaze_subjects`` > 0 it also writes simulated viewers' gaze (``gaze.py``) 
 the salient object and the background, so gaze tells what the caption is about. With
 ``hollywood2`` (and gaze) the clips and their gaze are written once more in Hollywood2 EM's
 layout (``hollywood2.py``): clips named by split, pictures of several sizes, per-subject files.
+With ``story_length`` > 0 consecutive clips form stories (clips ``k·L … k·L + L − 1``): a later
+clip keeps its predecessor's background and, with probability ``CARRY_PROB``, its salient
+object (``scene.sample_scene``), and its sentences say so (``scene.describe``'s ``follows``);
+the storytelling list (`vlpipe.datasets.task_lists.build_stories`) finds them as consecutive
+clips of one split.
 
-Clip ``i`` depends only on ``(seed, i)``, and its scene, sentences and audio noise draw from
-separate random streams, so changing ``n_clips`` or ``sentences_per_clip`` leaves the other
-clips' pictures and sounds untouched; the subtitle noise has a stream of its own too, and so
-has each clip's gaze.
+Clip ``i`` depends only on ``(seed, i)`` (in a story: and on the story's earlier clips), and
+its scene, sentences and audio noise draw from separate random streams, so changing
+``n_clips`` or ``sentences_per_clip`` leaves the other clips' pictures and sounds untouched;
+the subtitle noise has a stream of its own too, and so has each clip's gaze.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from vlpipe.synthetic.hollywood2 import (
     write_hollywood2_gaze,
 )
 from vlpipe.synthetic.render import render_audio, render_frames
-from vlpipe.synthetic.scene import ACTIONS, describe_many, sample_scene
+from vlpipe.synthetic.scene import ACTIONS, Scene, describe_many, sample_scene
 from vlpipe.synthetic.tours import (
     CUE_GAP_MS,
     GROUND_TRUTH,
@@ -63,6 +68,7 @@ from vlpipe.synthetic.tours import (
 from vlpipe.synthetic.writer import write_clip
 
 SPLITS = ("train", "validate", "test")
+CARRY_PROB = 0.6  # a story's later clip continues its predecessor's salient object
 LSMDC_DIR = "annotations/lsmdc"
 LSMDC_FILES = {  # adapter option → the release's file names
     "annotations": {"train": "LSMDC16_annos_training.csv", "val": "LSMDC16_annos_val.csv",
@@ -128,6 +134,7 @@ class WorldConfig:
     gaze_subjects: int = 0  # simulated viewers per clip (gaze.py); 0: no gaze
     salient_captions: bool = False  # captions name only the salient object and the background
     hollywood2: bool = False  # also write Hollywood2 EM's layout (hollywood2.py); needs gaze
+    story_length: int = 0  # consecutive clips per story; 0: every clip on its own
 
     def __post_init__(self) -> None:
         fractions = (self.train_fraction, self.validate_fraction, self.test_fraction)
@@ -150,6 +157,14 @@ class WorldConfig:
                              f"{self.gaze_subjects}")
         if self.hollywood2 and not self.gaze_subjects:
             raise ValueError("hollywood2 writes the world as a gaze data set: set gaze_subjects")
+        if self.story_length < 0:
+            raise ValueError(f"story_length must be >= 0 (0: no stories), got "
+                             f"{self.story_length}")
+        uneven = {split: size for split, size in self.split_sizes().items()
+                  if self.story_length and size % self.story_length}
+        if uneven:
+            raise ValueError(f"story_length {self.story_length}: each split must hold whole "
+                             f"stories; split sizes {uneven} are not multiples of it")
         if self.tour_clips:
             self._check_tour_timing()
 
@@ -200,6 +215,8 @@ class WorldConfig:
             del settings["salient_captions"]
         if not self.hollywood2:
             del settings["hollywood2"]
+        if not self.story_length:
+            del settings["story_length"]
         return settings
 
 
@@ -257,20 +274,34 @@ def _clip_rngs(seed: int, index: int) -> list[np.random.Generator]:
     return [np.random.default_rng(child) for child in clip.spawn(3)]
 
 
+def clip_scene(config: WorldConfig, index: int) -> tuple[Scene, bool | None]:
+    """Clip ``index``'s scene, drawn from its scene stream, and whether its salient object
+    follows the previous clip's (None: the first clip of a story, or no stories)."""
+    scene_rng = _clip_rngs(config.seed, index)[0]
+    if not config.story_length or index % config.story_length == 0:
+        return sample_scene(scene_rng, config.duration_s), None
+    previous, _ = clip_scene(config, index - 1)
+    follows = bool(scene_rng.random() < CARRY_PROB)
+    return sample_scene(scene_rng, config.duration_s, background=previous.background,
+                        carry=previous.objects[0] if follows else None), follows
+
+
 def _make_clip(config: WorldConfig, index: int, split: str, silent: bool,
                video_path: Path) -> tuple[dict, np.ndarray, np.ndarray | None]:
     """Render and write clip ``index``; return its scene record for ``scenes.jsonl``, its
     frames and its waveform (None when silent)."""
-    scene_rng, text_rng, audio_rng = _clip_rngs(config.seed, index)
-    scene = sample_scene(scene_rng, config.duration_s)
+    _, text_rng, audio_rng = _clip_rngs(config.seed, index)
+    scene, follows = clip_scene(config, index)
     captions = describe_many(scene, text_rng, config.sentences_per_clip,
-                             salient_only=config.salient_captions)
+                             salient_only=config.salient_captions, follows=follows)
     waveform = None if silent else render_audio(scene, config.audio_rate, audio_rng)
     frames = render_frames(scene, config.fps, config.size)
     write_clip(video_path, frames, config.fps, waveform, config.audio_rate)
     record = {"video_id": f"video{index}", "id": index, "split": split, "has_audio": not silent,
               "fps": config.fps, "size": config.size, "category": ACTIONS.index(
                   scene.objects[0].action.name), "captions": captions, "scene": scene.to_dict()}
+    if config.story_length:
+        record |= {"story": index // config.story_length, "follows": follows}
     return record, frames, waveform
 
 
@@ -341,7 +372,7 @@ def _write_gaze(root: Path, config: WorldConfig) -> None:
     clips = []
     names = config.hollywood2_names()
     for index in range(config.n_clips):
-        scene = sample_scene(_clip_rngs(config.seed, index)[0], config.duration_s)
+        scene, _ = clip_scene(config, index)
         fixations = sample_fixations(scene, config.gaze_subjects, gaze_rng(config.seed, index))
         clips.append((f"video{index}", fixations))
         if config.hollywood2:
