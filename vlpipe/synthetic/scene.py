@@ -10,10 +10,10 @@ The first object of a scene is the salient one: its action always changes its ap
 A second object may also just move (``move``, ``bounce``) or stay still.
 
 In a story (``world.py``'s ``story_length``), a later clip keeps the previous clip's background
-and may carry its salient object (colour, shape and size, with a new action); its sentence
-starts "then" and names a carried object with the definite article ("then the red star
-spins"), a new one as any ("then a big blue circle appears"): a sentence that only the clip
-and its predecessor together tell.
+and may carry its salient object (colour, shape and size, with a new action); its sentences
+start "then" (or "next", "after that") and name a carried object with the definite article
+("then the red star spins on a blue background"), a new one as any ("then a big blue circle
+appears …"): sentences that only the clip and its predecessor together tell.
 """
 
 from __future__ import annotations
@@ -256,13 +256,9 @@ def describe(scene: Scene, rng: np.random.Generator, salient_only: bool = False,
     """One sentence (lower case, no punctuation) that states exactly what the scene shows; with
     ``salient_only``, what it shows of the salient object and the background only (a one-object
     template whatever the scene holds: the distractor goes unsaid). ``follows`` (a story's
-    later clip): what its salient object does, "then …", with "the <colour> <shape>" where it
-    follows the previous clip's (True), a full noun phrase where it is new (False)."""
-    if follows is not None:
-        salient = scene.objects[0]
-        noun = (f"the {salient.colour} {salient.shape}" if follows
-                else _noun_phrase(rng, salient))
-        return f"{_pick(rng, STORY_OPENINGS)} {noun} {_verb_phrase(rng, salient.action)}"
+    later clip): the same sentence after an opening ("then …"), the salient object named "the
+    <colour> <shape>" where it follows the previous clip's (True), as any object where it is
+    new (False)."""
     order = list(scene.objects[:1] if salient_only else scene.objects)
     if len(order) == 2 and rng.random() < 0.5:
         order.reverse()
@@ -271,8 +267,11 @@ def describe(scene: Scene, rng: np.random.Generator, salient_only: bool = False,
     for k, obj in enumerate(order, start=1):
         parts[f"o{k}"] = _noun_phrase(rng, obj)
         parts[f"v{k}"] = _verb_phrase(rng, obj.action)
+        if follows and obj is scene.objects[0]:
+            parts[f"o{k}"] = f"the {obj.colour} {obj.shape}"
     templates = ONE_OBJECT_TEMPLATES if len(order) == 1 else TWO_OBJECT_TEMPLATES
-    return _pick(rng, templates).format(**parts)
+    sentence = _pick(rng, templates).format(**parts)
+    return sentence if follows is None else f"{_pick(rng, STORY_OPENINGS)} {sentence}"
 
 
 def describe_many(scene: Scene, rng: np.random.Generator, count: int,
