@@ -272,7 +272,10 @@ def examples_inputs(wildcards):
     frames (captioning)."""
     task = config["experiments"][TABLES[wildcards.table][0]]["task"]
     frames = task_spec(task).example_figure == "frames"
-    return {"metrics": table_metrics(wildcards), **({"clips": LAYOUT.clips_table} if frames else {})}
+    return {
+        "metrics": table_metrics(wildcards),
+        **({"clips": LAYOUT.clips_table} if frames else {}),
+    }
 
 
 def clips_arg(wildcards, input):
