@@ -198,3 +198,14 @@ def test_the_lstm_generator_learns_the_words():
     losses = train(task, make_model(task, generator="lstm", adaptation="none", split=False),
                    epochs=10, lr=0.01)
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_quarantined_clips_take_their_whole_story_out():
+    from vlpipe.runs import without_clips
+
+    clips, _, _ = story_world(n_stories=12)
+    stories = build_stories(clips)
+    kept = without_clips(stories, {"s001c3", "nowhere"})
+    assert len(kept) == len(stories) - 1 and "s001c0+5" not in set(kept["set_id"])
+    items = pd.DataFrame({"clip_id": ["a", "b"], "sentence": ["x", "y"]})
+    assert without_clips(items, ["b"])["clip_id"].tolist() == ["a"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +52,15 @@ def sentence_inputs(text_store: str | None, task: str) -> dict:
     return {"sentence_vectors": FeatureStore(text_store).read_all("sentence")}
 
 
+def without_clips(task_list: pd.DataFrame, clip_ids: Iterable[str]) -> pd.DataFrame:
+    """The task list's items that use none of ``clip_ids``: its rows of another clip, or for
+    a list of clip sets (storytelling's ``clip_ids``) the sets without any of them."""
+    left_out = set(clip_ids)
+    if "clip_ids" in task_list:
+        return task_list[[not set(ids) & left_out for ids in task_list["clip_ids"]]]
+    return task_list[~task_list["clip_id"].isin(left_out)]
+
+
 def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: str,
                          vocab_path: str, stores: Sequence[str], text: dict,
                          task_list_path: str | None = None, concepts_path: str | None = None):
@@ -73,7 +82,7 @@ def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: 
                     sorted(bad)[:5])
         clips = clips[~clips["clip_id"].isin(bad)]
         if task_list is not None:
-            task_list = task_list[~task_list["clip_id"].isin(bad)]
+            task_list = without_clips(task_list, bad)
     task = task_class(experiment["task"])(clips, arrays, vocab, task_list=task_list,
                                           **sentence_inputs(text_store, experiment["task"]),
                                           **concepts, **experiment.get("task_args", {}))
