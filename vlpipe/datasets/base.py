@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import math
 import re
 from collections import Counter
@@ -62,6 +63,20 @@ def safe_clip_id(value: object, what: str, where: str) -> str:
         raise AnnotationError(f"{where}: {what} {clip_id!r} is not usable as a file name (blank, "
                               "'.', '..', or with '/', '\\' or a control character)")
     return clip_id
+
+
+def read_json(path: Path) -> object:
+    """A JSON annotation file (a UTF-8 byte-order mark allowed); a missing file, bad UTF-8 or
+    bad JSON is an AnnotationError naming the file (and the line)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise AnnotationError(f"{path}: annotation file not found") from None
+    except UnicodeDecodeError:
+        raise utf8_error(path) from None
+    except json.JSONDecodeError as err:
+        raise AnnotationError(f"{path}:{err.lineno}: not valid JSON ({err.msg} at column "
+                              f"{err.colno})") from None
 
 
 def utf8_error(path: Path) -> AnnotationError:

@@ -12,7 +12,6 @@ header names ``video_id`` and ``sentence``); ``multiple_choice`` = MSR-VTT-MC
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -28,10 +27,10 @@ from vlpipe.datasets.base import (
     clip_split,
     nonempty,
     normalise_split,
+    read_json,
     read_records,
     safe_clip_id,
     task_table,
-    utf8_error,
 )
 
 CANDIDATE_COLUMNS = [f"a{k}" for k in range(1, N_CANDIDATES + 1)]
@@ -58,15 +57,7 @@ def _read_clips(root: Path, annotations: list[str], video_dir: str,
     sentences: dict[str, list[str]] = defaultdict(list)
     for name in annotations:
         path = root / name
-        try:
-            data = json.loads(path.read_text(encoding="utf-8-sig"))
-        except FileNotFoundError:
-            raise AnnotationError(f"{path}: annotation file not found") from None
-        except UnicodeDecodeError:
-            raise utf8_error(path) from None
-        except json.JSONDecodeError as err:
-            raise AnnotationError(f"{path}:{err.lineno}: not valid JSON ({err.msg} at column "
-                                  f"{err.colno})") from None
+        data = read_json(path)
         for i, video in enumerate(_field(data, "videos", str(path))):
             where = f"{path}: videos[{i}]"
             clip_id = safe_clip_id(_field(video, "video_id", where), "video_id", where)

@@ -22,7 +22,6 @@ Paths are relative to ``root``; errors name the file and the annotation or story
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Iterator
@@ -37,10 +36,10 @@ from vlpipe.datasets.base import (
     AnnotationError,
     DatasetTables,
     check_clip_table,
+    read_json,
     safe_clip_id,
     split_files,
     task_table,
-    utf8_error,
 )
 
 log = logging.getLogger(__name__)
@@ -67,18 +66,6 @@ def vist_files(root: Path, options: dict) -> list[str]:
     return list(options["annotations"].values())
 
 
-def _load(path: Path) -> object:
-    try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise AnnotationError(f"{path}: annotation file not found") from None
-    except UnicodeDecodeError:
-        raise utf8_error(path) from None
-    except json.JSONDecodeError as err:
-        raise AnnotationError(f"{path}:{err.lineno}: not valid JSON ({err.msg} at column "
-                              f"{err.colno})") from None
-
-
 def _annotations(data: object, path: Path) -> Iterator[tuple[str, dict]]:
     """``(where, annotation)`` of each entry of ``annotations`` (a one-element list each)."""
     if not isinstance(data, dict) or "annotations" not in data:
@@ -102,7 +89,7 @@ def _annotations(data: object, path: Path) -> Iterator[tuple[str, dict]]:
 def _read_stories(path: Path) -> list[Story]:
     """The file's stories in file order (of each story's first annotation), checked."""
     parts: dict[str, list[tuple[int, str, str, str]]] = {}
-    for where, entry in _annotations(_load(path), path):
+    for where, entry in _annotations(read_json(path), path):
         story_id = str(entry["story_id"])
         order = entry["worker_arranged_photo_order"]
         if isinstance(order, bool) or not isinstance(order, int):

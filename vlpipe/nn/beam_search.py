@@ -111,3 +111,13 @@ def _tensors(state: State):
     else:
         for value in state.values() if isinstance(state, dict) else state:
             yield from _tensors(value)
+
+
+def decode(step: Step, state: State, batch: int, start_id: int, end_id: int, max_len: int,
+           beam: int = 1) -> list[list[int]]:
+    """``batch`` sequences by beam search with ``beam`` hypotheses, greedily when 1."""
+    settings = {"batch": batch, "start_id": start_id, "end_id": end_id, "max_len": max_len}
+    if beam > 1:
+        return beam_search(step, state, beam=beam, **settings)
+    return greedy_decode(step, state, **settings)
+

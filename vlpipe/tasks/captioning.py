@@ -33,9 +33,8 @@ import torch.nn.functional as F
 
 from vlpipe.metrics.captioning import caption_metrics
 from vlpipe.metrics.concepts import precision_recall_at
-from vlpipe.nn.beam_search import beam_search, greedy_decode
+from vlpipe.nn.beam_search import decode
 from vlpipe.tasks.base import TensorBatch, VideoTextTask, autocast_for
-from vlpipe.text import SPECIALS
 
 VALIDATION_METRICS = ("BLEU", "ROUGE_L", "CIDEr")
 TEST_METRICS = ("BLEU", "METEOR", "ROUGE_L", "CIDEr")
@@ -119,12 +118,9 @@ class CaptioningTask(VideoTextTask):
             feats, mask = self.video_batch(chunk)
             with autocast_for(device):
                 state = model.start(feats.to(device), mask.to(device))
-                settings = {"batch": len(chunk), "start_id": self.end_id,
-                            "end_id": self.end_id, "max_len": self.max_words + 1}
-                decoded = (beam_search(model.step, state, beam=self.beam, **settings)
-                           if self.beam > 1 else greedy_decode(model.step, state, **settings))
-            captions |= {c: " ".join(self.vocab.words[i] for i in ids if i >= len(SPECIALS))
-                         for c, ids in zip(chunk, decoded, strict=True)}
+                decoded = decode(model.step, state, len(chunk), self.end_id, self.end_id,
+                                 self.max_words + 1, self.beam)
+            captions |= {c: self.vocab.decode(ids) for c, ids in zip(chunk, decoded, strict=True)}
         return captions
 
     def examples(self, model: torch.nn.Module, device: torch.device,

@@ -27,10 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from vlpipe.metrics.captioning import caption_metrics
-from vlpipe.nn.beam_search import beam_search, greedy_decode
+from vlpipe.nn.beam_search import decode
 from vlpipe.tasks.base import TensorBatch, VideoTextTask, autocast_for
 from vlpipe.tasks.captioning import TEST_METRICS, VALIDATION_METRICS
-from vlpipe.text import SPECIALS
 
 
 @dataclass
@@ -118,13 +117,9 @@ class StorytellingTask(VideoTextTask):
             feats, mask = self._video(chunk)
             with autocast_for(device):
                 state = model.start(feats.to(device), mask.to(device))
-                settings = {"batch": feats.shape[0] * feats.shape[1],
-                            "start_id": model.start_id, "end_id": model.end_id,
-                            "max_len": self.max_words + 1}
-                decoded = (beam_search(model.step, state, beam=self.beam, **settings)
-                           if self.beam > 1 else greedy_decode(model.step, state, **settings))
-            sentences = [" ".join(self.vocab.words[i] for i in ids
-                                  if len(SPECIALS) <= i < len(self.vocab)) for ids in decoded]
+                decoded = decode(model.step, state, feats.shape[0] * feats.shape[1],
+                                 model.start_id, model.end_id, self.max_words + 1, self.beam)
+            sentences = [self.vocab.decode(ids) for ids in decoded]
             for k, story in enumerate(chunk):
                 size = len(story.clip_ids)
                 generated[story.set_id] = sentences[k * size : (k + 1) * size]

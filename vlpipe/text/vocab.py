@@ -50,6 +50,10 @@ class Vocabulary:
         """Token ids of the in-vocabulary words, truncated to ``max_words``."""
         return [self.ids[w] for w in tokenize(sentence) if w in self.ids][:max_words]
 
+    def decode(self, ids: Iterable[int]) -> str:
+        """The words of decoded token ids, special tokens left out."""
+        return " ".join(self.words[i] for i in ids if i >= len(SPECIALS))
+
     def save(self, path: str | Path) -> None:
         write_json(path, {"words": self.words[len(SPECIALS):]})
 
