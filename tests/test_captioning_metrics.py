@@ -4,6 +4,7 @@ METEOR starts a JVM that loads its paraphrase table (~10 s): two module fixtures
 other case leaves METEOR out (the tokenizer's JVM alone takes a fraction of a second).
 """
 
+import contextlib
 import gc
 import math
 import os
@@ -180,3 +181,32 @@ def test_without_java_it_says_what_is_missing(monkeypatch):
     monkeypatch.setattr(module.shutil, "which", lambda name: None)
     with pytest.raises(RuntimeError, match="install a Java runtime"):
         caption_metrics(REFERENCES, {"a": "x", "b": "y"}, ("BLEU",))
+
+
+@java
+def test_corpora_are_scored_as_alone_with_one_meteor_process(monkeypatch):
+    """`corpora_metrics` scores each corpus on its own (CIDEr's document frequencies too) but
+    starts METEOR once for all of them; a fake scorer stands in for the JVM."""
+    other = ({"x": ["a green square"], "y": ["the star shines"]},
+             {"x": "a green square", "y": "a star"})
+    mine = (REFERENCES, {"a": "a red circle", "b": "a star"})
+    together = module.corpora_metrics({"mine": mine, "other": other}, ("BLEU", "CIDEr"))
+    assert together == {"mine": caption_metrics(*mine, ("BLEU", "CIDEr")),
+                        "other": caption_metrics(*other, ("BLEU", "CIDEr"))}
+
+    started, scored = [], []
+
+    class Scorer:
+        def compute_score(self, gts, res):
+            scored.append(sorted(res))
+            return 0.5, []
+
+    @contextlib.contextmanager
+    def fake_meteor():
+        started.append(1)
+        yield Scorer()
+
+    monkeypatch.setattr(module, "_meteor", fake_meteor)
+    scores = module.corpora_metrics({"mine": mine, "other": other}, ("METEOR",))
+    assert scores == {"mine": {"METEOR": 0.5}, "other": {"METEOR": 0.5}}
+    assert started == [1] and scored == [["a", "b"], ["x", "y"]]

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from vlpipe.metrics.captioning import caption_metrics
+from vlpipe.metrics.captioning import corpora_metrics
 from vlpipe.nn.beam_search import decode
 from vlpipe.tasks.base import TensorBatch, VideoTextTask, autocast_for
 from vlpipe.tasks.captioning import TEST_METRICS, VALIDATION_METRICS
@@ -130,15 +130,15 @@ class StorytellingTask(VideoTextTask):
         stories = self.stories[split]
         generated = self.generate(model, stories, device)
         metrics = VALIDATION_METRICS if split == "val" else TEST_METRICS
-        per_sentence = caption_metrics(
-            {f"{s.set_id}#{i}": [ref] for s in stories for i, ref in enumerate(s.sentences)},
-            {f"{s.set_id}#{i}": out for s in stories
-             for i, out in enumerate(generated[s.set_id])}, metrics)
-        per_set = caption_metrics({s.set_id: [" ".join(s.sentences)] for s in stories},
-                                  {s.set_id: " ".join(generated[s.set_id]) for s in stories},
-                                  metrics)
-        return {level: {name: 100.0 * value for name, value in scores.items()}
-                for level, scores in (("sentence", per_sentence), ("set", per_set))}
+        sentences = ({f"{s.set_id}#{i}": [ref] for s in stories
+                      for i, ref in enumerate(s.sentences)},
+                     {f"{s.set_id}#{i}": out for s in stories
+                      for i, out in enumerate(generated[s.set_id])})
+        sets = ({s.set_id: [" ".join(s.sentences)] for s in stories},
+                {s.set_id: " ".join(generated[s.set_id]) for s in stories})
+        scores = corpora_metrics({"sentence": sentences, "set": sets}, metrics)
+        return {level: {name: 100.0 * value for name, value in level_scores.items()}
+                for level, level_scores in scores.items()}
 
     def examples(self, model: torch.nn.Module, device: torch.device,
                  count: int = EXAMPLES) -> list[dict]:
