@@ -33,7 +33,8 @@ TINY_CONFIG = {
         "root": "results/tiny/raw",
         "options": {"annotations": ["annotations/videodatainfo.json"], "video_dir": "videos"},
         "synthetic": {"seed": 1, "n_clips": 30, "duration_s": 1.0, "fps": 10, "size": 48,
-                      "gaze_subjects": 3},
+                      "gaze_subjects": 3,  # 15 / 8 / 7 clips: a story set of 5 in val, test
+                      "train_fraction": 0.5, "validate_fraction": 0.25, "test_fraction": 0.25},
         "gaze": {"fps": 5},  # the simulated viewers' fixations → the gaze store
     },
     "shards": 2,
@@ -114,6 +115,15 @@ TINY_CONFIG = {
             "train": {"epochs": 1},
             "variants": {"CT-SAN": {}, "Base-SAN": {"detector": False}},
         },
+        "story": {  # sets of 5 consecutive clips, TAPM's adaptation epoch, then generation
+            "model": "tapm", "task": "storytelling", "features": ["resnet34"], "seeds": [0],
+            "model_args": {"layers": 1, "width": 8, "heads": 2, "segments": 2,
+                           "residual_blocks": 1, "adaptation_epochs": 1},
+            "task_args": {"max_frames": 5, "max_words": 10, "batch_size": 2,
+                          "feature_norm": "zscore", "beam": 2},
+            "train": {"epochs": 2},
+            "variants": {"GPT2-Scratch": {}},
+        },
     },
     "tables": {"captioners": ["cap", "gean", "ctsan"]},  # one table of the captioners
 }
@@ -176,13 +186,13 @@ def test_run_writes_the_tables_and_a_rerun_does_nothing(tiny_run):
     for variant, extractors in [("JSFusion", {"resnet34", "vggish"}),
                                 ("JSFusion-noaudio", {"resnet34"})]:
         metrics = json.loads((out / f"metrics/ret/{variant}/seed-0.json").read_text())
-        assert metrics["n_test"] == 6 and set(metrics["test"]) == {"t2v", "v2t"}
+        assert metrics["n_test"] == 7 and set(metrics["test"]) == {"t2v", "v2t"}
         assert {f["extractor"] for f in metrics["features"]} == extractors
         code = metrics["code"]
         assert code["train"]["step"] == "train" and code["evaluate"]["step"] == "evaluate"
         assert all(f["code"]["step"] == "extract" for f in metrics["features"])
     wal = json.loads((out / "metrics/wal/WAL-att-adv/seed-0.json").read_text())
-    assert wal["task"] == "correspondence" and wal["n_test"] == 6
+    assert wal["task"] == "correspondence" and wal["n_test"] == 7
     assert {f["extractor"] for f in wal["features"]} == {"resnet34", "text:all-MiniLM-L6-v2"}
     log = [json.loads(line) for line in (out / "models/wal/WAL-att-adv/seed-0/train_log.jsonl")
            .read_text().splitlines()]
@@ -190,7 +200,7 @@ def test_run_writes_the_tables_and_a_rerun_does_nothing(tiny_run):
     assert all(0 <= entry["train_stats"]["lvc_fraction"] <= 1 for entry in log)
     assert "Paper ApartmenTour" in (out / "report" / "wal.md").read_text()
     cap = json.loads((out / "metrics/cap/Temp-Attention/seed-0.json").read_text())
-    assert cap["n_test"] == 6 and {"BLEU-4", "METEOR", "CIDEr"} <= set(cap["test"]["caption"])
+    assert cap["n_test"] == 7 and {"BLEU-4", "METEOR", "CIDEr"} <= set(cap["test"]["caption"])
     assert "Paper LSMDC" in (out / "report" / "cap.md").read_text()
     concepts = json.loads((out / "text" / "concepts.json").read_text())
     assert concepts["tagger"].startswith("textblob") and "background" in concepts["words"]
@@ -199,6 +209,14 @@ def test_run_writes_the_tables_and_a_rerun_does_nothing(tiny_run):
     base = json.loads((out / "metrics/ctsan/Base-SAN/seed-0.json").read_text())["test"]
     assert set(base["concepts"]) == {"prior P@10", "prior R@10"}  # no detector
     assert "Paper LSMDC16 (ch. 4)" in (out / "report" / "ctsan.md").read_text()
+    story = json.loads((out / "metrics/story/GPT2-Scratch/seed-0.json").read_text())
+    assert story["n_test"] == 1 and set(story["test"]) == {"sentence", "set"}
+    assert {"METEOR", "CIDEr"} <= set(story["test"]["set"])
+    assert len(story["examples"][0]["decoded"]) == 5
+    log = (out / "models/story/GPT2-Scratch/seed-0/train_log.jsonl").read_text().splitlines()
+    assert len(log) == 2  # the adaptation epoch, then one of generation
+    md = (out / "report" / "story.md").read_text()
+    assert "Paper LSMDC19" in md and "trained from scratch on the training sentences" in md
     gaze = json.loads((out / "metrics/gaze/RGP/seed-0.json").read_text())
     assert gaze["test"]["gaze"]["frames"] > 0 and {"Sim", "CC", "sAUC", "AUC"} <= set(
         gaze["test"]["gaze"])
@@ -379,7 +397,7 @@ def test_external_data_set_reruns_exactly_the_work_of_changed_clips(tiny_run,
     extractors = {name: {k: v for k, v in settings.items() if k != "job"}
                   for name, settings in TINY_CONFIG["extractors"].items()}
     experiments = {k: v for k, v in TINY_CONFIG["experiments"].items()
-                   if k not in ("gaze", "gean")}
+                   if k not in ("gaze", "gean", "story")}
     config = {**TINY_CONFIG, "extractors": extractors, "experiments": experiments,
               "text": {**TINY_CONFIG["text"], "encoder": None},
               "dataset": {**TINY_CONFIG["dataset"], "name": "ext", "root": str(data)}}
@@ -473,7 +491,8 @@ def test_hollywood2_layout_runs_gaze_prediction_in_its_own_split(tmp_path_factor
               "experiments": {"gaze": TINY_CONFIG["experiments"]["gaze"]},
               "dataset": {"name": "hw2", "format": "hollywood2", "root": "results/hw2/raw",
                           "options": synthetic_dataset_options("hollywood2"),
-                          "synthetic": {**tiny["synthetic"], "hollywood2": True},
+                          "synthetic": {**{k: v for k, v in tiny["synthetic"].items()
+                                           if not k.endswith("_fraction")}, "hollywood2": True},
                           "gaze": tiny["gaze"]}}
     (root / "config.yaml").write_text(yaml.safe_dump(config))
     snakemake(root)

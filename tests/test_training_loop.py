@@ -158,6 +158,15 @@ def test_hooks_are_called_in_order_and_stats_logged(tmp_path):
     assert history[0]["val"]["w"] == pytest.approx(3.0 - 0.1 * 6.0)  # trained from w = 3
 
 
+def test_a_models_own_first_phase_comes_on_top_of_the_epochs(tmp_path):
+    calls = []
+    model = Hooked(calls)
+    model.phase_epochs = 2  # TAPM's adaptation phase
+    history = run(model, FakeTask(calls=calls), tmp_path, epochs=3)
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5]
+    assert [c for c in calls if c[0] == "start_epoch"] == [("start_epoch", e) for e in range(1, 6)]
+
+
 def test_an_unknown_optimizer_is_refused():
     with pytest.raises(ValueError, match="'adamw': must be one of adam, sgd"):
         TrainSettings(optimizer="adamw")

@@ -35,6 +35,7 @@ from vlpipe.provenance import code_identity
 from vlpipe.tasks import task_class, task_spec
 from vlpipe.text import Vocabulary, load_embeddings
 from vlpipe.text.concepts import load_concept_ids
+from vlpipe.text.pretrained import PretrainedTokenizer
 from vlpipe.training import TrainSettings, train
 from vlpipe.training.loop import load_state, seed_everything
 
@@ -68,7 +69,8 @@ def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: 
     provenance of the stores it reads (the feature inputs', then the text store's).
     ``concepts_path``: the concept words of a model family that reads them (CT-SAN)."""
     clips = pd.read_parquet(clips_path)
-    vocab = Vocabulary.load(vocab_path)
+    model_args = variant_model_args(experiment, variant)
+    vocab = text_vocabulary(experiment, model_args, vocab_path)
     concepts = ({"concept_ids": load_concept_ids(concepts_path, vocab)} if concepts_path
                 else {})
     groups = parse_named_paths(stores)
@@ -86,16 +88,31 @@ def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: 
     task = task_class(experiment["task"])(clips, arrays, vocab, task_list=task_list,
                                           **sentence_inputs(text_store, experiment["task"]),
                                           **concepts, **experiment.get("task_args", {}))
-    model_args = variant_model_args(experiment, variant)
     seed_everything(seed)
     word_vectors = None
-    if text.get("embeddings"):
+    # word vectors of the data set's words (a pretrained language model embeds its own tokens)
+    if text.get("embeddings") and isinstance(vocab, Vocabulary):
         word_dim = model_family(experiment["model"]).settings(
             model_args, task.spec.predicts).get("word_dim", 300)  # presets may set it
         word_vectors, _ = load_embeddings(text["embeddings"], vocab, word_dim, seed)
     model = build_model(experiment["model"], model_args, task.model_inputs(word_vectors))
     provenance = store_provenance(arrays.store_paths() + ([text_store] if text_store else []))
     return task, model, provenance
+
+
+def language_model(experiment: dict, model_args: dict) -> dict | None:
+    """The language model a run generates with (`ModelFamily.language_model`), None if none."""
+    family = model_family(experiment["model"])
+    return family.language_model(family.settings(model_args,
+                                                 task_spec(experiment["task"]).predicts))
+
+
+def text_vocabulary(experiment: dict, model_args: dict, vocab_path: str):
+    """The data set's vocabulary, or the tokenizer of the run's pretrained language model."""
+    model = language_model(experiment, model_args)
+    if model and model["weights"]:
+        return PretrainedTokenizer(model["weights"])
+    return Vocabulary.load(vocab_path)
 
 
 def store_provenance(paths: Sequence[str]) -> list[dict]:
@@ -175,6 +192,7 @@ def run_evaluation(experiment: dict, name: str, variant: str, seed: int, clips_p
                                                vocab_path, stores, text, task_list_path,
                                                concepts_path)
     device = resolve_device(experiment.get("train", {}).get("device", "auto"))
+    generator = language_model(experiment, variant_model_args(experiment, variant))
     trained = load_state(model_path)
     model.load_state_dict(trained["model"])
     model.to(device)
@@ -183,6 +201,7 @@ def run_evaluation(experiment: dict, name: str, variant: str, seed: int, clips_p
               "features": provenance,
               "code": {"train": trained.get("code"),
                        "evaluate": code_identity("evaluate", experiment["model"])},
+              **({"language_model": generator} if generator else {}),
               "test": task.evaluate(model, "test", device),
               "val": task.evaluate(model, "val", device)}
     examples = task.examples(model, device)

@@ -23,8 +23,11 @@ class ModelFamily:
     inputs) -> nn.Module`` lives, the tasks it solves, ``task_fields(predicts)``: the config
     fields that follow from what the task asks for (never ``model_args``; JSFusion's head), its
     named paper presets, optionally a faster test-time scorer ``scorer(model)`` with the
-    signature of ``model.score_matrix``, and whether it reads the data set's concept words
-    (``reads_concepts``: CT-SAN; `vlpipe.text.concepts`)."""
+    signature of ``model.score_matrix``, whether it reads the data set's concept words
+    (``reads_concepts``: CT-SAN; `vlpipe.text.concepts`), and ``language_model(settings)``: the
+    language model a run of these settings generates with, as the report names it
+    (``{"name": ..., "weights": <local directory> or None}``; None: none), whose tokenizer
+    replaces the data set's vocabulary where it has weights."""
 
     name: str
     config: type
@@ -34,6 +37,7 @@ class ModelFamily:
     presets: dict[str, dict] = field(default_factory=dict)
     scorer: str | None = None
     reads_concepts: bool = False
+    language_model: Callable[[dict], dict | None] = lambda settings: None
 
     def settings(self, model_args: dict, predicts: str, where: str = "") -> dict:
         """``model_args`` with a ``preset`` (a named paper setting) expanded, checked against

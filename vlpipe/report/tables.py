@@ -124,6 +124,16 @@ def _run_codes(run: dict) -> dict[str, dict | None]:
             **{f"features `{f['extractor']}`": f.get("code") for f in run["features"]}}
 
 
+def language_model_lines(runs: Sequence[dict]) -> list[str]:
+    """Provenance lines: each variant's language model, from published weights or trained from
+    scratch (the report must not pass the one off as the other)."""
+    models = {run["variant"]: run["language_model"] for run in runs if run.get("language_model")}
+    return [f"- `{variant}` generates with {model['name']} "
+            + (f"started from the weights of `{model['weights']}`" if model["weights"]
+               else "trained from scratch on the training sentences (no pretrained weights)")
+            for variant, model in models.items()]
+
+
 def code_lines(runs: Sequence[dict]) -> list[str]:
     """Provenance lines: the code that made the table's runs, and a warning naming the runs
     when they were made by different code (or some did not record theirs)."""
@@ -181,6 +191,7 @@ def write_report(metric_files: Sequence[str | Path], out_dir: str | Path, name: 
            + (" — seeded RANDOM initialisation, not pretrained" if f["pretrained"] is False
               else "")
            for f in {f["extractor"]: f for run in runs for f in run["features"]}.values()]
+    md += language_model_lines(runs)
     md += code_lines(runs)
     md += [f"- {key}: `{json.dumps(value)}`" for key, value in config.items()]
     paths = {ext: out_dir / f"{name}.{ext}" for ext in ("md", "tex", "csv")}

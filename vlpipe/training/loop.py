@@ -8,6 +8,9 @@ and ``selection_metric(metrics)``. A model may provide, each used only where it 
 - ``initialise_from(task)``: called once before training (resumed runs too, whose checkpoint
   then overwrites the weights), e.g. to set parameters from the training data;
 - ``start_epoch(epoch)``: called with the 1-based epoch number before its batches;
+- ``phase_epochs``: epochs of the model's own first phase (TAPM's adaptation), run before and
+  on top of the configured ``epochs``, so that a variant without the phase trains on the
+  task's objective as long;
 - ``epoch_stats()``: called after an epoch's batches; its dict of floats is logged as that
   epoch's ``train_stats``.
 
@@ -201,10 +204,11 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
     if not start_epoch:
         remove_event_files(out_dir)  # an earlier run's
     events = EpochEvents(out_dir, start_epoch) if settings.tensorboard else None
-    for epoch in range(start_epoch, settings.epochs):
+    epochs = settings.epochs + getattr(model, "phase_epochs", 0)
+    for epoch in range(start_epoch, epochs):
         if settings.patience and history and epochs_since_best(history) >= settings.patience:
             log.info("validation plateau: no better score in the last %d epochs; stopping after "
-                     "epoch %d of at most %d", settings.patience, epoch, settings.epochs)
+                     "epoch %d of at most %d", settings.patience, epoch, epochs)
             break
         started = time.monotonic()
         model.train()
@@ -229,7 +233,7 @@ def train(model: torch.nn.Module, task, settings: TrainSettings, out_dir: str | 
         metrics = task.evaluate(model, "val", device)
         score = task.selection_metric(metrics)
         history.append({**entry, "val": metrics, "selection": score})
-        log.info("epoch %d/%d: loss %.4f, val %.2f (%s), %.1f s", epoch + 1, settings.epochs,
+        log.info("epoch %d/%d: loss %.4f, val %.2f (%s), %.1f s", epoch + 1, epochs,
                  history[-1]["loss"], score, selection_name(task), time.monotonic() - started,
                  extra=PROGRESS)
         if events is not None:

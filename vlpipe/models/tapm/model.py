@@ -39,6 +39,9 @@ class TAPM(nn.Module):
         self.project = nn.ModuleDict({name: nn.Linear(config.width, config.width)
                                       for name in OFFSETS})  # f_p, f_c, f_f
         self.adapting = False
+        # split training's first phase comes on top of the configured epochs (the training
+        # loop's hook), so that -A trains on the words as long as TAPM does after adapting
+        self.phase_epochs = config.adaptation_epochs if config.split else 0
 
     def start_epoch(self, epoch: int) -> None:
         """Split training: the first ``adaptation_epochs`` train the visual encoder (and the
