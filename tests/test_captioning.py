@@ -128,3 +128,20 @@ def test_examples_are_the_first_test_clips_decoded_beside_their_references():
     decoded = task.generate(model, first, torch.device("cpu"))
     assert [(e["clip_id"], e["decoded"]) for e in examples] == [(c, decoded[c]) for c in first]
     assert examples[0]["references"] == clips["sentences"].iloc[-3]  # every caption of the clip
+
+
+def test_validation_decodes_greedily_and_the_test_with_the_tasks_beam(monkeypatch):
+    """Validation runs every epoch and only picks the checkpoint: greedy; test: ``beam``."""
+    from vlpipe.tasks import captioning
+
+    clips, features, vocab = shape_world()
+    clips.loc[clips.index[-3:], "split"] = "test"
+    task = CaptioningTask(clips, features, vocab, feature_norm="none", max_frames=6,
+                          max_words=8, beam=3)
+    beams, decode = [], captioning.decode
+    monkeypatch.setattr(captioning, "decode", lambda *args: beams.append(args[-1]) or decode(*args))
+    monkeypatch.setattr(captioning, "caption_metrics", lambda *args: {"CIDEr": 0.0})
+    model = make_model(task)
+    for split in ("val", "test"):
+        task.evaluate(model, split, torch.device("cpu"))
+    assert beams == [1, 3]

@@ -6,8 +6,9 @@ cross-entropy on every target word and the end token. Evaluation: one caption de
 with the coco-caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr; ×100). The test clips are
 those of the data set's test list (the retrieval list: LSMDC's 1,000 public-test clips,
 MSR-VTT's 1k-A; built from every test clip up to ``retrieval_size`` elsewhere), the validation
-clips every validation clip. Validation passes, which select the checkpoint by CIDEr, leave out
-METEOR (a Java process per call).
+clips every validation clip. Validation passes, which select the checkpoint by CIDEr, decode
+greedily (a fraction of beam search's time, every epoch; the thesis decodes its ablations so)
+and leave out METEOR (a Java process per call).
 
 Models plug in through ``start(feats, mask) -> state``, ``step(tokens, state) -> (log_probs,
 state)``, ``forward(feats, mask, inputs) -> log_probs`` and ``end_id`` (see
@@ -110,8 +111,9 @@ class CaptioningTask(VideoTextTask):
 
     @torch.no_grad()
     def generate(self, model: torch.nn.Module, clip_ids: list[str], device: torch.device,
-                 block: int = 100) -> dict[str, str]:
-        """One caption per clip, decoded ``block`` clips at a time."""
+                 beam: int | None = None, block: int = 100) -> dict[str, str]:
+        """One caption per clip, decoded ``block`` clips at a time (``beam``: the task's
+        unless given)."""
         captions = {}
         for start in range(0, len(clip_ids), block):
             chunk = clip_ids[start : start + block]
@@ -119,7 +121,7 @@ class CaptioningTask(VideoTextTask):
             with autocast_for(device):
                 state = model.start(feats.to(device), mask.to(device))
                 decoded = decode(model.step, state, len(chunk), self.end_id, self.end_id,
-                                 self.max_words + 1, self.beam)
+                                 self.max_words + 1, beam or self.beam)
             captions |= {c: self.vocab.decode(ids) for c, ids in zip(chunk, decoded, strict=True)}
         return captions
 
@@ -158,7 +160,7 @@ class CaptioningTask(VideoTextTask):
     def evaluate(self, model: torch.nn.Module, split: str, device: torch.device) -> dict:
         model.eval()
         clip_ids = self.eval_clips[split]
-        predictions = self.generate(model, clip_ids, device)
+        predictions = self.generate(model, clip_ids, device, beam=1 if split == "val" else None)
         metrics = caption_metrics({c: self.references[c] for c in clip_ids}, predictions,
                                   VALIDATION_METRICS if split == "val" else TEST_METRICS)
         result = {"caption": {name: 100.0 * value for name, value in metrics.items()}}

@@ -8,7 +8,8 @@ adaptation loss). Evaluation: each clip's sentence decoded (greedy, or beam sear
 ``beam`` > 1) and scored with the coco-caption metrics (×100) at two levels, as the thesis
 reports them: **sentence** (each clip's sentence against its reference) and **set** (the set's
 sentences joined against the joined references). Validation passes, which select the checkpoint
-by sentence-level CIDEr, leave out METEOR.
+by sentence-level CIDEr, decode greedily (as the thesis decodes its ablations; beam search
+rereads each sentence's whole sequence per step) and leave out METEOR.
 
 Models plug in through ``forward(feats (B, C, N, D), mask (B, C, N), words (B, C, L)) ->
 (log_probs (B, C, L + 1, V + 1) or None, auxiliary_loss)`` (None: an epoch without the
@@ -109,8 +110,9 @@ class StorytellingTask(VideoTextTask):
 
     @torch.no_grad()
     def generate(self, model: torch.nn.Module, stories: list[Story], device: torch.device,
-                 block: int = 20) -> dict[str, list[str]]:
-        """Each set's sentences, decoded ``block`` sets at a time."""
+                 beam: int | None = None, block: int = 20) -> dict[str, list[str]]:
+        """Each set's sentences, decoded ``block`` sets at a time (``beam``: the task's unless
+        given)."""
         generated = {}
         for start in range(0, len(stories), block):
             chunk = stories[start : start + block]
@@ -118,7 +120,8 @@ class StorytellingTask(VideoTextTask):
             with autocast_for(device):
                 state = model.start(feats.to(device), mask.to(device))
                 decoded = decode(model.step, state, feats.shape[0] * feats.shape[1],
-                                 model.start_id, model.end_id, self.max_words + 1, self.beam)
+                                 model.start_id, model.end_id, self.max_words + 1,
+                                 beam or self.beam)
             sentences = [self.vocab.decode(ids) for ids in decoded]
             for k, story in enumerate(chunk):
                 size = len(story.clip_ids)
@@ -128,7 +131,7 @@ class StorytellingTask(VideoTextTask):
     def evaluate(self, model: torch.nn.Module, split: str, device: torch.device) -> dict:
         model.eval()
         stories = self.stories[split]
-        generated = self.generate(model, stories, device)
+        generated = self.generate(model, stories, device, beam=1 if split == "val" else None)
         metrics = VALIDATION_METRICS if split == "val" else TEST_METRICS
         sentences = ({f"{s.set_id}#{i}": [ref] for s in stories
                       for i, ref in enumerate(s.sentences)},
