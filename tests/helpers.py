@@ -45,3 +45,24 @@ def model_inputs(video_dim: int, vocab_size: int, *, predicts: str = "score",
     return ModelInputs(video=(FeatureInput("video", "video", (video_dim,)),),
                        max_steps=max_steps, predicts=predicts, vocab_size=vocab_size,
                        word_vectors=word_vectors, sentence_dim=sentence_dim)
+
+
+def save_tiny_gpt2(directory: Path, layers: int, width: int, heads: int,
+                   sentences: list[str]) -> Path:
+    """A GPT-2 of these sizes with a byte-level BPE tokenizer trained on ``sentences``, saved as
+    ``save_pretrained`` saves ``gpt2`` (what ``pretrained: <dir>`` reads)."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2Model, GPT2TokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator([f" {s}" for s in sentences], vocab_size=300, min_frequency=1,
+                            special_tokens=["<|endoftext|>"])
+    tokenizer = GPT2TokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>",
+                                  eos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    tokenizer.save_pretrained(directory)
+    torch.manual_seed(0)
+    GPT2Model(GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=width,
+                         n_layer=layers, n_head=heads, bos_token_id=tokenizer.eos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)).save_pretrained(directory)
+    return directory

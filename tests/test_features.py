@@ -68,6 +68,22 @@ def test_store_streams_in_whole_chunks(tmp_path, monkeypatch):
         np.testing.assert_array_equal(store.read(str(i))[:, 0], i + np.arange(3))
 
 
+def test_reads_across_chunks_in_any_order_from_a_bounded_cache(tmp_path, monkeypatch):
+    """Clips of 3 rows in chunks of 2 (a clip spans two chunks), read in random order twice,
+    with room for 3 decoded chunks: every read equals the written rows and is a copy."""
+    monkeypatch.setattr("vlpipe.features.store.CHUNK_BYTES", 16)
+    monkeypatch.setattr("vlpipe.features.store.CACHED_CHUNK_BYTES", 3 * 16)
+    clips = [_clip(str(i), 3, value=10 * i) for i in range(7)]
+    write_store(tmp_path / "s.zarr", clips, ARRAYS, _attrs())
+    store = FeatureStore(tmp_path / "s.zarr")
+    order = np.random.default_rng(0).permutation(2 * len(clips)) % len(clips)
+    for i in order:
+        np.testing.assert_array_equal(store.read(str(i)), clips[i].arrays["feat"])
+        assert store._chunks.size <= 3 * 16
+    store.read("0")[:] = -1  # a caller's copy
+    np.testing.assert_array_equal(store.read("0"), clips[0].arrays["feat"])
+
+
 def test_store_rejects_rows_that_do_not_match(tmp_path):
     bad = _clip("a", 3)
     bad.arrays["mask"] = np.ones(2, np.uint8)

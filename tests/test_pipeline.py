@@ -21,7 +21,7 @@ import yaml
 from vlpipe.features import FeatureStore
 from vlpipe.synthetic.world import synthetic_dataset_options
 
-from .helpers import subprocess_env
+from .helpers import save_tiny_gpt2, subprocess_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -139,10 +139,22 @@ def snakemake(workdir: Path, *args: str) -> str:
     return output
 
 
+def with_pretrained_story(workdir: Path) -> dict:
+    """TINY_CONFIG with the story experiment's TAPM row: a tiny GPT-2 saved under ``workdir``
+    (`tests.helpers.save_tiny_gpt2`) as its published weights."""
+    story = TINY_CONFIG["experiments"]["story"]
+    sizes = {k: story["model_args"][k] for k in ("layers", "width", "heads")}
+    weights = save_tiny_gpt2(workdir / "gpt2", **sizes,
+                             sentences=["a red star spins", "then a big blue circle appears"])
+    variants = {**story["variants"], "TAPM": {"pretrained": str(weights)}}
+    return {**TINY_CONFIG, "experiments": {**TINY_CONFIG["experiments"],
+                                           "story": {**story, "variants": variants}}}
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("pipeline")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(TINY_CONFIG))
+    (workdir / "config.yaml").write_text(yaml.safe_dump(with_pretrained_story(workdir)))
     dry = snakemake(workdir, "-n")
     run = snakemake(workdir)
     return workdir, dry, run
@@ -217,6 +229,9 @@ def test_run_writes_the_tables_and_a_rerun_does_nothing(tiny_run):
     assert len(log) == 2  # the adaptation epoch, then the configured one of generation
     md = (out / "report" / "story.md").read_text()
     assert "Paper LSMDC 2019" in md and "trained from scratch on the training sentences" in md
+    tapm = json.loads((out / "metrics/story/TAPM/seed-0.json").read_text())
+    assert tapm["language_model"] == {"name": "GPT-2", "weights": str(workdir / "gpt2")}
+    assert f"`TAPM` generates with GPT-2 started from the weights of `{workdir}/gpt2`" in md
     gaze = json.loads((out / "metrics/gaze/RGP/seed-0.json").read_text())
     assert gaze["test"]["gaze"]["frames"] > 0 and {"Sim", "CC", "sAUC", "AUC"} <= set(
         gaze["test"]["gaze"])
@@ -248,12 +263,13 @@ def test_training_writes_tensorboard_events_and_switching_them_reruns_nothing(ti
             (entry["epoch"], pytest.approx(value(entry), rel=1e-6)) for entry in log], tag
     assert any(tag.startswith("val/") for tag in events.Tags()["scalars"])
     config = workdir / "config.yaml"
+    written = yaml.safe_load(config.read_text())
     try:
-        config.write_text(yaml.safe_dump({**TINY_CONFIG, "runtime": {
-            **TINY_CONFIG["runtime"], "tensorboard": False}}))
+        config.write_text(yaml.safe_dump({**written, "runtime": {
+            **written["runtime"], "tensorboard": False}}))
         assert "Nothing to be done" in snakemake(workdir, "-n")
     finally:
-        config.write_text(yaml.safe_dump(TINY_CONFIG))
+        config.write_text(yaml.safe_dump(written))
 
 
 def _planned_jobs(plan: str) -> set[tuple[str, str]]:

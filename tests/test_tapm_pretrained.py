@@ -17,6 +17,7 @@ from vlpipe.tasks.storytelling import StorytellingTask
 from vlpipe.text.pretrained import OFFSET, PretrainedTokenizer
 from vlpipe.training.loop import seed_everything
 
+from .helpers import save_tiny_gpt2
 from .test_tapm import COLOURS, story_world, train
 
 SIZES = {"layers": 2, "width": 32, "heads": 2}
@@ -25,23 +26,8 @@ SIZES = {"layers": 2, "width": 32, "heads": 2}
 @pytest.fixture(scope="module")
 def gpt2_dir(tmp_path_factory):
     """A GPT-2 of SIZES with its tokenizer, as ``save_pretrained`` writes one."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2Config, GPT2Model, GPT2TokenizerFast
-
-    directory = tmp_path_factory.mktemp("gpt2")
-    bpe = ByteLevelBPETokenizer()
-    text = [f" {a} after {b}" for a in COLOURS for b in COLOURS] + [" red first"] * 4
-    bpe.train_from_iterator(text, vocab_size=300, min_frequency=1,
-                            special_tokens=["<|endoftext|>"])
-    tokenizer = GPT2TokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>",
-                                  eos_token="<|endoftext|>", unk_token="<|endoftext|>")
-    tokenizer.save_pretrained(directory)
-    torch.manual_seed(0)
-    GPT2Model(GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=SIZES["width"],
-                         n_layer=SIZES["layers"], n_head=SIZES["heads"],
-                         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
-              ).save_pretrained(directory)
-    return directory
+    text = [f"{a} after {b}" for a in COLOURS for b in COLOURS] + ["red first"] * 4
+    return save_tiny_gpt2(tmp_path_factory.mktemp("gpt2"), **SIZES, sentences=text)
 
 
 def tapm(vocab_size: int, **settings):

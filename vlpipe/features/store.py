@@ -14,12 +14,17 @@ Layout::
 
 A clip's rows are contiguous (clip i owns steps ``step_offset[i] : + step_length[i]``), and
 arrays are chunked along rows (about 1 MiB per chunk), so reading one clip touches one or two
-chunks and reading a whole shard is sequential. Stores are written to a temporary sibling and
-renamed into place: a reader never sees a half-written store.
+chunks and reading a whole shard is sequential. A reader keeps the chunks it decoded (up to
+``CACHED_CHUNK_BYTES``, least recently used out first): zarr decodes a whole chunk for every
+read, and reading a store's clips one by one would decode each chunk once per clip in it.
+Stores are written to a temporary sibling and renamed into place: a reader never sees a
+half-written store.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +38,7 @@ from vlpipe.atomic import atomic_path
 AXES = ("step", "instance")
 CHUNK_BYTES = 1 << 20
 READ_ROWS = 8192  # rows per sequential read in ``iter_clips``
+CACHED_CHUNK_BYTES = 128 << 20  # decoded chunks a reader keeps (``FeatureStore.read``)
 
 
 @dataclass
@@ -184,6 +190,8 @@ class FeatureStore:
             self.clip_ids, index[f"{axis}_offset"], index[f"{axis}_length"], strict=True)}
             for axis in AXES}
         self.identities = dict(zip(self.clip_ids, map(str, index["identity"]), strict=True))
+        self._opened: dict[str, zarr.Array] = {}
+        self._chunks = _ChunkCache(CACHED_CHUNK_BYTES)
 
     @property
     def primary(self) -> str:
@@ -206,11 +214,14 @@ class FeatureStore:
         axis = "step" if name == "times" else self.arrays.get(name, {}).get("axis")
         if axis is None:
             raise KeyError(f"{self.path}: no array {name!r}; it has {sorted(self.arrays)}")
-        return self.group[f"{axis}/{name}"], axis
+        key = f"{axis}/{name}"
+        if key not in self._opened:
+            self._opened[key] = self.group[key]
+        return self._opened[key], axis
 
     def read(self, clip_id: str, name: str | None = None) -> np.ndarray:
         array, axis = self._array(name or self.primary)
-        return array[self._rows(clip_id, axis)]
+        return self._chunks.rows(array, self._rows(clip_id, axis))
 
     def __getitem__(self, clip_id: str) -> tuple[np.ndarray, np.ndarray]:
         return self.read(clip_id), self.read(clip_id, "times")
@@ -231,6 +242,39 @@ class FeatureStore:
                     for name, reader in blocks.items()}
             times = rows.pop("times")
             yield ClipFeatures(clip_id, self.identities[clip_id], times, rows)
+
+
+class _ChunkCache:
+    """Decoded row chunks of a store's arrays, the most recently used up to ``limit`` bytes;
+    thread-safe (a training job's prefetch thread reads beside its main thread)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.size = limit, 0
+        self.chunks: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def _chunk(self, array: zarr.Array, k: int) -> np.ndarray:
+        key = (array.path, k)
+        with self.lock:
+            if key in self.chunks:
+                self.chunks.move_to_end(key)
+                return self.chunks[key]
+        rows = array.chunks[0]
+        chunk = array[k * rows : (k + 1) * rows]
+        with self.lock:
+            self.chunks[key] = chunk
+            self.size += chunk.nbytes
+            while self.size > self.limit and len(self.chunks) > 1:
+                self.size -= self.chunks.popitem(last=False)[1].nbytes
+        return chunk
+
+    def rows(self, array: zarr.Array, span: slice) -> np.ndarray:
+        """A copy of ``array[span]`` (rows in one or more chunks)."""
+        rows = array.chunks[0]
+        first, last = span.start // rows, max(span.start, span.stop - 1) // rows
+        parts = [self._chunk(array, k) for k in range(first, last + 1)]
+        block = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return block[span.start - first * rows : span.stop - first * rows].copy()
 
 
 class _BlockReader:
