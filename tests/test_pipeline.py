@@ -356,7 +356,7 @@ def test_reruns_follow_the_library_code_each_step_imports(tiny_run, tmp_path):
     runs = {("ret", "JSFusion"), ("ret", "JSFusion-noaudio"), ("ret_ft", "JSFusion"),
             ("wal", "WAL-att-adv"), ("cap", "Temp-Attention"), ("gaze", "RGP"),
             ("gean", "GEAN"), ("gean", "GEAN-uniform"), ("ctsan", "CT-SAN"),
-            ("ctsan", "Base-SAN")}
+            ("ctsan", "Base-SAN"), ("story", "GPT2-Scratch"), ("story", "TAPM")}
     assert plan() == {(rule, f"{e}/{v}") for e, v in runs for rule in ("train", "evaluate")} | {
         (rule, e) for e, _ in runs for rule in ("report", "curves")} | {
         ("report", "captioners")} | {
