@@ -262,6 +262,8 @@ class _ChunkCache:
         rows = array.chunks[0]
         chunk = array[k * rows : (k + 1) * rows]
         with self.lock:
+            if key in self.chunks:  # decoded meanwhile by the other thread
+                return self.chunks[key]
             self.chunks[key] = chunk
             self.size += chunk.nbytes
             while self.size > self.limit and len(self.chunks) > 1:
