@@ -22,7 +22,8 @@ import pandas as pd
 
 from vlpipe.atomic import write_parquet
 from vlpipe.datasets import read_dataset
-from vlpipe.datasets.base import SPLITS
+from vlpipe.datasets.base import SPLITS, task_table
+from vlpipe.datasets.characters import read_characters
 from vlpipe.datasets.task_lists import task_tables
 from vlpipe.synthetic.world import salient_actions
 
@@ -101,7 +102,8 @@ def _write_if_changed(path: Path, frame: pd.DataFrame) -> bool:
 def build_manifest(dataset: dict, tables_dir: str | Path, shard_dir: str | Path,
                    n_shards: int) -> list[int]:
     """Read the data set, write the manifest, the clip table, the task lists and the shard plan
-    (each only if its content changed); return the shards rewritten.
+    (each only if its content changed), the Fill-in the Characters list from
+    ``dataset.characters`` among them; return the shards rewritten.
 
     A synthetic world's activity label (for the ``lsmdc`` multiple-choice protocol) is the
     action of each clip's salient object. A split with no clips is an ``EmptySplitError``."""
@@ -112,7 +114,11 @@ def build_manifest(dataset: dict, tables_dir: str | Path, shard_dir: str | Path,
     clips["shard"] = [shard_of(c, n_shards) for c in clips["clip_id"]]
     _write_if_changed(Path(tables_dir) / "manifest.parquet", clips)
     _write_if_changed(Path(tables_dir) / "clips.parquet", tables.clips)
-    for name, table in task_tables(tables, dataset.get("tasks"), activity).items():
+    lists = task_tables(tables, dataset.get("tasks"), activity)
+    lists["fill_in_characters"] = (
+        read_characters(dataset["root"], dataset["characters"], tables.clips)
+        if "characters" in dataset else task_table("fill_in_characters", []))
+    for name, table in lists.items():
         _write_if_changed(Path(tables_dir) / "tasks" / f"{name}.parquet", table)
     changed = []
     members = dict(tuple(clips.groupby("shard")[SHARD_COLUMNS]))

@@ -25,6 +25,10 @@ TASK_COLUMNS = {
     "fill_in_blank": ["item_id", "clip_id", "split", "sentence", "answer"],
     # a story: ``clip_ids`` in order (STORY_LENGTH of them), one sentence of each
     "storytelling": ["set_id", "split", "clip_ids", "sentences"],
+    # Fill in the Characters (`vlpipe.datasets.characters`): per clip of the set, its mentions'
+    # set-local ids, characters and genders, and its tracks
+    "fill_in_characters": ["set_id", "split", "clip_ids", "sentences", "ids", "characters",
+                           "genders", "tracks"],
 }
 BLANK_MARKER = "_____"
 N_CANDIDATES = 5  # multiple choice: the answer and 4 distractors

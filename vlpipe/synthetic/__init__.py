@@ -14,13 +14,12 @@ scene and MSR-VTT-style annotations.
   (``WorldConfig.gaze_subjects``), read by the gaze adapter (GEAN + RGP's setting).
 - stories (``WorldConfig.story_length``): consecutive clips that share a background and carry
   a salient object from clip to clip, their later sentences "then …" (TAPM's setting).
+- ``characters.py``: a cast of recurring characters per story (``WorldConfig.cast``), written as
+  LSMDC 2019 Fill-in the Characters files with M-VAD Names-style tracks and mentions (CiSIN's
+  setting).
 
 Planned extensions and where they go (not implemented):
 
-- Recurring named characters across the clips of a "movie" (character re-id, ``[SOMEONE]``
-  tokens): a cast of fixed colour/shape "characters" sampled per movie in ``world.py`` and passed
-  to ``scene.sample_scene``; ``scene.describe`` gets a mode that writes names or ``[SOMEONE]``
-  instead of the noun phrase, and the scene record keeps the character ids.
 - Event-level subtitles: cues timed by the event times in each ``Action`` rather than one cue
   per clip (``tours.py``).
 """

@@ -14,6 +14,12 @@ and may carry its salient object (colour, shape and size, with a new action); it
 start "then" (or "next", "after that") and name a carried object with the definite article
 ("then the red star spins on a blue background"), a new one as any ("then a big blue circle
 appears …"): sentences that only the clip and its predecessor together tell.
+
+With a cast (CiSIN's world, ``world.py``'s ``cast``), a story's objects are its recurring
+characters (`Character`: a fixed colour, shape and size, and a gender the pictures do not show)
+doing new actions in every clip (`sample_cast_scene`), and `describe_characters` writes each clip's
+sentence as LSMDC 2019 writes characters: every one a ``SOMEONE``, some with a description that
+gives away part of who it is ("SOMEONE in red", "SOMEONE in her red coat").
 """
 
 from __future__ import annotations
@@ -160,15 +166,15 @@ def _sample_action(rng: np.random.Generator, name: str, duration: float,
 
 def _sample_object(rng: np.random.Generator, name: str, slot: tuple[float, float], lone: bool,
                    duration: float, used: list[str],
-                   carry: SceneObject | None = None) -> SceneObject:
-    """An object doing ``name`` at ``slot``; ``carry``: the object (its colour at the end of
-    its clip, its shape and size) that it continues."""
-    if carry is None:
+                   look: tuple[str, str, str] | None = None) -> SceneObject:
+    """An object doing ``name`` at ``slot``; ``look``: the colour, shape and size it keeps (a
+    carried object's, a character's)."""
+    if look is None:
         shape = _pick(rng, SHAPES_FOR.get(name, SHAPES))
         size = _pick(rng, SIZES_FOR.get(name, SIZES))
         colour = _pick_colour(rng, used)
     else:
-        shape, size, colour = carry.shape, carry.size, carry.action.colour or carry.colour
+        colour, shape, size = look
     used.append(colour)
     action = _sample_action(rng, name, duration, used)
     x, y = (float(v + rng.uniform(-0.02, 0.02)) for v in slot)
@@ -183,11 +189,16 @@ def _sample_object(rng: np.random.Generator, name: str, slot: tuple[float, float
                        angle=round(float(rng.uniform(0.0, 360.0)), 2), action=action)
 
 
-def carried_actions(obj: SceneObject) -> tuple[str, ...]:
+def carried_actions(obj: SceneObject | Character) -> tuple[str, ...]:
     """The appearance actions an object of this shape and size can do."""
     return tuple(name for name in APPEARANCE_ACTIONS
                  if obj.shape in SHAPES_FOR.get(name, SHAPES)
                  and obj.size in SIZES_FOR.get(name, SIZES))
+
+
+def _end_look(obj: SceneObject) -> tuple[str, str, str]:
+    """How an object looks at the end of its clip: its colour then, its shape and size."""
+    return obj.action.colour or obj.colour, obj.shape, obj.size
 
 
 def sample_scene(rng: np.random.Generator, duration: float, background: str | None = None,
@@ -204,10 +215,60 @@ def sample_scene(rng: np.random.Generator, duration: float, background: str | No
     names = [_pick(rng, APPEARANCE_ACTIONS if carry is None else carried_actions(carry))]
     if not lone:
         names.append(_pick(rng, ACTIONS))
-    carried = (carry, None)
-    objects = tuple(_sample_object(rng, name, slot, lone, duration, used, kept)
-                    for name, slot, kept in zip(names, slots, carried, strict=False))
+    looks = (None if carry is None else _end_look(carry), None)
+    objects = tuple(_sample_object(rng, name, slot, lone, duration, used, look)
+                    for name, slot, look in zip(names, slots, looks, strict=False))
     return Scene(background=background, duration=duration, objects=objects)
+
+
+GENDERS = ("female", "male")
+CHARACTER_ACTIONS = tuple(name for name in ACTIONS if name != "recolor")  # keeps the look
+
+
+@dataclass(frozen=True)
+class Character:
+    """A recurring character of a story: always drawn with the same colour, shape and size;
+    ``name`` is unique within the world, ``gender`` shows only in the sentences."""
+
+    name: str
+    colour: str
+    shape: str
+    size: str
+    gender: str
+
+
+def sample_cast(rng: np.random.Generator, count: int,
+                story: int) -> tuple[str, tuple[Character, ...]]:
+    """Story ``story``'s background and its ``count`` characters, each colour in contrast to
+    the background (characters may share a colour, or a shape: only the whole look tells them
+    apart)."""
+    background = _pick(rng, BACKGROUNDS)
+    return background, tuple(
+        Character(name=f"story{story}_character{k}", colour=_pick_colour(rng, [background]),
+                  shape=_pick(rng, SHAPES), size=_pick(rng, SIZES), gender=_pick(rng, GENDERS))
+        for k in range(count))
+
+
+def sample_cast_scene(rng: np.random.Generator, duration: float, background: str,
+                      cast: Sequence[Character]) -> tuple[Scene, tuple[Character, ...]]:
+    """One clip of a story with a cast: one or two of its characters (the salient one doing an
+    appearance action, any other any action their look allows, never a recolour), and which
+    characters the scene's objects are, in order."""
+    lone = len(cast) == 1 or rng.random() >= TWO_OBJECT_PROB
+    members = [cast[int(k)] for k in rng.permutation(len(cast))[: 1 if lone else 2]]
+    slots = [(0.5, 0.5)] if lone else [(0.27, 0.5), (0.73, 0.5)]
+    if rng.random() < 0.5:
+        slots.reverse()
+    names = [_pick(rng, tuple(a for a in carried_actions(members[0]) if a != "recolor"))]
+    if not lone:
+        names.append(_pick(rng, tuple(a for a in CHARACTER_ACTIONS
+                                      if a not in APPEARANCE_ACTIONS
+                                      or a in carried_actions(members[1]))))
+    used = [background]
+    objects = tuple(_sample_object(rng, name, slot, lone, duration, used,
+                                   (member.colour, member.shape, member.size))
+                    for name, slot, member in zip(names, slots, members, strict=True))
+    return Scene(background=background, duration=duration, objects=objects), tuple(members)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,8 +350,40 @@ def describe_many(scene: Scene, rng: np.random.Generator, count: int,
     return [sentences[k % len(sentences)] for k in range(count)]
 
 
+MENTION = "SOMEONE"  # how LSMDC 2019 writes a character
+DESCRIBED_PROB = 0.5  # a mention comes with a description of the character
+GENDERED_PROB = 0.5  # ... which names the character's gender ("in her red coat")
+POSSESSIVES = {"female": "her", "male": "his"}
+
+
+def _mention(rng: np.random.Generator, character: Character) -> str:
+    """``SOMEONE``, alone or with a description: its colour, and sometimes its gender."""
+    if rng.random() >= DESCRIBED_PROB:
+        return MENTION
+    if rng.random() < GENDERED_PROB:
+        return f"{MENTION} in {POSSESSIVES[character.gender]} {character.colour} coat"
+    return f"{MENTION} in {character.colour}"
+
+
+def describe_characters(scene: Scene, members: Sequence[Character],
+                        rng: np.random.Generator) -> tuple[str, list[str]]:
+    """A sentence of the clip in which each character is a ``SOMEONE`` (LSMDC 2019's Fill-in
+    the Characters), and the characters' names in the order of their mentions."""
+    order = list(range(len(scene.objects)))
+    if len(order) == 2 and rng.random() < 0.5:
+        order.reverse()
+    parts = {"bg": _pick(rng, BACKGROUND_PHRASES).format(a=_article(scene.background),
+                                                         colour=scene.background)}
+    for k, index in enumerate(order, start=1):
+        parts[f"o{k}"] = _mention(rng, members[index])
+        parts[f"v{k}"] = _verb_phrase(rng, scene.objects[index].action)
+    templates = ONE_OBJECT_TEMPLATES if len(order) == 1 else TWO_OBJECT_TEMPLATES
+    return _pick(rng, templates).format(**parts), [members[i].name for i in order]
+
+
 def vocabulary() -> set[str]:
-    """Every word the grammar can produce."""
+    """Every word the grammar's captions can produce (`describe`; not the mentions of
+    `describe_characters`)."""
     texts = [*COLOURS, *SHAPES, "a an the there is that while and", *STORY_OPENINGS,
              *(w for words in SIZE_WORDS.values() for w in words),
              *(p for phrases in VERB_PHRASES.values() for p in phrases),

@@ -16,7 +16,10 @@ With ``story_length`` > 0 consecutive clips form stories (clips ``k·L … k·L 
 clip keeps its predecessor's background and, with probability ``CARRY_PROB``, its salient
 object (``scene.sample_scene``), and its sentences say so (``scene.describe``'s ``follows``);
 the storytelling list (`vlpipe.datasets.task_lists.build_stories`) finds them as consecutive
-clips of one split.
+clips of one split. With ``cast`` > 0 (stories of 5) each story has that many recurring
+characters, one or two in every clip, and the world is also written as CiSIN's data
+(``characters.py``): LSMDC 2019 Fill-in the Characters files and M-VAD Names-style tracks and
+mentions.
 
 Clip ``i`` depends only on ``(seed, i)`` (in a story: and on the story's earlier clips), and
 its scene, sentences and audio noise draw from separate random streams, so changing
@@ -35,7 +38,7 @@ import pandas as pd
 
 from vlpipe.atomic import write_json, write_text
 from vlpipe.datasets import ADAPTERS
-from vlpipe.datasets.base import normalise_split
+from vlpipe.datasets.base import STORY_LENGTH, normalise_split
 from vlpipe.datasets.task_lists import (
     build_fill_in_blank,
     build_multiple_choice,
@@ -51,8 +54,16 @@ from vlpipe.synthetic.hollywood2 import (
     write_hollywood2_clip,
     write_hollywood2_gaze,
 )
+from vlpipe.synthetic.characters import story_cast, write_characters
 from vlpipe.synthetic.render import render_audio, render_frames
-from vlpipe.synthetic.scene import ACTIONS, Scene, describe_many, sample_scene
+from vlpipe.synthetic.scene import (
+    ACTIONS,
+    Character,
+    Scene,
+    describe_many,
+    sample_cast_scene,
+    sample_scene,
+)
 from vlpipe.synthetic.tours import (
     CUE_GAP_MS,
     GROUND_TRUTH,
@@ -65,7 +76,7 @@ from vlpipe.synthetic.tours import (
     write_tour_annotations,
     write_tour_video,
 )
-from vlpipe.synthetic.writer import write_clip
+from vlpipe.synthetic.writer import lsmdc_time, write_clip, write_tsv
 
 SPLITS = ("train", "validate", "test")
 CARRY_PROB = 0.6  # a story's later clip continues its predecessor's salient object
@@ -135,6 +146,7 @@ class WorldConfig:
     salient_captions: bool = False  # captions name only the salient object and the background
     hollywood2: bool = False  # also write Hollywood2 EM's layout (hollywood2.py); needs gaze
     story_length: int = 0  # consecutive clips per story; 0: every clip on its own
+    cast: int = 0  # recurring characters per story (characters.py); 0: none
 
     def __post_init__(self) -> None:
         fractions = (self.train_fraction, self.validate_fraction, self.test_fraction)
@@ -165,6 +177,10 @@ class WorldConfig:
         if uneven:
             raise ValueError(f"story_length {self.story_length}: each split must hold whole "
                              f"stories; split sizes {uneven} are not multiples of it")
+        if self.cast < 0 or (self.cast and self.story_length != STORY_LENGTH):
+            raise ValueError(f"cast {self.cast}: characters recur within stories of "
+                             f"{STORY_LENGTH} clips (LSMDC 2019's sets); set story_length: "
+                             f"{STORY_LENGTH} (or cast: 0), got story_length {self.story_length}")
         if self.tour_clips:
             self._check_tour_timing()
 
@@ -217,6 +233,8 @@ class WorldConfig:
             del settings["hollywood2"]
         if not self.story_length:
             del settings["story_length"]
+        if not self.cast:
+            del settings["cast"]
         return settings
 
 
@@ -276,7 +294,13 @@ def _clip_rngs(seed: int, index: int) -> list[np.random.Generator]:
 
 def clip_scene(config: WorldConfig, index: int) -> tuple[Scene, bool | None]:
     """Clip ``index``'s scene, drawn from its scene stream, and whether its salient object
-    follows the previous clip's (None: the first clip of a story, or no stories)."""
+    follows the previous clip's (None: the first clip of a story, or no stories); with a cast,
+    whether its salient character was in the previous clip."""
+    if config.cast:
+        scene, members = clip_characters(config, index)
+        if index % config.story_length == 0:
+            return scene, None
+        return scene, members[0] in clip_characters(config, index - 1)[1]
     scene_rng = _clip_rngs(config.seed, index)[0]
     if not config.story_length or index % config.story_length == 0:
         return sample_scene(scene_rng, config.duration_s), None
@@ -284,6 +308,14 @@ def clip_scene(config: WorldConfig, index: int) -> tuple[Scene, bool | None]:
     follows = bool(scene_rng.random() < CARRY_PROB)
     return sample_scene(scene_rng, config.duration_s, background=previous.background,
                         carry=previous.objects[0] if follows else None), follows
+
+
+def clip_characters(config: WorldConfig, index: int) -> tuple[Scene, tuple[Character, ...]]:
+    """Clip ``index``'s scene in a world with a cast, and which of its story's characters its
+    objects are (`vlpipe.synthetic.scene.sample_cast_scene`)."""
+    background, cast = story_cast(config.seed, index // config.story_length, config.cast)
+    return sample_cast_scene(_clip_rngs(config.seed, index)[0], config.duration_s, background,
+                             cast)
 
 
 def _make_clip(config: WorldConfig, index: int, split: str, silent: bool,
@@ -302,6 +334,8 @@ def _make_clip(config: WorldConfig, index: int, split: str, silent: bool,
                   scene.objects[0].action.name), "captions": captions, "scene": scene.to_dict()}
     if config.story_length:
         record |= {"story": index // config.story_length, "follows": follows}
+    if config.cast:
+        record["characters"] = [member.name for member in clip_characters(config, index)[1]]
     return record, frames, waveform
 
 
@@ -328,24 +362,13 @@ def _write_videos(root: Path, config: WorldConfig, tours: list[Tour]) -> list[di
     return records
 
 
-def _lsmdc_time(seconds: float) -> str:
-    """An LSMDC timestamp, ``HH.MM.SS.mmm``."""
-    millis = round(seconds * 1000)
-    return (f"{millis // 3_600_000:02d}.{millis // 60_000 % 60:02d}."
-            f"{millis // 1000 % 60:02d}.{millis % 1000:03d}")
-
-
-def _write_tsv(path: Path, rows: list[list[str]]) -> None:
-    write_text(path, "".join("\t".join(row) + "\n" for row in rows))
-
-
 def _write_lsmdc(root: Path, records: list[dict], config: WorldConfig) -> None:
     """The world in the LSMDC 2016 release format (``LSMDC_FILES`` under ``LSMDC_DIR``)."""
     clips = pd.DataFrame({
         "clip_id": [r["video_id"] for r in records],
         "split": [normalise_split(r["split"], r["video_id"]) for r in records],
         "sentences": [r["captions"][:1] for r in records]})
-    times = [_lsmdc_time(0.0), _lsmdc_time(config.duration_s)] * 2
+    times = [lsmdc_time(0.0), lsmdc_time(config.duration_s)] * 2
     activity = {r["video_id"]: _salient_action(r) for r in records}
     choice = build_multiple_choice(clips, "lsmdc", config.seed, activity)
     blank = build_fill_in_blank(clips, config.seed)
@@ -361,8 +384,8 @@ def _write_lsmdc(root: Path, records: list[dict], config: WorldConfig) -> None:
     out = root / LSMDC_DIR
     for option, split_rows in rows.items():
         for split, name in LSMDC_FILES[option].items():
-            _write_tsv(out / name, [fields for where, fields in split_rows if where == split])
-    _write_tsv(out / LSMDC_FILES["retrieval_test"],
+            write_tsv(out / name, [fields for where, fields in split_rows if where == split])
+    write_tsv(out / LSMDC_FILES["retrieval_test"],
                [[r.clip_id, *times, r.sentence] for r in retrieval.itertuples()])
 
 
@@ -402,6 +425,8 @@ def generate_world(root: Path, config: WorldConfig) -> None:
                                                       config.subtitle_noise, config.seed))
     if config.gaze_subjects:
         _write_gaze(root, config)
+    if config.cast:
+        write_characters(root, config, records, lambda i: clip_characters(config, i))
     videos = [{"category": r["category"], "url": "", "video_id": r["video_id"],
                "start time": 0.0, "end time": config.duration_s, "split": r["split"],
                "id": r["id"]} for r in records]

@@ -1,4 +1,5 @@
-"""Write one rendered clip to a deterministic H.264/AAC .mp4 with PyAV.
+"""Write one rendered clip to a deterministic H.264/AAC .mp4 with PyAV (and the LSMDC release
+files' timestamps and rows).
 
 Determinism: the encoders run single-threaded with fixed options (x264 macroblock-tree rate
 control off, see ``VIDEO_OPTIONS``) and ``bitexact`` flags keep the muxer and encoders from
@@ -14,7 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vlpipe.atomic import atomic_path
+from vlpipe.atomic import atomic_path, write_text
 
 # With mbtree on, x264 emitted run-to-run different (though identically decoding) bitstreams for
 # some of these short clips; with it off the output is byte-stable.
@@ -80,3 +81,15 @@ def write_clip(path: Path, frames: np.ndarray, fps: int, waveform: np.ndarray | 
         _write_video(out, video, frames)
         if audio is not None:
             _write_audio(out, audio, waveform, audio_rate)
+
+
+def lsmdc_time(seconds: float) -> str:
+    """An LSMDC timestamp, ``HH.MM.SS.mmm``."""
+    millis = round(seconds * 1000)
+    return (f"{millis // 3_600_000:02d}.{millis // 60_000 % 60:02d}."
+            f"{millis // 1000 % 60:02d}.{millis % 1000:03d}")
+
+
+def write_tsv(path: Path, rows: list[list[str]]) -> None:
+    """Rows as a header-less, unquoted, tab-separated file (LSMDC's release files)."""
+    write_text(path, "".join("\t".join(row) + "\n" for row in rows))
