@@ -7,7 +7,7 @@ BIN := $(abspath $(VENV))/bin
 export HF_HUB_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(abspath .cache/ultralytics)
 
-.PHONY: setup demo paper demo-tours demo-gaze demo-hollywood2 demo-ctsan demo-stories report weights test test-slow test-cluster lint dry-run clean
+.PHONY: setup demo paper demo-tours demo-gaze demo-hollywood2 demo-ctsan demo-stories demo-characters report weights test test-slow test-cluster lint dry-run clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ demo-ctsan: setup  ## the demo + CT-SAN's multiple-choice, retrieval and fill-in
 
 demo-stories: setup  ## TAPM's visual storytelling on a world of 5-clip stories (configs/stories.yaml)
 	PATH="$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/stories.yaml --replace-workflow-config
+
+demo-characters: setup  ## CiSIN's who is who on a world with recurring characters (configs/characters.yaml)
+	PATH="$(BIN):$$PATH" snakemake --cores $(CORES) --configfile configs/characters.yaml --replace-workflow-config
 
 report: setup  ## the HTML report of the finished run (tables, training curves, provenance)
 	PATH="$(BIN):$$PATH" snakemake --report results/report.html

@@ -85,8 +85,11 @@ def build_task_and_model(experiment: dict, variant: str, seed: int, clips_path: 
         clips = clips[~clips["clip_id"].isin(bad)]
         if task_list is not None:
             task_list = without_clips(task_list, bad)
+    encoder = ({"text_encoder": text.get("encoder")} if task_spec(experiment["task"]).text_encoder
+               else {})
     task = task_class(experiment["task"])(clips, arrays, vocab, task_list=task_list,
                                           **sentence_inputs(text_store, experiment["task"]),
+                                          **encoder,
                                           **concepts, **experiment.get("task_args", {}))
     seed_everything(seed)
     word_vectors = None

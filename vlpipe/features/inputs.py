@@ -102,6 +102,10 @@ class ClipArrays:
         """The first shard store of each extractor read (their provenance is the same)."""
         return [str(shard_stores[0].path) for shard_stores in self.stores.values()]
 
+    def timeline(self, clip_id: str) -> np.ndarray:
+        """The times (s) of the clip's steps: the first input's, as `read` aligns to them."""
+        return self._times[self.inputs[0].extractor][clip_id]
+
     def num_steps(self, clip_id: str) -> int:
         """Steps of the clip's timeline before alignment cuts it (from the index, no read)."""
         ref = self.inputs[0]

@@ -47,6 +47,10 @@ class InMemoryArrays:
     def num_steps(self, clip_id: str) -> int:
         return len(self.features[clip_id])
 
+    def timeline(self, clip_id: str) -> np.ndarray:
+        """Step k at k seconds (the arrays carry no times)."""
+        return np.arange(len(self.features[clip_id]), dtype=np.float64)
+
     def read(self, clip_id: str) -> dict[str, np.ndarray]:
         return {self.name: self.features[clip_id]}
 

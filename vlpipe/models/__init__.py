@@ -8,6 +8,7 @@ from typing import Any
 
 from vlpipe.models import (
     captioner,
+    cisin,
     ctsan,
     gaze_prior,
     gean,
@@ -32,6 +33,7 @@ FAMILIES: dict[str, ModelFamily] = {
     "gean": gean.FAMILY,
     "ctsan": ctsan.FAMILY,
     "tapm": tapm.FAMILY,
+    "cisin": cisin.FAMILY,
 }
 
 

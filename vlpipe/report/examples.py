@@ -38,7 +38,7 @@ def examples_markdown(runs: Sequence[dict]) -> list[str]:
     if not shown:
         return []
     if any("set_id" in ex for run in shown.values() for ex in run["examples"]):
-        return _stories_markdown(shown)
+        return _sets_markdown(shown, SET_HEADINGS[runs[0]["task"]])
     decoded = {variant: {ex["clip_id"]: ex["decoded"] for ex in run["examples"]}
                for variant, run in shown.items()}
     items = {ex["clip_id"]: ex["references"] for run in shown.values() for ex in run["examples"]}
@@ -63,10 +63,14 @@ def examples_markdown(runs: Sequence[dict]) -> list[str]:
     return lines
 
 
-def _stories_markdown(shown: dict[str, dict]) -> list[str]:
-    """Storytelling examples: per test set a table of its clips, the reference sentence and
-    each variant's decoded one."""
-    lines = ["## Examples: decoded test stories", "",
+SET_HEADINGS = {"storytelling": "decoded test stories",
+                "fill_in_characters": "test sets with their characters filled in"}
+
+
+def _sets_markdown(shown: dict[str, dict], heading: str) -> list[str]:
+    """Examples of sets of clips (storytelling, Fill in the Characters): per test set a table
+    of its clips, the reference sentence and each variant's output."""
+    lines = [f"## Examples: {heading}", "",
              "Each model's output from its lowest seed's run: "
              + ", ".join(f"{variant} seed {run['seed']}" for variant, run in shown.items())
              + ".", ""]

@@ -43,6 +43,14 @@ Storytelling (thesis ch. 7, ×100 as printed): sentence level (``tapm_sentence.c
 (``tapm_set.csv``), Table 7.1's public test (CIDEr, METEOR) and Table 7.2 on VIST, with Table
 7.3's VIST ablations as their own column group (its TAPM row, 8.3 CIDEr, is another setting
 than Table 7.2's 13.8).
+
+Who is who (thesis ch. 6, accuracies in %): Fill in the Characters (``cisin_fill_in.csv``),
+Table 6.3 on LSMDC 2019's blinded test with Table 6.2's text re-id column on M-VAD Names beside
+it (the same decision, mention pairs; its w/o Grounding & Visual row is CiSIN-Text-only, its
+w/o Text CiSIN-Visual-only, its w/o Visual a paper-only row); grounding (``cisin_grounding.csv``,
+Table 6.2 left: w/o motion, w/o Attr & Text, w/o Text = CiSIN-Visual-only); video re-id
+(``cisin_video_reid.csv``, Table 6.1, whose CiSIN rows add face, human box, body parts, text:
+ours read the box alone until faces and body parts are read).
 """
 
 from __future__ import annotations
@@ -57,7 +65,7 @@ DATASET_LABELS = {"LSMDC": "Paper LSMDC", "MSRVTT": "Paper MSR-VTT",
                   "APARTMENTOUR": "Paper ApartmenTour", "VAS": "Paper VAS",
                   "HOLLYWOOD2": "Paper Hollywood2 EM", "LSMDC16": "Paper LSMDC16 (ch. 4)",
                   "LSMDC19": "Paper LSMDC 2019", "VIST": "Paper VIST",
-                  "VISTABL": "Paper VIST (Table 7.3)"}
+                  "VISTABL": "Paper VIST (Table 7.3)", "MVADNAMES": "Paper M-VAD Names"}
 
 
 def paper_table(task: str, direction: str) -> pd.DataFrame:

@@ -44,6 +44,7 @@ from vlpipe.datasets.task_lists import (
     build_multiple_choice,
     build_retrieval_test,
 )
+from vlpipe.synthetic.characters import story_cast, write_characters
 from vlpipe.synthetic.gaze import GAZE_FILE, fixations_csv, gaze_rng, sample_fixations
 from vlpipe.synthetic.hollywood2 import (
     VIDEO_DIR,
@@ -54,7 +55,6 @@ from vlpipe.synthetic.hollywood2 import (
     write_hollywood2_clip,
     write_hollywood2_gaze,
 )
-from vlpipe.synthetic.characters import story_cast, write_characters
 from vlpipe.synthetic.render import render_audio, render_frames
 from vlpipe.synthetic.scene import (
     ACTIONS,

@@ -57,6 +57,9 @@ class TaskSpec:
     # "maps" (instead of Markdown) or "frames" (each clip's frame, beside the Markdown)
     example_figure: str | None = None
     reads_text: bool = True  # needs the clips' sentences (gaze prediction does not)
+    # reads its sentences with the configured sentence encoder itself (``text.encoder``:
+    # CiSIN's mentions in the context of their set)
+    text_encoder: bool = False
 
     def target_refs(self) -> list[InputRef]:
         """``targets`` as input references (store and array)."""
@@ -125,6 +128,13 @@ def _fill_in_blank_test(run: dict) -> str:
     words = f" ({vocab} words; uniform chance {100 / vocab:.2f}%)" if vocab else ""
     return (f"Test: {run['n_test']} blanks; accuracy (%) of the word predicted over the "
             f"vocabulary{words}.")
+
+
+def _fill_in_characters_test(run: dict) -> str:
+    return (f"Test: {run['n_test']} sets of 5 clips, {run.get('n_mentions', '?')} SOMEONE "
+            f"mentions and {run.get('n_tracks', '?')} person tracks; Fill-in accuracy over every "
+            "pair of mentions of a set (same character or not), grounding accuracy over the "
+            "mentions, video re-id accuracy over every pair of tracks of a set.")
 
 
 _RANKING_ARGS = {
@@ -218,6 +228,21 @@ TASK_SPECS: dict[str, TaskSpec] = {spec.name: spec for spec in [
         paper_tables={"gaze": "rgp_gaze.csv"}, decimals=3,
         targets={"gaze": "gaze/map", "has_gaze": "gaze/has_gaze", "gaze_frame": "gaze/frame"},
         example_figure="maps", reads_text=False),
+    TaskSpec(
+        name="fill_in_characters",
+        implementation="vlpipe.tasks.characters:FillInCharactersTask", predicts="characters",
+        args={"batch_size": {"type": "integer", "minimum": 1, "description": "sets per step"}},
+        selection=lambda m: m["fill_in"]["accuracy"],
+        selection_label="Fill-in the Characters accuracy (%)", title="who is who",
+        metrics=("accuracy",),
+        sections={"fill_in": "Fill in the Characters accuracy (%)",
+                  "grounding": "character grounding accuracy (%)",
+                  "video_reid": "video re-identification accuracy (%)"},
+        paper="CiSIN (thesis ch. 6) on LSMDC 2019 / M-VAD Names",
+        describe=_fill_in_characters_test,
+        paper_tables={"fill_in": "cisin_fill_in.csv", "grounding": "cisin_grounding.csv",
+                      "video_reid": "cisin_video_reid.csv"},
+        text_encoder=True),
 ]}
 
 

@@ -1,6 +1,8 @@
 # Data set → manifest + shard plan.
 from vlpipe.datasets import TASK_COLUMNS, annotation_files, check_dataset
+from vlpipe.datasets.characters import character_files
 from vlpipe.datasets.gaze import check_gaze_settings, gaze_files
+from vlpipe.synthetic.characters import character_settings
 from vlpipe.synthetic.world import (
     WorldConfig,
     synthetic_annotation_files,
@@ -53,7 +55,31 @@ elif GAZE is not None:
     GAZE_FILES = [f"{ROOT}/{name}" for name in gaze_files(ROOT, GAZE["fixations"])]
 else:
     GAZE_FILES = []
+# Who is who (dataset.characters): the Fill-in the Characters files, tracks and mentions, read
+# into the fill_in_characters task list by the manifest step (CiSIN's data).
+CHARACTERS = config["dataset"].get("characters")
+if CHARACTERS is not None and "synthetic" in config["dataset"]:
+    if not WORLD.cast:
+        raise ValueError(
+            "config dataset.characters: the synthetic world has no characters "
+            "(set dataset.synthetic.cast)"
+        )
+    if CHARACTERS != character_settings():
+        raise ValueError(
+            f"config dataset.characters: a synthetic world's characters are read with "
+            f"{character_settings()}"
+        )
+CHARACTER_FILES = [f"{ROOT}/{name}" for name in character_files(CHARACTERS or {"fill_in": {}})]
+if CHARACTERS is not None and "synthetic" not in config["dataset"]:
+    _missing = [name for name in CHARACTER_FILES if not Path(name).is_file()]
+    if _missing:
+        raise ValueError(f"config dataset.characters: file(s) not found: {_missing}")
 for _name, _experiment in config["experiments"].items():
+    if _experiment["task"] == "fill_in_characters" and CHARACTERS is None:
+        raise ValueError(
+            f"experiments.{_name}: task 'fill_in_characters' reads who is who; configure "
+            "dataset.characters (docs/data.md)"
+        )
     if task_spec(_experiment["task"]).targets and GAZE is None:
         raise ValueError(
             f"experiments.{_name}: task {_experiment['task']!r} predicts gaze; "
@@ -67,6 +93,7 @@ if "synthetic" in config["dataset"]:
             annotations=ANNOTATIONS,
             scenes=SCENES,
             gaze=GAZE_FILES,
+            characters=CHARACTER_FILES,
             videos=SYNTHETIC_VIDEOS,
         log:
             f"{LOGS}/synth_world.log",
@@ -87,7 +114,7 @@ if "synthetic" in config["dataset"]:
 
 checkpoint manifest:
     input:
-        ANNOTATIONS + SCENES + SYNTHETIC_VIDEOS,
+        ANNOTATIONS + SCENES + CHARACTER_FILES + SYNTHETIC_VIDEOS,
     output:
         manifest=update(LAYOUT.manifest_table),
         clips=update(LAYOUT.clips_table),

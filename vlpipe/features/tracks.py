@@ -1,0 +1,83 @@
+"""Person tracks read through feature grids: CiSIN's Visual Track Embedding (thesis §6.3.2),
+from a track's boxes over time and a clip's per-step (h, w, C) feature grids.
+
+- **motion** ``i_m``: the grid of each step the track is in, mean-pooled over the box (cells
+  weighted by the fraction of their area inside it), then averaged over those steps — the
+  thesis's "mean-pooling over the cropped spatio-temporal tensor" of I3D;
+- **appearance** ``h_m``: the same pooling at the track's representative step, the one of its
+  largest box (the thesis's representative image; its "+ Human bbox" embedding);
+- **metadata** ``m_m``: the representative box's centre (x, y) and area, and the track's length,
+  as fractions of the frame and of the clip's duration.
+
+A track's box at a step is its box nearest in time, if within half the spacing of the steps or
+of the track's own boxes (whichever is larger); a track shorter than that gets the step nearest
+its middle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+META = 4  # x, y, area, length
+
+
+@dataclass(frozen=True)
+class TrackFeatures:
+    motion: np.ndarray  # (C,)
+    appearance: np.ndarray  # (C,)
+    meta: np.ndarray  # (META,)
+
+
+def cell_weights(box: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(height, width) weights summing to 1: each cell's area inside ``box`` (x1, y1, x2, y2
+    as fractions of the frame), over the box's area in cells."""
+    def overlap(lo: float, hi: float, cells: int) -> np.ndarray:
+        edges = np.arange(cells + 1) / cells
+        return np.clip(np.minimum(edges[1:], hi) - np.maximum(edges[:-1], lo), 0, None)
+
+    weights = np.outer(overlap(box[1], box[3], height), overlap(box[0], box[2], width))
+    total = weights.sum()
+    if total <= 0:
+        raise ValueError(f"box {box.tolist()} covers no cell of the frame")
+    return weights / total
+
+
+def pool_box(grid: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """grid (h, w, C), box (4,) → the box's mean feature (C,)."""
+    weights = cell_weights(box, *grid.shape[:2])
+    return np.einsum("hw,hwc->c", weights, grid)
+
+
+def track_steps(step_times: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The steps (S,) the track is in and, per step, the index of its box there (S,)."""
+    spacing = max(_spacing(step_times), _spacing(times))
+    nearest = np.abs(step_times[:, None] - times[None, :]).argmin(axis=1)  # (T,)
+    inside = np.abs(step_times - times[nearest]) <= spacing / 2 + 1e-6
+    if not inside.any():
+        middle = np.abs(step_times - (times[0] + times[-1]) / 2).argmin()
+        return np.array([middle]), np.array([np.abs(times - step_times[middle]).argmin()])
+    steps = np.flatnonzero(inside)
+    return steps, nearest[steps]
+
+
+def _spacing(times: np.ndarray) -> float:
+    return float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+
+
+def track_features(motion: np.ndarray, appearance: np.ndarray, step_times: np.ndarray,
+                   times: np.ndarray, boxes: np.ndarray, duration: float) -> TrackFeatures:
+    """One track's embedding from a clip's grids ``motion`` and ``appearance`` (T, h, w, C) at
+    ``step_times`` (T,), and the track's ``boxes`` (n, 4) at ``times`` (n,)."""
+    steps, rows = track_steps(step_times, times)
+    pooled = np.stack([pool_box(motion[s], boxes[r]) for s, r in zip(steps, rows, strict=True)])
+    areas = (boxes[rows, 2] - boxes[rows, 0]) * (boxes[rows, 3] - boxes[rows, 1])
+    best = int(areas.argmax())
+    box = boxes[rows[best]]
+    spacing = _spacing(times) or _spacing(step_times)
+    length = min((times[-1] - times[0] + spacing) / duration, 1.0) if duration > 0 else 1.0
+    meta = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, areas[best], length],
+                    np.float32)
+    return TrackFeatures(pooled.mean(axis=0).astype(np.float32),
+                         pool_box(appearance[steps[best]], box).astype(np.float32), meta)

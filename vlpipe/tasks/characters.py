@@ -1,0 +1,313 @@
+"""Fill in the Characters (LSMDC 2019) with character grounding and video re-identification
+(CiSIN, thesis ch. 6): in a set of 5 clips and their sentences, which ``SOMEONE`` mentions are
+the same character, which person track each mention is, and which tracks are the same person.
+
+The sets, their mentions' set-local ids, characters and genders, and each clip's tracks are the
+task list's (`vlpipe.datasets.characters`). Everything the model reads is computed once per run:
+each track's Visual Track Embedding from the clip's feature grids (`vlpipe.features.tracks`; an
+input named ``motion`` and one named ``appearance``, or one grid for both) and each mention's
+Textual Character Embedding from the frozen sentence encoder (`vlpipe.text.characters`).
+
+Training: sets in random order, ``batch_size`` at a time, padded; the loss is the model's
+(`loss(graphs, batch)`: CiSIN's triplet and cross-entropy objectives). Evaluation
+(`vlpipe.metrics.characters`): Fill-in accuracy over every mention pair (the model's character
+identity graph C ≥ 0.5), grounding accuracy (its best track of the mention's clip) and video
+re-id accuracy over every track pair (V > 0).
+
+Models plug in through ``forward(batch) -> graphs`` (``G`` (B, N, M) grounding scores, ``V``
+(B, M, M) video re-id scores, ``C`` (B, N, N) identity probabilities) and
+``loss(graphs, batch) -> Tensor``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from vlpipe.features.sequences import SequenceFeatures
+from vlpipe.features.tracks import META, track_features
+from vlpipe.metrics.characters import grounding_hits, pair_accuracy, pair_decisions
+from vlpipe.models.inputs import FeatureInput, ModelInputs
+from vlpipe.tasks.base import TensorBatch, autocast_for
+from vlpipe.tasks.specs import TaskSpec, task_spec
+from vlpipe.text.characters import character_embeddings
+from vlpipe.text.embed import PLACEHOLDER, load_encoder, text_settings
+
+EXAMPLES = 3  # test sets the report shows
+GENDER_LABELS = {"female": 1.0, "male": 0.0}
+
+
+@dataclass(frozen=True)
+class CharacterSet:
+    """One set with everything the model reads, N mentions and M tracks."""
+
+    set_id: str
+    clip_ids: tuple[str, ...]
+    sentences: tuple[str, ...]
+    mention_clip: np.ndarray  # (N,) clip of each mention
+    ids: np.ndarray  # (N,) set-local character ids
+    mention_character: tuple[str, ...]  # "" where unknown
+    gender: np.ndarray  # (N,) 1 female, 0 male, nan unknown
+    someone: np.ndarray  # (N, D) b_n
+    action: np.ndarray  # (N, D) a_n
+    track_clip: np.ndarray  # (M,)
+    track_character: tuple[str, ...]  # "" where unknown
+    motion: np.ndarray  # (M, C)
+    appearance: np.ndarray  # (M, C)
+    meta: np.ndarray  # (M, META)
+
+
+@dataclass
+class CharacterBatch(TensorBatch):
+    someone: torch.Tensor  # (B, N, D)
+    action: torch.Tensor  # (B, N, D)
+    mention_mask: torch.Tensor  # (B, N)
+    motion: torch.Tensor  # (B, M, C)
+    appearance: torch.Tensor  # (B, M, C)
+    meta: torch.Tensor  # (B, M, META)
+    track_mask: torch.Tensor  # (B, M)
+    candidates: torch.Tensor  # (B, N, M) the tracks of each mention's clip
+    grounded: torch.Tensor  # (B, N, M) the tracks of each mention's character in its clip
+    distinct: torch.Tensor  # (B, N, M) mention and track known to be different characters
+    same_mention: torch.Tensor  # (B, N, N) the same character (valid mentions)
+    same_track: torch.Tensor  # (B, M, M) the same character (tracks with a known one)
+    track_known: torch.Tensor  # (B, M)
+    gender: torch.Tensor  # (B, N) 1 female, 0 male
+    gender_known: torch.Tensor  # (B, N)
+
+
+def _pad(arrays: list[np.ndarray], width: int, dtype=torch.float32) -> torch.Tensor:
+    """(n_i, *shape) arrays → (B, width, *shape), zero-padded."""
+    out = torch.zeros(len(arrays), width, *arrays[0].shape[1:], dtype=dtype)
+    for b, array in enumerate(arrays):
+        out[b, : len(array)] = torch.from_numpy(np.asarray(array)).to(dtype)
+    return out
+
+
+def _same(names: tuple[str, ...], others: tuple[str, ...]) -> np.ndarray:
+    """(n, m) bool: the same known name."""
+    a, b = np.array(names, dtype=object)[:, None], np.array(others, dtype=object)[None, :]
+    return (a == b) & (a != "") & (b != "")
+
+
+def _differ(names: tuple[str, ...], others: tuple[str, ...]) -> np.ndarray:
+    """(n, m) bool: two known names that differ."""
+    a, b = np.array(names, dtype=object)[:, None], np.array(others, dtype=object)[None, :]
+    return (a != b) & (a != "") & (b != "")
+
+
+def _square(values: list[np.ndarray], rows: int, columns: int) -> torch.Tensor:
+    """(n_i, m_i) bool arrays → (B, rows, columns), False where padded."""
+    out = torch.zeros(len(values), rows, columns, dtype=torch.bool)
+    for b, value in enumerate(values):
+        out[b, : value.shape[0], : value.shape[1]] = torch.from_numpy(value)
+    return out
+
+
+def collate(sets: list[CharacterSet]) -> CharacterBatch:
+    """Sets → one padded batch (N, M: the most mentions and tracks of a set)."""
+    n = max(max(len(s.ids) for s in sets), 1)
+    m = max(max(len(s.track_clip) for s in sets), 1)
+    known = [np.array([c != "" for c in s.track_character], bool) for s in sets]
+    return CharacterBatch(
+        someone=_pad([s.someone for s in sets], n), action=_pad([s.action for s in sets], n),
+        mention_mask=_pad([np.ones(len(s.ids), bool) for s in sets], n, torch.bool),
+        motion=_pad([s.motion for s in sets], m),
+        appearance=_pad([s.appearance for s in sets], m), meta=_pad([s.meta for s in sets], m),
+        track_mask=_pad([np.ones(len(s.track_clip), bool) for s in sets], m, torch.bool),
+        candidates=_square([s.mention_clip[:, None] == s.track_clip[None] for s in sets], n, m),
+        grounded=_square([_same(s.mention_character, s.track_character)
+                          & (s.mention_clip[:, None] == s.track_clip[None]) for s in sets], n, m),
+        distinct=_square([_differ(s.mention_character, s.track_character) for s in sets], n, m),
+        same_mention=_square([s.ids[:, None] == s.ids[None] for s in sets], n, n),
+        same_track=_square([_same(s.track_character, s.track_character) for s in sets], m, m),
+        track_known=_pad(known, m, torch.bool),
+        gender=_pad([np.nan_to_num(s.gender) for s in sets], n),
+        gender_known=_pad([~np.isnan(s.gender) for s in sets], n, torch.bool))
+
+
+class FillInCharactersTask:
+    """The sets of clips and sentences with their who-is-who ground truth, CiSIN's objective and
+    the three accuracies."""
+
+    name = "fill_in_characters"
+
+    def __init__(self, clips: pd.DataFrame, features, vocab=None,
+                 task_list: pd.DataFrame | None = None, text_encoder: dict | None = None,
+                 batch_size: int = 8, max_frames: int = 1000, feature_norm: str = "zscore",
+                 pca_dims: int = 64, max_words: int | None = None) -> None:
+        del vocab, max_words  # the mentions are read by the sentence encoder
+        if task_list is None or task_list.empty:
+            raise ValueError("fill_in_characters: the data set has no Fill-in the Characters "
+                             "sets (configure dataset.characters: docs/data.md)")
+        if feature_norm == "pca":
+            raise ValueError("fill_in_characters: the tracks pool feature grids; feature_norm "
+                             "'pca' would flatten them (use zscore or none)")
+        self.batch_size = batch_size
+        clip_ids = list(dict.fromkeys(c for ids in task_list["clip_ids"] for c in ids))
+        train_ids = [c for ids, split in zip(task_list["clip_ids"], task_list["split"],
+                                             strict=True) if split == "train" for c in ids]
+        self.arrays = features
+        self.features = SequenceFeatures(features, clip_ids, train_ids, feature_norm, pca_dims,
+                                         max_frames)
+        self.grids = self._grid_inputs()
+        settings = text_settings(text_encoder)
+        encoder = load_encoder(settings.model, "cpu")
+        texts = character_embeddings(encoder, [list(s) for s in task_list["sentences"]])
+        self.text_dim = encoder.dim
+        self.encoder_name = encoder.name
+        self.sets: dict[str, list[CharacterSet]] = {}
+        for row, (someone, action) in zip(task_list.itertuples(), texts, strict=True):
+            self.sets.setdefault(row.split, []).append(self._set(row, someone, action))
+        for split in ("train", "val", "test"):
+            if not self.sets.get(split):
+                raise ValueError(f"fill_in_characters: no set in the {split} split")
+
+    def _grid_inputs(self) -> dict[str, tuple[int, int, tuple[int, ...]]]:
+        """motion / appearance → (first column, last column, (h, w, C)) in a step's features."""
+        inputs = self.features.inputs()
+        offsets = np.cumsum([0, *(f.size for f in inputs)])
+        blocks = {f.name: (int(lo), int(hi), f.shape)
+                  for f, lo, hi in zip(inputs, offsets[:-1], offsets[1:], strict=True)}
+        flat = [name for name, (_, _, shape) in blocks.items() if len(shape) != 3]
+        if flat:
+            raise ValueError(f"fill_in_characters: input(s) {flat} are not (h, w, C) grids")
+        if set(blocks) >= {"motion", "appearance"}:
+            return {"motion": blocks["motion"], "appearance": blocks["appearance"]}
+        if len(blocks) == 1:
+            only = next(iter(blocks.values()))
+            return {"motion": only, "appearance": only}
+        raise ValueError(f"fill_in_characters: name the inputs motion and appearance (or give "
+                         f"one grid for both), got {sorted(blocks)}")
+
+    def _clip_grids(self, clip_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The clip's motion and appearance grids (T, h, w, C) and their step times (T,)."""
+        feats = self.features[clip_id]
+        grids = [feats[:, lo:hi].reshape(len(feats), *shape)
+                 for lo, hi, shape in (self.grids["motion"], self.grids["appearance"])]
+        times = self.arrays.timeline(clip_id)[: len(feats)]
+        return grids[0], grids[1], times
+
+    def _set(self, row, someone: np.ndarray, action: np.ndarray) -> CharacterSet:
+        mention_clip = np.array([c for c, ids in enumerate(row.ids) for _ in ids], np.int64)
+        tracks, track_clip, track_character = [], [], []
+        for c, clip_id in enumerate(row.clip_ids):
+            motion, appearance, times = self._clip_grids(clip_id)
+            duration = float(times[-1] + (np.median(np.diff(times)) if len(times) > 1 else 0))
+            for track in row.tracks[c]:
+                boxes = np.asarray(track["boxes"], np.float32).reshape(-1, 4)
+                tracks.append(track_features(motion, appearance, times,
+                                             np.asarray(track["times"], np.float64), boxes,
+                                             duration))
+                track_clip.append(c)
+                track_character.append(str(track["character"]))
+        width = self.grids["motion"][2][-1]
+        genders = [GENDER_LABELS.get(g, np.nan) for clip in row.genders for g in clip]
+        return CharacterSet(
+            set_id=row.set_id, clip_ids=tuple(row.clip_ids), sentences=tuple(row.sentences),
+            mention_clip=mention_clip,
+            ids=np.array([i for clip in row.ids for i in clip], np.int64),
+            mention_character=tuple(str(n) for clip in row.characters for n in clip),
+            gender=np.array(genders, np.float32), someone=someone, action=action,
+            track_clip=np.array(track_clip, np.int64), track_character=tuple(track_character),
+            motion=np.stack([t.motion for t in tracks]) if tracks else np.zeros((0, width)),
+            appearance=(np.stack([t.appearance for t in tracks]) if tracks
+                        else np.zeros((0, width))),
+            meta=np.stack([t.meta for t in tracks]) if tracks else np.zeros((0, META)))
+
+    @property
+    def spec(self) -> TaskSpec:
+        return task_spec(self.name)
+
+    def model_inputs(self, word_vectors: np.ndarray | None = None) -> ModelInputs:
+        """The track features (motion, appearance: C wide each) and the text width."""
+        width = self.grids["motion"][2][-1]
+        video = (FeatureInput("motion", "tracks/motion", (width,)),
+                 FeatureInput("appearance", "tracks/appearance",
+                              (self.grids["appearance"][2][-1],)),
+                 FeatureInput("meta", "tracks/meta", (META,)))
+        return ModelInputs(video, 1, self.spec.predicts, 0, sentence_dim=self.text_dim,
+                           task=self.name)
+
+    def selection_metric(self, metrics: dict) -> float:
+        return self.spec.selection(metrics)
+
+    def report_info(self) -> dict:
+        tracks = sum(len(s.track_clip) for s in self.sets["test"])
+        mentions = sum(len(s.ids) for s in self.sets["test"])
+        return {"text_encoder": self.encoder_name, "n_tracks": tracks, "n_mentions": mentions}
+
+    def num_items(self, split: str) -> int:
+        return len(self.sets[split])
+
+    def train_batches(self, rng: np.random.Generator) -> Iterator[CharacterBatch]:
+        sets = self.sets["train"]
+        order = rng.permutation(len(sets))
+        for start in range(0, len(order), self.batch_size):
+            yield collate([sets[i] for i in order[start : start + self.batch_size]])
+
+    def loss(self, model: torch.nn.Module, batch: CharacterBatch) -> torch.Tensor:
+        return model.loss(model(batch), batch)
+
+    @torch.no_grad()
+    def predict(self, model: torch.nn.Module, sets: list[CharacterSet], device: torch.device,
+                block: int = 32) -> list[dict[str, np.ndarray]]:
+        """Per set: its graphs ``G`` (N, M), ``V`` (M, M), ``C`` (N, N) as numpy."""
+        model.eval()
+        out = []
+        for start in range(0, len(sets), block):
+            chunk = sets[start : start + block]
+            with autocast_for(device):
+                graphs = model(collate(chunk).to(device))
+            for b, item in enumerate(chunk):
+                n, m = len(item.ids), len(item.track_clip)
+                out.append({"G": graphs["G"][b, :n, :m].float().cpu().numpy(),
+                            "V": graphs["V"][b, :m, :m].float().cpu().numpy(),
+                            "C": graphs["C"][b, :n, :n].float().cpu().numpy()})
+        return out
+
+    def evaluate(self, model: torch.nn.Module, split: str, device: torch.device) -> dict:
+        sets = self.sets[split]
+        fill_in, video, hits, grounded = [], [], 0, 0
+        for item, graphs in zip(sets, self.predict(model, sets, device), strict=True):
+            fill_in.append(pair_decisions(graphs["C"] >= 0.5, item.ids[:, None] == item.ids))
+            known = np.array([c != "" for c in item.track_character], bool)
+            same = _same(item.track_character, item.track_character)[np.ix_(known, known)]
+            video.append(pair_decisions(graphs["V"][np.ix_(known, known)] > 0, same))
+            candidates = item.mention_clip[:, None] == item.track_clip[None]
+            correct = _same(item.mention_character, item.track_character) & candidates
+            right, total = grounding_hits(graphs["G"], candidates, correct)
+            hits, grounded = hits + right, grounded + total
+        return {"fill_in": pair_accuracy(fill_in), "video_reid": pair_accuracy(video),
+                "grounding": {"accuracy": 100.0 * hits / grounded if grounded else float("nan"),
+                              "mentions": grounded}}
+
+    def examples(self, model: torch.nn.Module, device: torch.device,
+                 count: int = EXAMPLES) -> list[dict]:
+        """The first ``count`` test sets: each sentence with its mentions filled in by the
+        model (`fill_in_ids`) beside the truth."""
+        sets = self.sets["test"][:count]
+        return [{"set_id": item.set_id, "clip_ids": list(item.clip_ids),
+                 "decoded": fill_in_sentences(item, fill_in_ids(graphs["C"])),
+                 "references": fill_in_sentences(item, item.ids)}
+                for item, graphs in zip(sets, self.predict(model, sets, device), strict=True)]
+
+
+def fill_in_ids(identity: np.ndarray) -> np.ndarray:
+    """Set-local ids from an identity graph (N, N): each mention takes the id of the first
+    earlier mention it is the same character as (C ≥ 0.5), else a new one."""
+    ids: list[int] = []
+    for n in range(len(identity)):
+        same = [ids[j] for j in range(n) if identity[n, j] >= 0.5]
+        ids.append(same[0] if same else max(ids, default=-1) + 1)
+    return np.array(ids, np.int64)
+
+
+def fill_in_sentences(item: CharacterSet, ids: np.ndarray) -> list[str]:
+    """The set's sentences with each ``SOMEONE`` replaced by ``[PERSONk]`` (k = id + 1)."""
+    labels = iter(f"[PERSON{i + 1}]" for i in ids)
+    return [PLACEHOLDER.sub(lambda _: next(labels), sentence) for sentence in item.sentences]
