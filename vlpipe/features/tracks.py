@@ -3,15 +3,18 @@ from a track's boxes over time and a clip's per-step (h, w, C) feature grids.
 
 - **motion** ``i_m``: the grid of each step the track is in, mean-pooled over the box (cells
   weighted by the fraction of their area inside it), then averaged over those steps — the
-  thesis's "mean-pooling over the cropped spatio-temporal tensor" of I3D;
+  thesis's "mean-pooling over the cropped spatio-temporal tensor" of I3D — beside the mean
+  absolute change of that pooled feature from step to step (2C wide): I3D's channels see
+  motion, a per-frame CNN's grid does not, and the change is what tells a blink, a spin or a
+  growth from standing still (zero for a track in one step);
 - **appearance** ``h_m``: the same pooling at the track's representative step, the one of its
   largest box (the thesis's representative image; its "+ Human bbox" embedding);
 - **metadata** ``m_m``: the representative box's centre (x, y) and area, and the track's length,
   as fractions of the frame and of the clip's duration.
 
-A track's box at a step is its box nearest in time, if within half the spacing of the steps or
-of the track's own boxes (whichever is larger); a track shorter than that gets the step nearest
-its middle.
+A track is in the steps within its time span (widened by half the spacing of its boxes), each
+with its box nearest in time, if within half the spacing of the steps or of the boxes
+(whichever is larger); a track in no step gets the step nearest its middle.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ META = 4  # x, y, area, length
 
 @dataclass(frozen=True)
 class TrackFeatures:
-    motion: np.ndarray  # (C,)
+    motion: np.ndarray  # (2C,) mean, then mean absolute change
     appearance: np.ndarray  # (C,)
     meta: np.ndarray  # (META,)
 
@@ -52,9 +55,11 @@ def pool_box(grid: np.ndarray, box: np.ndarray) -> np.ndarray:
 
 def track_steps(step_times: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The steps (S,) the track is in and, per step, the index of its box there (S,)."""
-    spacing = max(_spacing(step_times), _spacing(times))
+    spacing, own = max(_spacing(step_times), _spacing(times)), _spacing(times)
     nearest = np.abs(step_times[:, None] - times[None, :]).argmin(axis=1)  # (T,)
-    inside = np.abs(step_times - times[nearest]) <= spacing / 2 + 1e-6
+    inside = ((np.abs(step_times - times[nearest]) <= spacing / 2 + 1e-6)
+              & (step_times >= times[0] - own / 2 - 1e-6)
+              & (step_times <= times[-1] + own / 2 + 1e-6))
     if not inside.any():
         middle = np.abs(step_times - (times[0] + times[-1]) / 2).argmin()
         return np.array([middle]), np.array([np.abs(times - step_times[middle]).argmin()])
@@ -69,7 +74,8 @@ def _spacing(times: np.ndarray) -> float:
 def track_features(motion: np.ndarray, appearance: np.ndarray, step_times: np.ndarray,
                    times: np.ndarray, boxes: np.ndarray, duration: float) -> TrackFeatures:
     """One track's embedding from a clip's grids ``motion`` and ``appearance`` (T, h, w, C) at
-    ``step_times`` (T,), and the track's ``boxes`` (n, 4) at ``times`` (n,)."""
+    ``step_times`` (T,), and the track's ``boxes`` (n, 4) at ``times`` (n,); ``duration``: the
+    clip's (s)."""
     steps, rows = track_steps(step_times, times)
     pooled = np.stack([pool_box(motion[s], boxes[r]) for s, r in zip(steps, rows, strict=True)])
     areas = (boxes[rows, 2] - boxes[rows, 0]) * (boxes[rows, 3] - boxes[rows, 1])
@@ -79,5 +85,6 @@ def track_features(motion: np.ndarray, appearance: np.ndarray, step_times: np.nd
     length = min((times[-1] - times[0] + spacing) / duration, 1.0) if duration > 0 else 1.0
     meta = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, areas[best], length],
                     np.float32)
-    return TrackFeatures(pooled.mean(axis=0).astype(np.float32),
+    change = np.abs(np.diff(pooled, axis=0)).mean(axis=0) if len(pooled) > 1 else pooled[0] * 0
+    return TrackFeatures(np.concatenate([pooled.mean(axis=0), change]).astype(np.float32),
                          pool_box(appearance[steps[best]], box).astype(np.float32), meta)

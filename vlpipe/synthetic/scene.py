@@ -239,14 +239,19 @@ class Character:
 
 def sample_cast(rng: np.random.Generator, count: int,
                 story: int) -> tuple[str, tuple[Character, ...]]:
-    """Story ``story``'s background and its ``count`` characters, each colour in contrast to
-    the background (characters may share a colour, or a shape: only the whole look tells them
-    apart)."""
+    """Story ``story``'s background and its ``count`` characters, their colours in contrast to
+    the background and to each other (the colour tells a story's characters apart, in the
+    pictures and where a sentence describes them; shapes and sizes may repeat)."""
     background = _pick(rng, BACKGROUNDS)
-    return background, tuple(
-        Character(name=f"story{story}_character{k}", colour=_pick_colour(rng, [background]),
-                  shape=_pick(rng, SHAPES), size=_pick(rng, SIZES), gender=_pick(rng, GENDERS))
-        for k in range(count))
+    used = [background]
+    cast = []
+    for k in range(count):
+        colour = _pick_colour(rng, used)
+        used.append(colour)
+        cast.append(Character(name=f"story{story}_character{k}", colour=colour,
+                              shape=_pick(rng, SHAPES), size=_pick(rng, SIZES),
+                              gender=_pick(rng, GENDERS)))
+    return background, tuple(cast)
 
 
 def sample_cast_scene(rng: np.random.Generator, duration: float, background: str,

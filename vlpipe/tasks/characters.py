@@ -6,7 +6,8 @@ The sets, their mentions' set-local ids, characters and genders, and each clip's
 task list's (`vlpipe.datasets.characters`). Everything the model reads is computed once per run:
 each track's Visual Track Embedding from the clip's feature grids (`vlpipe.features.tracks`; an
 input named ``motion`` and one named ``appearance``, or one grid for both) and each mention's
-Textual Character Embedding from the frozen sentence encoder (`vlpipe.text.characters`).
+Textual Character Embedding from the frozen sentence encoder (`vlpipe.text.characters`),
+z-scored per dimension on the training sets' mentions.
 
 Training: sets in random order, ``batch_size`` at a time, padded; the loss is the model's
 (`loss(graphs, batch)`: CiSIN's triplet and cross-entropy objectives). Evaluation
@@ -56,7 +57,7 @@ class CharacterSet:
     action: np.ndarray  # (N, D) a_n
     track_clip: np.ndarray  # (M,)
     track_character: tuple[str, ...]  # "" where unknown
-    motion: np.ndarray  # (M, C)
+    motion: np.ndarray  # (M, 2C)
     appearance: np.ndarray  # (M, C)
     meta: np.ndarray  # (M, META)
 
@@ -66,7 +67,7 @@ class CharacterBatch(TensorBatch):
     someone: torch.Tensor  # (B, N, D)
     action: torch.Tensor  # (B, N, D)
     mention_mask: torch.Tensor  # (B, N)
-    motion: torch.Tensor  # (B, M, C)
+    motion: torch.Tensor  # (B, M, 2C)
     appearance: torch.Tensor  # (B, M, C)
     meta: torch.Tensor  # (B, M, META)
     track_mask: torch.Tensor  # (B, M)
@@ -157,7 +158,8 @@ class FillInCharactersTask:
         self.grids = self._grid_inputs()
         settings = text_settings(text_encoder)
         encoder = load_encoder(settings.model, "cpu")
-        texts = character_embeddings(encoder, [list(s) for s in task_list["sentences"]])
+        texts = standardised(character_embeddings(encoder, list(map(list, task_list["sentences"]))),
+                             list(task_list["split"] == "train"))
         self.text_dim = encoder.dim
         self.encoder_name = encoder.name
         self.sets: dict[str, list[CharacterSet]] = {}
@@ -205,7 +207,7 @@ class FillInCharactersTask:
                                              duration))
                 track_clip.append(c)
                 track_character.append(str(track["character"]))
-        width = self.grids["motion"][2][-1]
+        width = self.grids["appearance"][2][-1]
         genders = [GENDER_LABELS.get(g, np.nan) for clip in row.genders for g in clip]
         return CharacterSet(
             set_id=row.set_id, clip_ids=tuple(row.clip_ids), sentences=tuple(row.sentences),
@@ -214,7 +216,8 @@ class FillInCharactersTask:
             mention_character=tuple(str(n) for clip in row.characters for n in clip),
             gender=np.array(genders, np.float32), someone=someone, action=action,
             track_clip=np.array(track_clip, np.int64), track_character=tuple(track_character),
-            motion=np.stack([t.motion for t in tracks]) if tracks else np.zeros((0, width)),
+            motion=(np.stack([t.motion for t in tracks]) if tracks
+                    else np.zeros((0, 2 * self.grids["motion"][2][-1]))),
             appearance=(np.stack([t.appearance for t in tracks]) if tracks
                         else np.zeros((0, width))),
             meta=np.stack([t.meta for t in tracks]) if tracks else np.zeros((0, META)))
@@ -224,9 +227,8 @@ class FillInCharactersTask:
         return task_spec(self.name)
 
     def model_inputs(self, word_vectors: np.ndarray | None = None) -> ModelInputs:
-        """The track features (motion, appearance: C wide each) and the text width."""
-        width = self.grids["motion"][2][-1]
-        video = (FeatureInput("motion", "tracks/motion", (width,)),
+        """The track features (`vlpipe.features.tracks`) and the text width."""
+        video = (FeatureInput("motion", "tracks/motion", (2 * self.grids["motion"][2][-1],)),
                  FeatureInput("appearance", "tracks/appearance",
                               (self.grids["appearance"][2][-1],)),
                  FeatureInput("meta", "tracks/meta", (META,)))
@@ -295,6 +297,18 @@ class FillInCharactersTask:
                  "decoded": fill_in_sentences(item, fill_in_ids(graphs["C"])),
                  "references": fill_in_sentences(item, item.ids)}
                 for item, graphs in zip(sets, self.predict(model, sets, device), strict=True)]
+
+
+def standardised(texts: list[tuple[np.ndarray, np.ndarray]], fit: list[bool]
+                 ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each set's (b, a) z-scored per dimension with the mean and std of the ``fit`` sets'
+    mentions (the encoder's outputs have a few dimensions far larger than the rest)."""
+    scaled = []
+    for part in (0, 1):
+        rows = np.concatenate([t[part] for t, keep in zip(texts, fit, strict=True) if keep])
+        mean, std = rows.mean(axis=0), rows.std(axis=0) + 1e-6
+        scaled.append([((t[part] - mean) / std).astype(np.float32) for t in texts])
+    return list(zip(*scaled, strict=True))
 
 
 def fill_in_ids(identity: np.ndarray) -> np.ndarray:

@@ -5,7 +5,9 @@ person tracks (Visual Track Embeddings: motion i_m, appearance h_m, metadata m_m
 - grounding G_nm = MLP([MLP(m_m); MLP(s_n) ⊙ MLP(h_m); MLP(s_n) ⊙ MLP(i_m)]) (Eq. 6.3–6.5; the
   thesis's face term reads the face embedding, ours the appearance of the track's box until
   faces are read), with a gender head σ(MLP(b_n)) (Eq. 6.6);
-- video re-id V_ij = w · MLP(h_i) · MLP(h_j) + b (Eq. 6.7–6.9, the appearance term);
+- video re-id V_ij = w · cos(MLP(h_i), MLP(h_j)) + b (Eq. 6.7–6.9, the appearance term; the
+  thesis's "dot product and a scaling function" on unit vectors, so that w alone sets the
+  scale);
 - text re-id L_ij = σ(MLP(b_i ⊙ b_j)) (Eq. 6.10);
 - identity C = mean(L, R), R = σ(G V Gᵀ) (Eq. 6.11), G's rows a softmax over the tracks of the
   mention's clip in training and its best track (one-hot) in evaluation.
@@ -23,6 +25,8 @@ from torch import Tensor, nn
 
 from vlpipe.models.cisin.config import CiSINConfig
 from vlpipe.models.inputs import ModelInputs
+
+REID_SCALE = 5.0  # V's initial scale: cosines in [-1, 1] span the triplet margin 2.0
 
 
 def mlp(width: int, hidden: int, out: int | None = None, dropout: float = 0.0) -> nn.Sequential:
@@ -57,7 +61,7 @@ class CiSIN(nn.Module):
         self.ground_score = mlp(branches * hidden, hidden, 1, drop)
         self.gender = mlp(text_dim, hidden, 1, drop) if config.attributes else None
         self.reid_appearance = mlp(appearance_dim, hidden, dropout=drop)
-        self.reid_scale = nn.Parameter(torch.tensor(1.0 / hidden))
+        self.reid_scale = nn.Parameter(torch.tensor(REID_SCALE))
         self.reid_bias = nn.Parameter(torch.zeros(()))
         self.text_reid = mlp(text_dim, hidden, 1, drop)
         self.text_to_video = nn.Parameter(torch.zeros(())) if config.video_text else None
@@ -74,8 +78,8 @@ class CiSIN(nn.Module):
         return self.ground_score(torch.cat(fused, dim=-1)).squeeze(-1)
 
     def video_reid(self, batch) -> Tensor:
-        """V (B, M, M): scaled dot products of the tracks' appearance embeddings."""
-        embedded = self.reid_appearance(batch.appearance)  # (B, M, H)
+        """V (B, M, M): the tracks' appearance embeddings' cosine similarities, scaled."""
+        embedded = F.normalize(self.reid_appearance(batch.appearance), dim=-1)  # (B, M, H)
         return self.reid_scale * embedded @ embedded.transpose(1, 2) + self.reid_bias
 
     def text_reid_graph(self, batch) -> Tensor:
