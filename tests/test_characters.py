@@ -372,5 +372,8 @@ def test_the_dag_trains_and_scores_cisin_from_the_worlds_characters(tmp_path) ->
     assert "[PERSON1]" in metrics["examples"][0]["references"][0]
     md = (out / "report" / "who.md").read_text()
     assert "Paper LSMDC 2019" in md and "Paper M-VAD Names" in md and "CiSIN-Text-only" in md
-    assert "characters filled in" in md
+    assert "characters filled in" in md and "tracks: ground truth" in md
+    labels = metrics["examples"][0]["tracks"]
+    assert len(labels) == 5 and all(len(t["box"]) == 4 for clip in labels for t in clip)
+    assert (out / "report" / "who-examples.png").stat().st_size > 10_000
     assert "Nothing to be done" in snakemake("-n")

@@ -2,7 +2,8 @@
 variant's output from its lowest seed's run beside the truth. Captioning: decoded captions and
 their references, as Markdown under the table, and as a figure beside each clip's middle frame
 with the detected concepts (CT-SAN's concept figure); gaze: true and predicted maps, as a
-figure. What a task draws is its spec's ``example_figure``."""
+figure; Fill in the Characters: the sets' sentences filled in, as Markdown, and their frames
+with the labelled tracks, as a figure. What a task draws is its spec's ``example_figure``."""
 
 from __future__ import annotations
 
@@ -91,16 +92,18 @@ def _sets_markdown(shown: dict[str, dict], heading: str) -> list[str]:
 def plot_examples(runs: Sequence[dict], out: str | Path, title: str,
                   clips_table: str | Path | None = None) -> None:
     """The examples figure of the runs' task (its spec's ``example_figure``): ``"maps"``
-    (gaze) or ``"frames"`` (captions beside each clip's frame, read from ``clips_table``)."""
+    (gaze), ``"frames"`` (captions beside each clip's frame) or ``"sets"`` (a set's frames
+    with their tracks), the frames read from ``clips_table``."""
     task = runs[0]["task"]
     kind = task_spec(task).example_figure
     if kind == "maps":
         plot_gaze_examples(runs, out, title)
-    elif kind == "frames":
+    elif kind in ("frames", "sets"):
         if clips_table is None:
             raise ValueError(f"{title}: the {task} examples figure shows the clips' frames; "
                              "pass the clips table")
-        plot_caption_examples(runs, pd.read_parquet(clips_table), out, title)
+        plot = plot_caption_examples if kind == "frames" else plot_set_examples
+        plot(runs, pd.read_parquet(clips_table), out, title)
     else:
         raise ValueError(f"{title}: task {task!r} draws no examples figure")
 
@@ -167,6 +170,49 @@ def plot_caption_examples(runs: Sequence[dict], clips: pd.DataFrame, out: str | 
     if detecting:
         heading += "; detected concepts, green: in the clip's captions"
     figure.suptitle(textwrap.fill(heading, width=int(14 * sum(widths))), fontsize="medium")
+    with atomic_path(out) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    plt.close(figure)
+
+
+def plot_set_examples(runs: Sequence[dict], clips: pd.DataFrame, out: str | Path,
+                      title: str) -> None:
+    """Fill in the Characters examples as a PNG, from the first variant's run: per test set a
+    row of its clips' middle frames with each track's box, labelled with the ``PERSONk`` the
+    model gives it (green where it is the truth's, red where not, grey: no mention grounded
+    there), and under each frame the sentence as the model filled it in and the truth."""
+    plt = _pyplot()
+    shown = shown_runs(runs)
+    if not shown:
+        raise ValueError(f"{title}: no run holds examples (evaluate with today's code)")
+    variant, run = next(iter(shown.items()))
+    rows = clips.set_index("clip_id")
+    sets = run["examples"]
+    width = max(len(example["clip_ids"]) for example in sets)
+    figure, axes = plt.subplots(len(sets), width, squeeze=False,
+                                figsize=(2.6 * width, 3.4 * len(sets)), layout="constrained")
+    for axes_row, example in zip(axes, sets, strict=True):
+        for axis in axes_row:
+            axis.axis("off")
+        for k, (axis, clip_id) in enumerate(zip(axes_row, example["clip_ids"], strict=False)):
+            frame = middle_frame(rows.loc[clip_id])
+            height, side = frame.shape[:2]
+            axis.imshow(frame)
+            for track in example["tracks"][k]:
+                x1, y1, x2, y2 = np.multiply(track["box"], [side, height, side, height])
+                colour = ("0.6" if not track["predicted"] else
+                          "tab:green" if track["predicted"] == track["truth"] else "tab:red")
+                axis.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False,
+                                             edgecolor=colour, linewidth=2))
+                axis.text(x1, y1, track["predicted"] or "?", color="white", fontsize="x-small",
+                          va="bottom", bbox={"facecolor": colour, "pad": 1, "linewidth": 0})
+            axis.set_title(textwrap.fill(example["decoded"][k], 34) + "\n"
+                           + textwrap.fill(f"truth: {example['references'][k]}", 34),
+                           fontsize="x-small", loc="left")
+    heading = (f"{title}: test sets, each track labelled with the character {variant} (seed "
+               f"{run['seed']}) grounds there (green: right, red: wrong, grey: no mention); "
+               "its filled-in sentence above the truth")
+    figure.suptitle(textwrap.fill(heading, width=40 * width), fontsize="medium")
     with atomic_path(out) as tmp:
         figure.savefig(tmp, format="png", dpi=100)
     plt.close(figure)

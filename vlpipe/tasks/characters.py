@@ -60,6 +60,7 @@ class CharacterSet:
     motion: np.ndarray  # (M, 2C)
     appearance: np.ndarray  # (M, C)
     meta: np.ndarray  # (M, META)
+    shown_box: np.ndarray  # (M, 4) each track's box nearest its clip's middle (the report's)
 
 
 @dataclass
@@ -196,17 +197,18 @@ class FillInCharactersTask:
 
     def _set(self, row, someone: np.ndarray, action: np.ndarray) -> CharacterSet:
         mention_clip = np.array([c for c, ids in enumerate(row.ids) for _ in ids], np.int64)
-        tracks, track_clip, track_character = [], [], []
+        tracks, track_clip, track_character, shown = [], [], [], []
         for c, clip_id in enumerate(row.clip_ids):
             motion, appearance, times = self._clip_grids(clip_id)
             duration = float(times[-1] + (np.median(np.diff(times)) if len(times) > 1 else 0))
             for track in row.tracks[c]:
                 boxes = np.asarray(track["boxes"], np.float32).reshape(-1, 4)
-                tracks.append(track_features(motion, appearance, times,
-                                             np.asarray(track["times"], np.float64), boxes,
+                box_times = np.asarray(track["times"], np.float64)
+                tracks.append(track_features(motion, appearance, times, box_times, boxes,
                                              duration))
                 track_clip.append(c)
                 track_character.append(str(track["character"]))
+                shown.append(boxes[np.abs(box_times - duration / 2).argmin()])
         width = self.grids["appearance"][2][-1]
         genders = [GENDER_LABELS.get(g, np.nan) for clip in row.genders for g in clip]
         return CharacterSet(
@@ -220,7 +222,8 @@ class FillInCharactersTask:
                     else np.zeros((0, 2 * self.grids["motion"][2][-1]))),
             appearance=(np.stack([t.appearance for t in tracks]) if tracks
                         else np.zeros((0, width))),
-            meta=np.stack([t.meta for t in tracks]) if tracks else np.zeros((0, META)))
+            meta=np.stack([t.meta for t in tracks]) if tracks else np.zeros((0, META)),
+            shown_box=np.stack(shown) if shown else np.zeros((0, 4), np.float32))
 
     @property
     def spec(self) -> TaskSpec:
@@ -241,7 +244,8 @@ class FillInCharactersTask:
     def report_info(self) -> dict:
         tracks = sum(len(s.track_clip) for s in self.sets["test"])
         mentions = sum(len(s.ids) for s in self.sets["test"])
-        return {"text_encoder": self.encoder_name, "n_tracks": tracks, "n_mentions": mentions}
+        return {"text_encoder": self.encoder_name, "n_tracks": tracks, "n_mentions": mentions,
+                "tracks": "ground truth"}  # the data set's tracks file (docs/data.md)
 
     def num_items(self, split: str) -> int:
         return len(self.sets[split])
@@ -291,12 +295,16 @@ class FillInCharactersTask:
     def examples(self, model: torch.nn.Module, device: torch.device,
                  count: int = EXAMPLES) -> list[dict]:
         """The first ``count`` test sets: each sentence with its mentions filled in by the
-        model (`fill_in_ids`) beside the truth."""
+        model (`fill_in_ids`) beside the truth, and per clip its tracks (`track_labels`)."""
         sets = self.sets["test"][:count]
-        return [{"set_id": item.set_id, "clip_ids": list(item.clip_ids),
-                 "decoded": fill_in_sentences(item, fill_in_ids(graphs["C"])),
-                 "references": fill_in_sentences(item, item.ids)}
-                for item, graphs in zip(sets, self.predict(model, sets, device), strict=True)]
+        examples = []
+        for item, graphs in zip(sets, self.predict(model, sets, device), strict=True):
+            ids = fill_in_ids(graphs["C"])
+            examples.append({"set_id": item.set_id, "clip_ids": list(item.clip_ids),
+                             "decoded": fill_in_sentences(item, ids),
+                             "references": fill_in_sentences(item, item.ids),
+                             "tracks": track_labels(item, graphs["G"], ids)})
+        return examples
 
 
 def standardised(texts: list[tuple[np.ndarray, np.ndarray]], fit: list[bool]
@@ -319,6 +327,26 @@ def fill_in_ids(identity: np.ndarray) -> np.ndarray:
         same = [ids[j] for j in range(n) if identity[n, j] >= 0.5]
         ids.append(same[0] if same else max(ids, default=-1) + 1)
     return np.array(ids, np.int64)
+
+
+def track_labels(item: CharacterSet, grounding: np.ndarray, ids: np.ndarray
+                 ) -> list[list[dict]]:
+    """Per clip, its tracks for the report's figure: the box shown, the ``PERSONk`` the model
+    gives it (of the mentions it grounds there: the first of them; "" if none) and the truth
+    (the local id of its character's mentions in the set; "" if never mentioned)."""
+    truth = {name: i for name, i in zip(item.mention_character, item.ids, strict=True) if name}
+    predicted: dict[int, int] = {}
+    for n, row in enumerate(grounding):
+        candidates = np.flatnonzero(item.track_clip == item.mention_clip[n])
+        if len(candidates):
+            predicted.setdefault(int(candidates[row[candidates].argmax()]), int(ids[n]))
+    labels: list[list[dict]] = [[] for _ in item.clip_ids]
+    for m, clip in enumerate(item.track_clip):
+        known = truth.get(item.track_character[m])
+        labels[clip].append({"box": [round(float(v), 4) for v in item.shown_box[m]],
+                             "predicted": f"PERSON{predicted[m] + 1}" if m in predicted else "",
+                             "truth": "" if known is None else f"PERSON{known + 1}"})
+    return labels
 
 
 def fill_in_sentences(item: CharacterSet, ids: np.ndarray) -> list[str]:

@@ -54,7 +54,8 @@ class TaskSpec:
     targets: dict[str, str] = field(default_factory=dict)
     decimals: int = 1  # of our numbers in the report (metrics on a 0–1 scale: 3)
     # the report's figure of the runs' examples (`vlpipe.report.examples.plot_examples`):
-    # "maps" (instead of Markdown) or "frames" (each clip's frame, beside the Markdown)
+    # "maps" (instead of Markdown), "frames" (each clip's frame, beside the Markdown) or "sets"
+    # (a set's clips' frames with their labelled tracks, beside the Markdown)
     example_figure: str | None = None
     reads_text: bool = True  # needs the clips' sentences (gaze prediction does not)
     # reads its sentences with the configured sentence encoder itself (``text.encoder``:
@@ -132,9 +133,11 @@ def _fill_in_blank_test(run: dict) -> str:
 
 def _fill_in_characters_test(run: dict) -> str:
     return (f"Test: {run['n_test']} sets of 5 clips, {run.get('n_mentions', '?')} SOMEONE "
-            f"mentions and {run.get('n_tracks', '?')} person tracks; Fill-in accuracy over every "
-            "pair of mentions of a set (same character or not), grounding accuracy over the "
-            "mentions, video re-id accuracy over every pair of tracks of a set.")
+            f"mentions and {run.get('n_tracks', '?')} person tracks (tracks: "
+            f"{run.get('tracks', '?')}; mentions read by the frozen "
+            f"{run.get('text_encoder', '?')}); Fill-in accuracy over every pair of mentions of "
+            "a set (same character or not), grounding accuracy over the mentions, video re-id "
+            "accuracy over every pair of tracks of a set.")
 
 
 _RANKING_ARGS = {
@@ -242,7 +245,7 @@ TASK_SPECS: dict[str, TaskSpec] = {spec.name: spec for spec in [
         describe=_fill_in_characters_test,
         paper_tables={"fill_in": "cisin_fill_in.csv", "grounding": "cisin_grounding.csv",
                       "video_reid": "cisin_video_reid.csv"},
-        text_encoder=True),
+        example_figure="sets", text_encoder=True),
 ]}
 
 

@@ -269,9 +269,9 @@ def table_metrics(wildcards):
 
 def examples_inputs(wildcards):
     """The table's metrics, and the clips table when its examples figure shows the clips'
-    frames (captioning)."""
+    frames (captioning, Fill in the Characters)."""
     task = config["experiments"][TABLES[wildcards.table][0]]["task"]
-    frames = task_spec(task).example_figure == "frames"
+    frames = task_spec(task).example_figure in ("frames", "sets")
     return {
         "metrics": table_metrics(wildcards),
         **({"clips": LAYOUT.clips_table} if frames else {}),
