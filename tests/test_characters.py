@@ -281,6 +281,20 @@ def test_graphs_have_the_sets_shapes_and_evaluation_grounds_each_mention_once(ta
     assert torch.allclose(soft.sum(-1), has.float()) and not (soft[~batch.candidates] > 0).any()
 
 
+def test_track_labels_name_each_track_by_the_mention_grounded_there(task) -> None:
+    from vlpipe.tasks.characters import track_labels
+
+    item = next(s for s in task.sets["test"] if len(s.track_clip) > len(s.clip_ids))
+    truth_grounding = np.where((item.mention_clip[:, None] == item.track_clip[None])
+                               & (np.array(item.mention_character, object)[:, None]
+                                  == np.array(item.track_character, object)[None]), 1.0, 0.0)
+    labels = track_labels(item, truth_grounding, item.ids)
+    assert sum(map(len, labels)) == len(item.track_clip)
+    for clip in labels:
+        for track in clip:  # grounded as the truth, with the true ids: every label right
+            assert track["predicted"] == track["truth"] != ""
+
+
 def test_triplet_hinge_by_hand() -> None:
     from vlpipe.models.cisin.model import triplet_hinge
 
@@ -353,7 +367,6 @@ def test_the_dag_trains_and_scores_cisin_from_the_worlds_characters(tmp_path) ->
 
     from .helpers import subprocess_env
 
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY_CHARACTERS))
     repo = Path(__file__).resolve().parents[1]
 
     def snakemake(*args: str) -> str:
@@ -363,6 +376,15 @@ def test_the_dag_trains_and_scores_cisin_from_the_worlds_characters(tmp_path) ->
         assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
         return result.stdout + result.stderr
 
+    unconfigured = {**TINY_CHARACTERS, "dataset": {
+        k: v for k, v in TINY_CHARACTERS["dataset"].items() if k != "characters"}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(unconfigured))
+    planned = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"),
+                              "-n"], cwd=tmp_path, env=subprocess_env(), capture_output=True,
+                             text=True, timeout=600)
+    assert planned.returncode != 0
+    assert "experiments.who: task 'fill_in_characters'" in planned.stdout + planned.stderr
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY_CHARACTERS))
     snakemake()
     out = tmp_path / "results" / "cast"
     metrics = json.loads((out / "metrics/who/CiSIN/seed-0.json").read_text())

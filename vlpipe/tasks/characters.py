@@ -242,10 +242,21 @@ class FillInCharactersTask:
         return self.spec.selection(metrics)
 
     def report_info(self) -> dict:
-        tracks = sum(len(s.track_clip) for s in self.sets["test"])
-        mentions = sum(len(s.ids) for s in self.sets["test"])
-        return {"text_encoder": self.encoder_name, "n_tracks": tracks, "n_mentions": mentions,
-                "tracks": "ground truth"}  # the data set's tracks file (docs/data.md)
+        """The test sets' sizes, what the tracks and mentions come from, and the score of
+        answering "different" for every pair (the majority answer)."""
+        sets = self.sets["test"]
+        mentions = [pair_decisions(np.zeros((len(s.ids),) * 2, bool),
+                                   s.ids[:, None] == s.ids) for s in sets]
+        tracks = []
+        for item in sets:
+            known = np.array([c != "" for c in item.track_character], bool)
+            same = _same(item.track_character, item.track_character)[np.ix_(known, known)]
+            tracks.append(pair_decisions(np.zeros_like(same), same))
+        return {"text_encoder": self.encoder_name, "n_mentions": sum(len(s.ids) for s in sets),
+                "n_tracks": sum(len(s.track_clip) for s in sets),
+                "tracks": "ground truth",  # the data set's tracks file (docs/data.md)
+                "all_different": {"fill_in": pair_accuracy(mentions)["accuracy"],
+                                  "video_reid": pair_accuracy(tracks)["accuracy"]}}
 
     def num_items(self, split: str) -> int:
         return len(self.sets[split])

@@ -132,12 +132,16 @@ def _fill_in_blank_test(run: dict) -> str:
 
 
 def _fill_in_characters_test(run: dict) -> str:
+    majority = run.get("all_different", {})
     return (f"Test: {run['n_test']} sets of 5 clips, {run.get('n_mentions', '?')} SOMEONE "
             f"mentions and {run.get('n_tracks', '?')} person tracks (tracks: "
             f"{run.get('tracks', '?')}; mentions read by the frozen "
             f"{run.get('text_encoder', '?')}); Fill-in accuracy over every pair of mentions of "
-            "a set (same character or not), grounding accuracy over the mentions, video re-id "
-            "accuracy over every pair of tracks of a set.")
+            "a set (same character or not; also on the same and the different pairs alone), "
+            "grounding accuracy over the mentions, video re-id accuracy over every pair of "
+            f"tracks of a set. Answering \"different\" for every pair scores "
+            f"{majority.get('fill_in', float('nan')):.1f} % (Fill-in) and "
+            f"{majority.get('video_reid', float('nan')):.1f} % (video re-id).")
 
 
 _RANKING_ARGS = {
@@ -237,7 +241,7 @@ TASK_SPECS: dict[str, TaskSpec] = {spec.name: spec for spec in [
         args={"batch_size": {"type": "integer", "minimum": 1, "description": "sets per step"}},
         selection=lambda m: m["fill_in"]["accuracy"],
         selection_label="Fill-in the Characters accuracy (%)", title="who is who",
-        metrics=("accuracy",),
+        metrics=("accuracy", "same", "different"),  # of the pairs of each kind
         sections={"fill_in": "Fill in the Characters accuracy (%)",
                   "grounding": "character grounding accuracy (%)",
                   "video_reid": "video re-identification accuracy (%)"},
