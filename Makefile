@@ -61,6 +61,7 @@ lint: setup  ## ruff, snakefmt --check and snakemake --lint on each shipped conf
 	PATH="$(BIN):$$PATH" snakemake --lint --configfile configs/hollywood2.yaml --replace-workflow-config
 	PATH="$(BIN):$$PATH" snakemake --lint --configfile configs/demo-ctsan.yaml
 	PATH="$(BIN):$$PATH" snakemake --lint --configfile configs/stories.yaml --replace-workflow-config
+	PATH="$(BIN):$$PATH" snakemake --lint --configfile configs/characters.yaml --replace-workflow-config
 
 test: lint  ## the default suite (slow tests excluded), < 10 min on 2 cores
 	PATH="$(BIN):$$PATH" python -m pytest -q
