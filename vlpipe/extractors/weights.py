@@ -8,7 +8,6 @@ extractors take their file names from it and ``vlpipe weights fetch`` downloads 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -16,10 +15,7 @@ from pathlib import Path
 
 import torch
 
-
-class MissingWeightsError(FileNotFoundError):
-    """Pretrained weights were required but not found; the message says where and how to get
-    them."""
+from vlpipe.weight_files import MissingWeightsError, file_digest
 
 
 @dataclass(frozen=True)
@@ -95,18 +91,6 @@ def state_dict_command(checkpoint: str, target: str) -> str:
     ultralytics itself) into the state dict ``target`` that the persons extractor loads."""
     return (f"python -c \"import torch; from ultralytics import YOLO; "
             f"torch.save(YOLO('{checkpoint}').model.float().state_dict(), '{target}')\"")
-
-
-def sha256_hex(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
-
-
-def file_digest(path: Path) -> str:
-    return sha256_hex(path)[:12]
 
 
 def weights_cache() -> Path:

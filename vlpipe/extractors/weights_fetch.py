@@ -22,11 +22,11 @@ from tqdm import tqdm
 from vlpipe.extractors.weights import (
     WEIGHT_FILES,
     WeightFile,
-    sha256_hex,
     state_dict_command,
     weight_locations,
     weights_cache,
 )
+from vlpipe.weight_files import sha256_hex
 
 BASE_URL_ENV = "VLPIPE_WEIGHTS_URL"  # a base URL replacing each file's own (a mirror)
 ATTEMPTS = 3  # transfers per fetch: a dropped connection resumes twice

@@ -38,9 +38,9 @@ import torch
 
 from vlpipe import __version__
 from vlpipe.device import resolve_device
-from vlpipe.extractors.weights import MissingWeightsError, file_digest
 from vlpipe.features.store import ClipFeatures, StoreWriter
 from vlpipe.provenance import code_identity
+from vlpipe.weight_files import MissingWeightsError, file_digest
 
 log = logging.getLogger(__name__)
 
