@@ -254,6 +254,14 @@ def sample_cast(rng: np.random.Generator, count: int,
     return background, tuple(cast)
 
 
+def _character_actions(member: Character, salient: bool) -> tuple[str, ...]:
+    """What a character may do: the salient one an appearance action its look allows, another
+    also a move, a bounce or nothing; never a recolour (a character keeps its look)."""
+    allowed = carried_actions(member)
+    return tuple(name for name in CHARACTER_ACTIONS
+                 if name in allowed or (not salient and name not in APPEARANCE_ACTIONS))
+
+
 def sample_cast_scene(rng: np.random.Generator, duration: float, background: str,
                       cast: Sequence[Character]) -> tuple[Scene, tuple[Character, ...]]:
     """One clip of a story with a cast: one or two of its characters (the salient one doing an
@@ -264,11 +272,8 @@ def sample_cast_scene(rng: np.random.Generator, duration: float, background: str
     slots = [(0.5, 0.5)] if lone else [(0.27, 0.5), (0.73, 0.5)]
     if rng.random() < 0.5:
         slots.reverse()
-    names = [_pick(rng, tuple(a for a in carried_actions(members[0]) if a != "recolor"))]
-    if not lone:
-        names.append(_pick(rng, tuple(a for a in CHARACTER_ACTIONS
-                                      if a not in APPEARANCE_ACTIONS
-                                      or a in carried_actions(members[1]))))
+    names = [_pick(rng, _character_actions(member, salient=k == 0))
+             for k, member in enumerate(members)]
     used = [background]
     objects = tuple(_sample_object(rng, name, slot, lone, duration, used,
                                    (member.colour, member.shape, member.size))
