@@ -189,11 +189,14 @@ class FillInCharactersTask:
 
     def _clip_grids(self, clip_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The clip's motion and appearance grids (T, h, w, C) and their step times (T,)."""
-        feats = self.features[clip_id]
+        feats, times = self.features[clip_id], self.arrays.timeline(clip_id)
+        if len(feats) == self.features.max_steps < len(times):  # subsampled: times unknown
+            raise ValueError(f"fill_in_characters: clip {clip_id!r} has {len(times)} steps, "
+                             f"more than task_args.max_frames={self.features.max_steps}; the "
+                             "tracks are read at every step: raise it")
         grids = [feats[:, lo:hi].reshape(len(feats), *shape)
                  for lo, hi, shape in (self.grids["motion"], self.grids["appearance"])]
-        times = self.arrays.timeline(clip_id)[: len(feats)]
-        return grids[0], grids[1], times
+        return grids[0], grids[1], times[: len(feats)]
 
     def _set(self, row, someone: np.ndarray, action: np.ndarray) -> CharacterSet:
         mention_clip = np.array([c for c, ids in enumerate(row.ids) for _ in ids], np.int64)
