@@ -328,14 +328,18 @@ def _train(task, model, epochs: int, lr: float = 3e-3) -> None:
 
 
 def test_cisin_learns_who_is_who_on_the_cast(task) -> None:
+    """60 epochs on 18 training sets: video re-id well above answering "different" for every
+    pair (68 % here), grounding well above picking a track of the clip at random (70 %).
+    (Fill-in needs more sets: configs/characters.yaml.)"""
     device = torch.device("cpu")
     model = _model(task)
-    before = task.evaluate(model, "test", device)
     _train(task, model, epochs=60)
-    after = task.evaluate(model, "test", device)
-    print(before, after)
-    assert after["video_reid"]["accuracy"] > before["video_reid"]["accuracy"] + 15
-    assert after["grounding"]["accuracy"] > before["grounding"]["accuracy"] + 5
+    found = task.evaluate(model, "test", device)
+    majority = task.report_info()["all_different"]["video_reid"]
+    chance = 100 * np.mean([1 / (s.track_clip == s.mention_clip[n]).sum()
+                            for s in task.sets["test"] for n in range(len(s.ids))])
+    assert found["video_reid"]["accuracy"] > majority + 8, (found, majority)
+    assert found["grounding"]["accuracy"] > chance + 10, (found, chance)
     examples = task.examples(model, device, count=1)
     assert len(examples[0]["decoded"]) == 5 and "[PERSON1]" in examples[0]["references"][0]
 
