@@ -295,12 +295,13 @@ def test_track_labels_name_each_track_by_the_mention_grounded_there(task) -> Non
             assert track["predicted"] == track["truth"] != ""
 
 
-def test_a_clip_longer_than_max_frames_is_an_error_naming_it(cast_world, task_list) -> None:
+def test_a_clip_longer_than_max_frames_is_an_error_naming_it(cast_world, task_list,
+                                                           task) -> None:
     from vlpipe.tasks.characters import FillInCharactersTask
 
     clips = read_dataset("msrvtt", cast_world, **MSRVTT).clips
     with pytest.raises(ValueError, match=r"clip 'video0' has 10 steps, more than .*=4"):
-        FillInCharactersTask(clips, ColourGrids(CAST), task_list=task_list, max_frames=4)
+        FillInCharactersTask(clips, task.arrays, task_list=task_list, max_frames=4)
 
 
 def test_triplet_hinge_by_hand() -> None:
