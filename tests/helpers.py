@@ -66,3 +66,28 @@ def save_tiny_gpt2(directory: Path, layers: int, width: int, heads: int,
                          n_layer=layers, n_head=heads, bos_token_id=tokenizer.eos_token_id,
                          eos_token_id=tokenizer.eos_token_id)).save_pretrained(directory)
     return directory
+
+
+def train_task(task, model, epochs: int, lr: float) -> list[float]:
+    """``epochs`` passes of the task's objective with Adam at ``lr`` (the model's
+    ``start_epoch`` hook called where it has one, as the training loop does); each epoch's mean
+    loss."""
+    import numpy as np
+    import torch
+
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    rng = np.random.default_rng(0)
+    losses = []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        if hasattr(model, "start_epoch"):
+            model.start_epoch(epoch)
+        epoch_losses = []
+        for batch in task.train_batches(rng):
+            optimiser.zero_grad()
+            loss = task.loss(model, batch)
+            loss.backward()
+            optimiser.step()
+            epoch_losses.append(loss.item())
+        losses.append(float(np.mean(epoch_losses)))
+    return losses

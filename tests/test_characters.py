@@ -24,6 +24,8 @@ from vlpipe.synthetic.scene import COLOURS
 from vlpipe.synthetic.world import WorldConfig, clip_characters, generate_world
 from vlpipe.text.characters import action_word
 
+from .helpers import train_task
+
 CAST = WorldConfig(seed=3, n_clips=150, train_fraction=0.6, validate_fraction=0.2,
                    test_fraction=0.2, duration_s=2.0, fps=10, size=48, sentences_per_clip=1,
                    story_length=5, cast=3)
@@ -316,25 +318,13 @@ def test_triplet_hinge_by_hand() -> None:
     assert none.item() == 0.0
 
 
-def _train(task, model, epochs: int, lr: float = 3e-3) -> None:
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    rng = np.random.default_rng(0)
-    for _ in range(epochs):
-        model.train()
-        for batch in task.train_batches(rng):
-            loss = task.loss(model, batch)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-
-
 def test_cisin_learns_who_is_who_on_the_cast(task) -> None:
     """60 epochs on 18 training sets: video re-id well above answering "different" for every
     pair (68 % here), grounding well above picking a track of the clip at random (70 %).
     (Fill-in needs more sets: configs/characters.yaml.)"""
     device = torch.device("cpu")
     model = _model(task)
-    _train(task, model, epochs=60)
+    train_task(task, model, epochs=60, lr=3e-3)
     found = task.evaluate(model, "test", device)
     majority = task.report_info()["all_different"]["video_reid"]
     chance = 100 * np.mean([1 / (s.track_clip == s.mention_clip[n]).sum()

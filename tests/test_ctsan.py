@@ -39,6 +39,8 @@ from vlpipe.text.concepts import (
 )
 from vlpipe.training.loop import seed_everything
 
+from .helpers import train_task
+
 COLOURS = ["red", "green", "blue", "yellow"]
 SHAPES = ["circle", "square", "star"]
 GRID = (2, 2, 8)
@@ -151,17 +153,6 @@ def make_task(concepts=True):
     return task, concept_ids
 
 
-def train(task, model, epochs: int) -> None:
-    """``epochs`` passes of the task's objective, Adam at 0.01."""
-    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
-    rng = np.random.default_rng(0)
-    for _ in range(epochs):
-        for batch in task.train_batches(rng):
-            optimiser.zero_grad()
-            task.loss(model, batch).backward()
-            optimiser.step()
-
-
 def make_model(task, **settings):
     seed_everything(0)
     inputs = ModelInputs((FeatureInput("grid", "x/grid", GRID),), 3, task.spec.predicts,
@@ -243,7 +234,7 @@ def test_the_detector_learns_which_colour_and_shape_a_clip_shows():
     (chance for the two true ones of 7: the prior gets at most one of them)."""
     task, _ = make_task()
     model = make_model(task)
-    train(task, model, epochs=12)
+    train_task(task, model, epochs=12, lr=0.01)
     model.eval()
     val = task.eval_clips["val"]
     truth = task.concept_labels(val)
@@ -305,7 +296,7 @@ def test_ct_san_learns_multiple_choice(detector):
     """A few epochs on the grid world: test accuracy far above the 20 % of chance."""
     task = make_choice_task()
     model = make_model(task, detector=detector, hidden=32)
-    train(task, model, epochs=12)
+    train_task(task, model, epochs=12, lr=0.01)
     accuracy = task.evaluate(model, "test", torch.device("cpu"))["mc"]["accuracy"]
     assert accuracy > 60.0, accuracy
 
@@ -339,7 +330,7 @@ def test_fill_in_the_blank_adds_the_models_terms_and_learns_the_missing_word():
     clips = model.video(batch.feats, batch.feat_mask, model.embed)
     torch.testing.assert_close(auxiliary, torch.nn.functional.binary_cross_entropy_with_logits(
         clips.logits, batch.concepts))
-    train(task, model, epochs=15)
+    train_task(task, model, epochs=15, lr=0.01)
     accuracy = task.evaluate(model, "test", torch.device("cpu"))["fib"]["accuracy"]
     assert accuracy > 60.0, accuracy  # the blank is the colour, the shape or a function word
 
@@ -424,7 +415,7 @@ def test_ct_san_learns_retrieval(detector):
     number of torch threads (R@10 75–100 %), hence the bounds."""
     task = make_retrieval_task()
     model = make_model(task, detector=detector, hidden=32, **RETRIEVAL_SIZES)
-    train(task, model, epochs=12)
+    train_task(task, model, epochs=12, lr=0.01)
     metrics = task.evaluate(model, "test", torch.device("cpu"))["t2v"]
     assert metrics["MeanR"] < 8.0 and metrics["R@10"] > 60.0, metrics
 

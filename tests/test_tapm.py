@@ -18,6 +18,8 @@ from vlpipe.tasks.storytelling import StoryBatch, StorytellingTask
 from vlpipe.text import Vocabulary
 from vlpipe.training.loop import seed_everything
 
+from .helpers import train_task
+
 COLOURS = ["red", "green", "blue", "yellow"]
 
 
@@ -158,25 +160,6 @@ def test_the_builder_and_the_task_name_what_is_missing():
         StorytellingTask(clips, features, vocab, task_list=build_stories(clips.iloc[:0]))
 
 
-def train(task, model, epochs: int, lr: float) -> list[float]:
-    """``epochs`` of the task's objective (Adam); each epoch's mean loss."""
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-    rng = np.random.default_rng(0)
-    losses = []
-    for epoch in range(1, epochs + 1):
-        model.train()
-        model.start_epoch(epoch)
-        epoch_losses = []
-        for batch in task.train_batches(rng):
-            optimiser.zero_grad()
-            loss = task.loss(model, batch)
-            loss.backward()
-            optimiser.step()
-            epoch_losses.append(loss.item())
-        losses.append(float(np.mean(epoch_losses)))
-    return losses
-
-
 def test_gpt2_learns_sentences_that_depend_on_the_previous_clip():
     """Trained on the toy world, the decoded sentences name each clip's colour and its
     predecessor's: sentence-level CIDEr on held-out stories near the perfect 700 of this
@@ -184,7 +167,7 @@ def test_gpt2_learns_sentences_that_depend_on_the_previous_clip():
     task = make_task()
     model = make_model(task, adaptation="none", split=False)
     before = task.evaluate(model, "val", torch.device("cpu"))["sentence"]["CIDEr"]
-    train(task, model, epochs=15, lr=0.005)
+    train_task(task, model, epochs=15, lr=0.005)
     metrics = task.evaluate(model, "val", torch.device("cpu"))
     assert before < 100 < 500 < metrics["sentence"]["CIDEr"], (before, metrics)
     examples = task.examples(model, torch.device("cpu"), count=1)
@@ -195,8 +178,8 @@ def test_the_lstm_generator_learns_the_words():
     """The LSTM generator learns more slowly (the clip reaches it only through its state):
     its training loss falls to below half of the first epoch's."""
     task = make_task()
-    losses = train(task, make_model(task, generator="lstm", adaptation="none", split=False),
-                   epochs=10, lr=0.01)
+    losses = train_task(task, make_model(task, generator="lstm", adaptation="none", split=False),
+                        epochs=10, lr=0.01)
     assert losses[-1] < 0.5 * losses[0], losses
 
 

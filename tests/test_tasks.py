@@ -17,6 +17,8 @@ from vlpipe.tasks.multiple_choice import MultipleChoiceTask
 from vlpipe.tasks.retrieval import RetrievalTask
 from vlpipe.text import Vocabulary
 
+from .helpers import train_task
+
 COLOURS = ["red", "blue", "green", "yellow", "pink", "white", "black", "brown", "gray", "cyan",
            "orange", "purple"]
 
@@ -170,14 +172,6 @@ def test_fill_in_blank_model_learns_the_colour_it_sees():
     assert model.config == JSFusionConfig(output="word", **width)
     cpu = torch.device("cpu")
     before = task.evaluate(model, "test", cpu)["fib"]["accuracy"]
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    rng = np.random.default_rng(0)
-    for _ in range(25):
-        model.train()
-        for batch in task.train_batches(rng):
-            loss = task.loss(model, batch)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    train_task(task, model, epochs=25, lr=3e-3)
     after = task.evaluate(model, "test", cpu)["fib"]["accuracy"]
     assert after >= 75.0 > before + 40  # chance: 1 in 12 colours

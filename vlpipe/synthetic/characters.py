@@ -22,18 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vlpipe.atomic import write_text
-from vlpipe.datasets.base import normalise_split
+from vlpipe.datasets.base import STORY_LENGTH, normalise_split
 from vlpipe.synthetic.render import EXTENT, frame_times, object_state
 from vlpipe.synthetic.scene import Character, Scene, describe_characters, sample_cast
 from vlpipe.synthetic.writer import lsmdc_time, write_tsv
-
-if TYPE_CHECKING:
-    from vlpipe.synthetic.world import WorldConfig
 
 CHARACTERS_DIR = "annotations/characters"
 FILL_IN_FILES = {"train": "LSMDC19_characters_training.csv",
@@ -76,29 +72,30 @@ def track_rows(clip_id: str, scene: Scene, members: Sequence[Character],
     return rows
 
 
-def write_characters(root: Path, config: WorldConfig, records: list[dict],
-                     clip_characters: Callable[[int], tuple[Scene, tuple[Character, ...]]]
-                     ) -> None:
+def write_characters(root: Path, records: list[dict],
+                     clip_characters: Callable[[int], tuple[Scene, tuple[Character, ...]]],
+                     *, seed: int, duration_s: float, fps: int) -> None:
     """Write the Fill-in the Characters files, ``tracks.csv`` and ``mentions.csv`` of the
-    world's clips (``records``: their scene records, in order)."""
-    times = [lsmdc_time(0.0), lsmdc_time(config.duration_s)] * 2
+    world's clips (``records``: their scene records, in order, each story's ``STORY_LENGTH``
+    clips together) from the world's ``seed``, clip duration and frame rate."""
+    times = [lsmdc_time(0.0), lsmdc_time(duration_s)] * 2
     fill_in: dict[str, list[list[str]]] = {split: [] for split in FILL_IN_FILES}
     tracks = ["clip_id,track,character,time,x1,y1,x2,y2"]
     mentions = ["clip_id,mention,character,gender"]
     local: dict[str, str] = {}  # character → PERSONk within the current set
     for index, record in enumerate(records):
-        if index % config.story_length == 0:
+        if index % STORY_LENGTH == 0:
             local = {}
         clip_id = record["video_id"]
         scene, members = clip_characters(index)
-        sentence, named = describe_characters(scene, members, _sentence_rng(config.seed, index))
+        sentence, named = describe_characters(scene, members, _sentence_rng(seed, index))
         genders = {member.name: member.gender for member in members}
         for name in named:
             local.setdefault(name, f"PERSON{len(local) + 1}")
         ids = ",".join(local[name] for name in named) or "_"
         split = normalise_split(record["split"], clip_id)
         fill_in[split].append([clip_id, *times, sentence, ids])
-        tracks += track_rows(clip_id, scene, members, config.fps)
+        tracks += track_rows(clip_id, scene, members, fps)
         mentions += [f"{clip_id},{k},{name},{genders[name]}" for k, name in enumerate(named)]
     out = root / CHARACTERS_DIR
     for split, name in FILL_IN_FILES.items():

@@ -24,7 +24,7 @@ gives away part of who it is ("SOMEONE in red", "SOMEONE in her red coat").
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TypeVar
 
@@ -330,19 +330,28 @@ def describe(scene: Scene, rng: np.random.Generator, salient_only: bool = False,
     later clip): the same sentence after an opening ("then …"), the salient object named "the
     <colour> <shape>" where it follows the previous clip's (True), as any object where it is
     new (False)."""
-    order = list(scene.objects[:1] if salient_only else scene.objects)
-    if len(order) == 2 and rng.random() < 0.5:
+    def noun(index: int) -> str:
+        phrase, obj = _noun_phrase(rng, scene.objects[index]), scene.objects[index]
+        return f"the {obj.colour} {obj.shape}" if follows and index == 0 else phrase
+
+    sentence, _ = _sentence(scene, rng, 1 if salient_only else len(scene.objects), noun)
+    return sentence if follows is None else f"{_pick(rng, STORY_OPENINGS)} {sentence}"
+
+
+def _sentence(scene: Scene, rng: np.random.Generator, objects: int,
+              noun: Callable[[int], str]) -> tuple[str, list[int]]:
+    """A template filled with the background and the scene's first ``objects`` objects (in a
+    random order), each named by ``noun(index)`` and doing its action; and that order."""
+    order = list(range(objects))
+    if objects == 2 and rng.random() < 0.5:
         order.reverse()
     parts = {"bg": _pick(rng, BACKGROUND_PHRASES).format(a=_article(scene.background),
                                                          colour=scene.background)}
-    for k, obj in enumerate(order, start=1):
-        parts[f"o{k}"] = _noun_phrase(rng, obj)
-        parts[f"v{k}"] = _verb_phrase(rng, obj.action)
-        if follows and obj is scene.objects[0]:
-            parts[f"o{k}"] = f"the {obj.colour} {obj.shape}"
+    for k, index in enumerate(order, start=1):
+        parts[f"o{k}"] = noun(index)
+        parts[f"v{k}"] = _verb_phrase(rng, scene.objects[index].action)
     templates = ONE_OBJECT_TEMPLATES if len(order) == 1 else TWO_OBJECT_TEMPLATES
-    sentence = _pick(rng, templates).format(**parts)
-    return sentence if follows is None else f"{_pick(rng, STORY_OPENINGS)} {sentence}"
+    return _pick(rng, templates).format(**parts), order
 
 
 def describe_many(scene: Scene, rng: np.random.Generator, count: int,
@@ -379,16 +388,9 @@ def describe_characters(scene: Scene, members: Sequence[Character],
                         rng: np.random.Generator) -> tuple[str, list[str]]:
     """A sentence of the clip in which each character is a ``SOMEONE`` (LSMDC 2019's Fill-in
     the Characters), and the characters' names in the order of their mentions."""
-    order = list(range(len(scene.objects)))
-    if len(order) == 2 and rng.random() < 0.5:
-        order.reverse()
-    parts = {"bg": _pick(rng, BACKGROUND_PHRASES).format(a=_article(scene.background),
-                                                         colour=scene.background)}
-    for k, index in enumerate(order, start=1):
-        parts[f"o{k}"] = _mention(rng, members[index])
-        parts[f"v{k}"] = _verb_phrase(rng, scene.objects[index].action)
-    templates = ONE_OBJECT_TEMPLATES if len(order) == 1 else TWO_OBJECT_TEMPLATES
-    return _pick(rng, templates).format(**parts), [members[i].name for i in order]
+    sentence, order = _sentence(scene, rng, len(scene.objects),
+                                lambda index: _mention(rng, members[index]))
+    return sentence, [members[i].name for i in order]
 
 
 def vocabulary() -> set[str]:

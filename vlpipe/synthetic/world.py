@@ -430,7 +430,8 @@ def generate_world(root: Path, config: WorldConfig) -> None:
     if config.gaze_subjects:
         _write_gaze(root, config)
     if config.cast:
-        write_characters(root, config, records, lambda i: clip_characters(config, i))
+        write_characters(root, records, lambda i: clip_characters(config, i),
+                         seed=config.seed, duration_s=config.duration_s, fps=config.fps)
     videos = [{"category": r["category"], "url": "", "video_id": r["video_id"],
                "start time": 0.0, "end time": config.duration_s, "split": r["split"],
                "id": r["id"]} for r in records]

@@ -102,6 +102,12 @@ def _differ(names: tuple[str, ...], others: tuple[str, ...]) -> np.ndarray:
     return (a != b) & (a != "") & (b != "")
 
 
+def _known_track_pairs(item: CharacterSet) -> tuple[np.ndarray, np.ndarray]:
+    """The tracks whose character is known (M,) and which of them are the same (K, K)."""
+    known = np.array([c != "" for c in item.track_character], bool)
+    return known, _same(item.track_character, item.track_character)[np.ix_(known, known)]
+
+
 def _square(values: list[np.ndarray], rows: int, columns: int) -> torch.Tensor:
     """(n_i, m_i) bool arrays → (B, rows, columns), False where padded."""
     out = torch.zeros(len(values), rows, columns, dtype=torch.bool)
@@ -250,11 +256,8 @@ class FillInCharactersTask:
         sets = self.sets["test"]
         mentions = [pair_decisions(np.zeros((len(s.ids),) * 2, bool),
                                    s.ids[:, None] == s.ids) for s in sets]
-        tracks = []
-        for item in sets:
-            known = np.array([c != "" for c in item.track_character], bool)
-            same = _same(item.track_character, item.track_character)[np.ix_(known, known)]
-            tracks.append(pair_decisions(np.zeros_like(same), same))
+        tracks = [pair_decisions(np.zeros_like(same), same)
+                  for same in (_known_track_pairs(item)[1] for item in sets)]
         return {"text_encoder": self.encoder_name, "n_mentions": sum(len(s.ids) for s in sets),
                 "n_tracks": sum(len(s.track_clip) for s in sets),
                 "tracks": "ground truth",  # the data set's tracks file (docs/data.md)
@@ -295,8 +298,7 @@ class FillInCharactersTask:
         fill_in, video, hits, grounded = [], [], 0, 0
         for item, graphs in zip(sets, self.predict(model, sets, device), strict=True):
             fill_in.append(pair_decisions(graphs["C"] >= 0.5, item.ids[:, None] == item.ids))
-            known = np.array([c != "" for c in item.track_character], bool)
-            same = _same(item.track_character, item.track_character)[np.ix_(known, known)]
+            known, same = _known_track_pairs(item)
             video.append(pair_decisions(graphs["V"][np.ix_(known, known)] > 0, same))
             candidates = item.mention_clip[:, None] == item.track_clip[None]
             correct = _same(item.mention_character, item.track_character) & candidates
