@@ -17,8 +17,8 @@ from vlpipe.tasks.storytelling import StorytellingTask
 from vlpipe.text.pretrained import OFFSET, PretrainedTokenizer
 from vlpipe.training.loop import seed_everything
 
-from .helpers import save_tiny_gpt2
-from .test_tapm import COLOURS, story_world, train
+from .helpers import save_tiny_gpt2, train_task
+from .test_tapm import COLOURS, story_world
 
 SIZES = {"layers": 2, "width": 32, "heads": 2}
 
@@ -95,6 +95,6 @@ def test_the_pretrained_generator_learns_the_stories_in_its_tokens(gpt2_dir):
                             feature_norm="none", max_frames=3, max_words=8, batch_size=5)
     model = tapm(len(tokenizer), pretrained=str(gpt2_dir), adaptation="none", split=False)
     before = task.evaluate(model, "val", torch.device("cpu"))["sentence"]["CIDEr"]
-    train(task, model, epochs=15, lr=0.005)
+    train_task(task, model, epochs=15, lr=0.005)
     after = task.evaluate(model, "val", torch.device("cpu"))["sentence"]["CIDEr"]
     assert before < 100 < 500 < after, (before, after)
