@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import torch
 
-from vlpipe.datasets import read_dataset
 from vlpipe.datasets.base import AnnotationError
 from vlpipe.datasets.characters import read_characters
+from vlpipe.features.person_tracks import Track
 from vlpipe.features.tracks import cell_weights, pool_box, track_features, track_steps
 from vlpipe.metrics.characters import grounding_hits, pair_accuracy, pair_decisions
 from vlpipe.planning import InputRef
@@ -24,26 +24,8 @@ from vlpipe.synthetic.scene import COLOURS
 from vlpipe.synthetic.world import WorldConfig, clip_characters, generate_world
 from vlpipe.text.characters import action_word
 
+from .conftest import CAST, MSRVTT_OPTIONS
 from .helpers import train_task
-
-CAST = WorldConfig(seed=3, n_clips=150, train_fraction=0.6, validate_fraction=0.2,
-                   test_fraction=0.2, duration_s=2.0, fps=10, size=48, sentences_per_clip=1,
-                   story_length=5, cast=3)
-MSRVTT = {"annotations": ["annotations/videodatainfo.json"], "video_dir": "videos"}
-
-
-@pytest.fixture(scope="module")
-def cast_world(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("cast")
-    generate_world(root, CAST)
-    return root
-
-
-@pytest.fixture(scope="module")
-def task_list(cast_world: Path) -> pd.DataFrame:
-    clips = read_dataset("msrvtt", cast_world, **MSRVTT).clips
-    return read_characters(cast_world, character_settings(), clips)
-
 
 # --- the world --------------------------------------------------------------------------------
 
@@ -184,7 +166,8 @@ def test_track_features_pool_motion_over_time_and_appearance_at_the_largest_box(
     appearance = motion + 1
     boxes = np.array([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]])  # the second is as large
     boxes[1] = [0.25, 0.25, 1.0, 1.0]  # now larger: 3/4 square
-    found = track_features(motion, appearance, steps, np.array([0.0, 1.0]), boxes, 2.0)
+    found = track_features(motion, appearance, steps, Track("", np.array([0.0, 1.0]), boxes),
+                           2.0)
     assert found.motion == pytest.approx([(4.0 + 8.0 * 4 / 9) / 2, abs(8.0 * 4 / 9 - 4.0)])
     assert found.appearance == pytest.approx([1.0 + 8.0 * 4 / 9])
     assert found.meta == pytest.approx([0.625, 0.625, 0.5625, 1.0])
@@ -249,11 +232,10 @@ class ColourGrids:
 
 
 @pytest.fixture(scope="module")
-def task(cast_world: Path, task_list):
+def task(cast_clips, task_list):
     from vlpipe.tasks.characters import FillInCharactersTask
 
-    clips = read_dataset("msrvtt", cast_world, **MSRVTT).clips
-    return FillInCharactersTask(clips, ColourGrids(CAST), task_list=task_list, batch_size=6)
+    return FillInCharactersTask(cast_clips, ColourGrids(CAST), task_list=task_list, batch_size=6)
 
 
 def _model(task, **args):
@@ -297,13 +279,12 @@ def test_track_labels_name_each_track_by_the_mention_grounded_there(task) -> Non
             assert track["predicted"] == track["truth"] != ""
 
 
-def test_a_clip_longer_than_max_frames_is_an_error_naming_it(cast_world, task_list,
+def test_a_clip_longer_than_max_frames_is_an_error_naming_it(cast_clips, task_list,
                                                            task) -> None:
     from vlpipe.tasks.characters import FillInCharactersTask
 
-    clips = read_dataset("msrvtt", cast_world, **MSRVTT).clips
     with pytest.raises(ValueError, match=r"clip 'video0' has 10 steps, more than .*=4"):
-        FillInCharactersTask(clips, task.arrays, task_list=task_list, max_frames=4)
+        FillInCharactersTask(cast_clips, task.arrays, task_list=task_list, max_frames=4)
 
 
 def test_triplet_hinge_by_hand() -> None:
@@ -341,7 +322,7 @@ TINY_CHARACTERS = {
     "results": "results",
     "dataset": {
         "name": "cast", "format": "msrvtt", "root": "results/cast/raw",
-        "options": MSRVTT,
+        "options": MSRVTT_OPTIONS,
         "synthetic": {"seed": 1, "n_clips": 20, "duration_s": 1.0, "fps": 10, "size": 48,
                       "train_fraction": 0.5, "validate_fraction": 0.25, "test_fraction": 0.25,
                       "story_length": 5, "cast": 2},  # 2 / 1 / 1 sets

@@ -1,5 +1,6 @@
 """Face extractor: MTCNN's shipped weights find the astronaut's face in a real encoded clip; the
-synthetic world (shapes only) has none; outputs go through a feature store unchanged."""
+synthetic world (shapes only) has none; outputs go through a feature store unchanged; ArcFace's
+alignment puts the face's landmarks on its template, and its ONNX model is what runs."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from vlpipe.extractors.faces import EMBEDDER_FILE, FaceExtractor
 from vlpipe.extractors.weights import MissingWeightsError, file_digest
 from vlpipe.features.store import ClipFeatures, FeatureStore, StoreWriter
 
-SETTINGS = {"fps": 10.0, "image_size": 160, "allow_random_init": True, "seed": 0}
+SETTINGS = {"fps": 10.0, "image_size": 160, "embedder": "facenet", "allow_random_init": True,
+            "seed": 0}
 CLIP_WIDTH, CLIP_HEIGHT, CLIP_FRAMES = 320, 256, 4
 # The astronaut's face (eyebrows to chin, ear to ear), checked by eye on the 512×512 image;
 # in the clip the image is halved and sits at the left of a 320×256 frame.
@@ -201,14 +203,14 @@ def test_pretrained_file_loads_without_its_classifier(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("VLPIPE_WEIGHTS", str(tmp_path / "cache"))
     with pytest.raises(MissingWeightsError, match=re.escape(f"v2.2.9/{EMBEDDER_FILE}")):
-        FaceExtractor(fps=5.0)
+        FaceExtractor(fps=5.0, embedder="facenet")
     torch.manual_seed(1)
     # the released file: InceptionResnetV1 with its VGGFace2 classifier (fewer classes here)
     released = InceptionResnetV1(classify=True, num_classes=3).state_dict()
     assert {k for k in released if k.startswith("logits.")} == {"logits.weight", "logits.bias"}
     (tmp_path / "cache").mkdir()
     torch.save(released, tmp_path / "cache" / EMBEDDER_FILE)
-    loaded = FaceExtractor(fps=5.0)
+    loaded = FaceExtractor(fps=5.0, embedder="facenet")
     digest = file_digest(tmp_path / "cache" / EMBEDDER_FILE)
     assert loaded.weights_identity.endswith(f"+{EMBEDDER_FILE}@sha256:{digest}")
     state = loaded.net["embedder"].state_dict()
@@ -231,3 +233,72 @@ def test_cuda_bf16_matches_cpu(extractor, astronaut):
         np.testing.assert_allclose(gpu["prob"][i], cpu["prob"][i], atol=0.01)
         a, b = gpu["embedding"][i].ravel(), cpu["embedding"][i].ravel()
         assert np.corrcoef(a, b)[0, 1] > 0.99
+
+
+# --- ArcFace ---------------------------------------------------------------------------------
+
+POOL = 16  # the stand-in model: 16×16 average pooling of the normalised face, then a linear map
+
+
+def _arcface_stand_in(path, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """An ONNX model with ArcFace's signature, (N, 3, 112, 112) → (N, 512), built with onnx's
+    helpers (the published file cannot be downloaded here); its linear map (W, b)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    weight = rng.normal(size=(3 * (112 // POOL) ** 2, 512)).astype(np.float32)
+    bias = rng.normal(size=512).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("AveragePool", ["data"], ["pooled"], name="pool",
+                          kernel_shape=[POOL, POOL], strides=[POOL, POOL]),
+         helper.make_node("Flatten", ["pooled"], ["flat"], name="flatten"),
+         helper.make_node("Gemm", ["flat", "W", "b"], ["fc1"], name="fc")],
+        "arcface-stand-in",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", 3, 112, 112])],
+        [helper.make_tensor_value_info("fc1", TensorProto.FLOAT, ["N", 512])],
+        [numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "b")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return weight, bias
+
+
+@pytest.fixture(scope="module")
+def arcface(tmp_path_factory):
+    path = tmp_path_factory.mktemp("arcface") / "w600k_r50.onnx"
+    weight, bias = _arcface_stand_in(path)
+    return FaceExtractor(fps=10.0, image_size=160, weights_path=str(path)), weight, bias
+
+
+def test_arcface_aligns_the_face_by_its_landmarks_and_runs_the_onnx_file(arcface, astronaut):
+    from insightface.utils.face_align import arcface_dst
+
+    extractor, weight, bias = arcface
+    frame = astronaut[0].inputs[:1]
+    outputs = extractor.forward(frame)
+    crop = outputs["crop"][0][0]  # (112, 112, 3) RGB
+    assert crop.shape == (112, 112, 3) and crop.std() > 20
+    # MTCNN finds the aligned face's eyes, nose and mouth where ArcFace's template has them (a
+    # least-squares fit of 5 points: a face's own proportions leave the nose and mouth a few
+    # pixels off; an unaligned crop would be tens of pixels off)
+    _, _, points = extractor.mtcnn.detect(torch.from_numpy(crop)[None], landmarks=True)
+    error = np.abs(points[0][0].astype(np.float32) - arcface_dst)  # (5, 2) pixels of 112
+    assert error.mean() < 3 and error[:2].max() < 3 and error.max() < 7, points[0][0]
+    # the embedding is the ONNX model's on that crop, (x − 127.5) / 127.5, unit length
+    x = (crop.astype(np.float32) - 127.5) / 127.5  # (112, 112, 3)
+    pooled = x.reshape(7, POOL, 7, POOL, 3).mean(axis=(1, 3)).transpose(2, 0, 1).reshape(-1)
+    expected = pooled @ weight + bias
+    np.testing.assert_allclose(outputs["embedding"][0][0], expected / np.linalg.norm(expected),
+                               atol=1e-4)
+
+
+def test_arcface_identity_names_the_file_and_a_missing_file_says_how_to_get_it(
+        arcface, tmp_path, monkeypatch):
+    extractor = arcface[0]
+    assert re.fullmatch(rf"facenet-pytorch-{re.escape(version('facenet-pytorch'))}-mtcnn\+"
+                        r"w600k_r50\.onnx@sha256:[0-9a-f]{12}", extractor.weights_identity)
+    assert extractor.outputs["crop"].shape == (112, 112, 3)
+    monkeypatch.setenv("VLPIPE_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(MissingWeightsError, match=r"w600k_r50.onnx.*buffalo_l.zip.*embedder: "
+                       r"facenet.*vlpipe weights fetch arcface"):
+        FaceExtractor(fps=5.0, allow_random_init=True)

@@ -4,9 +4,11 @@ generated files: checksums, resuming with Range after a dropped connection, erro
 from __future__ import annotations
 
 import hashlib
+import io
 import random
 import socket
 import threading
+import zipfile
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -193,6 +195,30 @@ def test_the_conversion_step_is_printed_for_a_checkpoint(server, cache, capsys):
     assert "NOT verified: no checksum published" in out
     assert (f"YOLO('{cache / 'yolo.pt'}').model.float().state_dict(), "
             f"'{cache / 'yolo.state_dict.pt'}')") in out
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_an_archives_member_is_extracted_where_the_extractor_looks(server, cache, capsys):
+    server.files["pack.zip"] = _zip({"pack/model.onnx": DATA, "pack/other.onnx": b"x"})
+    server.files["empty.zip"] = _zip({"readme.txt": b"nothing"})
+    entry = WeightFile(f"{ORIGIN}pack.zip", None, member="model.onnx")
+    assert fetch_one("pack", entry, server.url) == cache / "model.onnx"
+    assert (cache / "model.onnx").read_bytes() == DATA
+    assert f"pack: extracted {cache / 'model.onnx'} from pack.zip" in capsys.readouterr().out
+    assert table({"pack": entry}).splitlines()[-1].split()[:3] == ["pack", "model.onnx",
+                                                                   "present"]
+    assert entry.loads == "model.onnx"
+    with pytest.raises(FetchError, match=r"empty.zip has no other.onnx"):
+        fetch_one("empty", WeightFile(f"{ORIGIN}empty.zip", None, member="other.onnx"),
+                  server.url)
+    assert not (cache / "other.onnx").exists() and not (cache / "other.onnx.part").exists()
 
 
 def test_unknown_names_are_an_error_listing_the_known_ones(cache):

@@ -37,8 +37,8 @@ from ultralytics.utils import ROOT, YAML, IterableSimpleNamespace, nms
 from vlpipe.decode import FIT, DecodedMedia, FrameSpec
 from vlpipe.extractors.base import ArraySpec, Extractor, Outputs, Units
 from vlpipe.extractors.weights import resolve_weights, state_dict_command
+from vlpipe.features.person_tracks import KEYPOINTS
 
-KEYPOINTS = 17  # COCO person keypoints
 PERSON = 0  # the pose models' one class
 NMS_IOU, MAX_DETECTIONS = 0.7, 300  # ultralytics' predict defaults
 PAD_GREY = 114  # ultralytics' letterbox grey

@@ -36,11 +36,13 @@ class WeightFile:
     """A published weight file. ``sha256``: its full hex digest, or a prefix of it (torchvision
     publishes only the 8 digits in its file names, and checks those), or None where no checksum
     is published (the download is then unverified). ``converted``: the file the extractor loads,
-    made from this one by a step fetch prints (``state_dict_command``)."""
+    made from this one by a step fetch prints (``state_dict_command``); ``member``: the file
+    the extractor loads out of this zip archive, which fetch extracts."""
 
     url: str
     sha256: str | None
     converted: str | None = None
+    member: str | None = None
 
     @property
     def file_name(self) -> str:
@@ -49,7 +51,7 @@ class WeightFile:
     @property
     def loads(self) -> str:
         """The file name the extractor looks for."""
-        return self.converted or self.file_name
+        return self.converted or self.member or self.file_name
 
 
 def _torchvision(file_name: str) -> WeightFile:
@@ -76,6 +78,10 @@ WEIGHT_FILES: dict[str, WeightFile] = {
                       "I3D_8x8_R50.pyth", None),
     "vggish": WeightFile(f"{_TORCHVGGISH}vggish-10086976.pth", None),
     "vggish-pca": WeightFile(f"{_TORCHVGGISH}vggish_pca_params-970ea276.pth", None),
+    # insightface's buffalo_l pack (what FaceAnalysis("buffalo_l") downloads): its ArcFace
+    # recognition model, an iresnet50 trained on WebFace600K
+    "arcface": WeightFile("https://github.com/deepinsight/insightface/releases/download/v0.7/"
+                          "buffalo_l.zip", None, member="w600k_r50.onnx"),
     # facenet-pytorch's InceptionResnetV1(pretrained="vggface2") file
     "faces": WeightFile("https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/"
                         "20180402-114759-vggface2.pt", None),
@@ -108,6 +114,28 @@ def _fetch_hint(file_name: str) -> str:
     return f"Or run `vlpipe weights fetch {name}` (see docs/weights.md). " if name else ""
 
 
+def _candidates(file_name: str, path: str | None) -> list[Path]:
+    # a configured file is the only candidate: never silently use another one
+    return [Path(path).expanduser()] if path else weight_locations(file_name)
+
+
+def _missing(file_name: str, candidates: list[Path], how_to_get: str, then: str
+             ) -> MissingWeightsError:
+    looked = ", ".join(str(c) for c in candidates)
+    return MissingWeightsError(f"weights {file_name!r} not found (looked in: {looked}). "
+                               f"{how_to_get} {_fetch_hint(file_name)}{then}")
+
+
+def weight_file(file_name: str, *, path: str | None = None, how_to_get: str = "") -> Path:
+    """The file ``file_name`` as `resolve_weights` finds it, for weights that are not a torch
+    state dict (an ONNX model); missing, an error (they have no random initialisation)."""
+    candidates = _candidates(file_name, path)
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        raise _missing(file_name, candidates, how_to_get, "")
+    return found
+
+
 def resolve_weights(file_name: str, *, path: str | None = None, allow_random_init: bool = False,
                     seed: int = 0, how_to_get: str = "",
                     state_key: str | None = None) -> ResolvedWeights:
@@ -117,8 +145,7 @@ def resolve_weights(file_name: str, *, path: str | None = None, allow_random_ini
     Missing weights are an error unless ``allow_random_init``, in which case the caller builds
     the model under ``torch.manual_seed(seed)`` and the identity says ``random-seed-<seed>``.
     """
-    # a configured file is the only candidate: never silently use another one
-    candidates = [Path(path).expanduser()] if path else weight_locations(file_name)
+    candidates = _candidates(file_name, path)
     for candidate in candidates:
         if candidate.is_file():
             state = torch.load(candidate, map_location="cpu", weights_only=True)
@@ -130,9 +157,5 @@ def resolve_weights(file_name: str, *, path: str | None = None, allow_random_ini
                                    candidate)
     if allow_random_init and not path:
         return ResolvedWeights(None, f"random-seed-{seed}")
-    looked = ", ".join(str(c) for c in candidates)
-    raise MissingWeightsError(
-        f"weights {file_name!r} not found (looked in: {looked}). {how_to_get} "
-        f"{_fetch_hint(file_name)}Or set allow_random_init: true to run with seeded random "
-        "weights (the report says so)."
-    )
+    raise _missing(file_name, candidates, how_to_get, "Or set allow_random_init: true to run "
+                   "with seeded random weights (the report says so).")

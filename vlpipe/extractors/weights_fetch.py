@@ -4,7 +4,8 @@ into the weight cache, where the extractors look for them.
 A download goes to ``<file>.part``, resumed with an HTTP Range request after a dropped
 connection (restarted where the server ignores Range), and is renamed into place only once its
 checksum matches; a mismatching download is deleted. ``vlpipe/atomic.py`` does not fit here: it
-removes a killed writer's temporary, which is what a resumed download continues from.
+removes a killed writer's temporary, which is what a resumed download continues from. A file the
+extractor loads out of an archive (``WeightFile.member``) is extracted beside it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import http.client
 import os
 import sys
+import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.error import HTTPError, URLError
@@ -118,18 +120,17 @@ def _download(name: str, url: str, part: Path) -> None:
 def fetch_one(name: str, entry: WeightFile, base_url: str | None = None) -> Path:
     """Download ``entry`` into the weight cache unless a file with the right checksum is where
     the extractors look; returns that file. Raises ``FetchError``."""
-    converted = _found(entry.loads) if entry.converted else None
-    if converted:
-        print(f"{name}: present, {converted}")
-        return converted
+    derived = _found(entry.loads) if entry.loads != entry.file_name else None
+    if derived:
+        print(f"{name}: present, {derived}")
+        return derived
     target = weights_cache() / entry.file_name
     present = _found(entry.file_name)
     if present:
         digest = sha256_hex(present)
         if _matches(entry, digest):
             print(f"{name}: present, {present} (checksum: {_expected(entry)})")
-            _print_conversion(name, entry, present)
-            return present
+            return _derive(name, entry, present)
         print(f"{name}: {present} is corrupt (sha256 {digest}, expected {_expected(entry)}); "
               f"downloading it again")
         if present == target:  # known bad: not left where the extractor would load it
@@ -147,16 +148,33 @@ def fetch_one(name: str, entry: WeightFile, base_url: str | None = None) -> Path
     os.replace(part, target)
     checked = "verified" if entry.sha256 else "NOT verified: no checksum published"
     print(f"{name}: {target} ({target.stat().st_size} bytes), sha256 {digest} ({checked})")
-    _print_conversion(name, entry, target)
-    return target
+    return _derive(name, entry, target)
 
 
-def _print_conversion(name: str, entry: WeightFile, checkpoint: Path) -> None:
+def _derive(name: str, entry: WeightFile, download: Path) -> Path:
+    """What the extractor loads from ``download``: its archive member, extracted beside it (the
+    path returned), or the conversion to run by hand (printed; the download returned)."""
+    if entry.member:
+        target = download.with_name(entry.member)
+        part = target.with_name(f"{target.name}.part")
+        try:
+            with zipfile.ZipFile(download) as archive:
+                member = next((m for m in archive.namelist()
+                               if Path(m).name == entry.member), None)
+                if member is None:
+                    raise FetchError(f"{name}: {download} has no {entry.member}")
+                part.write_bytes(archive.read(member))  # then renamed: never half a file
+        except zipfile.BadZipFile as error:
+            raise FetchError(f"{name}: {download}: {error}") from None
+        os.replace(part, target)
+        print(f"{name}: extracted {target} from {download.name}")
+        return target
     if entry.converted:
-        target = checkpoint.with_name(entry.converted)
+        target = download.with_name(entry.converted)
         print(f"{name}: the extractor loads {entry.converted}, a state dict made from this "
               f"ultralytics checkpoint (vlpipe never unpickles it); convert it once with:\n"
-              f"  {state_dict_command(str(checkpoint), str(target))}")
+              f"  {state_dict_command(str(download), str(target))}")
+    return download
 
 
 def fetch(names: Iterable[str] = (), base_url: str | None = None,
@@ -175,14 +193,14 @@ def fetch(names: Iterable[str] = (), base_url: str | None = None,
 
 def status(entry: WeightFile) -> tuple[str, Path, int | None]:
     """(present | corrupt | unconverted | partial | missing, the file, its size in bytes)."""
-    if entry.converted and (converted := _found(entry.converted)):
-        return "present", converted, converted.stat().st_size
+    if entry.loads != entry.file_name and (derived := _found(entry.loads)):
+        return "present", derived, derived.stat().st_size
     found = _found(entry.file_name)
     if found:
         size = found.stat().st_size
         if not _matches(entry, sha256_hex(found)):
             return "corrupt", found, size
-        return ("unconverted" if entry.converted else "present"), found, size
+        return ("unconverted" if entry.loads != entry.file_name else "present"), found, size
     target = weights_cache() / entry.file_name
     part = target.with_name(f"{target.name}.part")
     if part.is_file():

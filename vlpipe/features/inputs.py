@@ -116,6 +116,17 @@ class ClipArrays:
         return {c: rows for store in self.stores[extractor] for c, rows in
                 store.read_all(name).items()}
 
+    def step_times(self, extractor: str, clip_id: str) -> np.ndarray:
+        """The times (s) of the clip's steps in ``extractor``'s store (before any alignment)."""
+        return self._times[extractor][clip_id]
+
+    def instance_shape(self, extractor: str, name: str) -> tuple[int, ...]:
+        """One row's shape of ``extractor``'s per-instance array ``name``."""
+        arrays = self.stores[extractor][0].arrays
+        if arrays.get(name, {}).get("axis") != "instance":
+            raise KeyError(f"{self.stores[extractor][0].path} has no per-instance array {name!r}")
+        return tuple(arrays[name]["shape"])
+
     def read_instances(self, extractor: str, clip_id: str,
                        names: Sequence[str]) -> dict[str, np.ndarray]:
         """Per-instance arrays of one clip from ``extractor``'s stores (not aligned: instance

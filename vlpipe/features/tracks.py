@@ -10,7 +10,12 @@ from a track's boxes over time and a clip's per-step (h, w, C) feature grids.
 - **appearance** ``h_m``: the same pooling at the track's representative step, the one of its
   largest box (the thesis's representative image; its "+ Human bbox" embedding);
 - **metadata** ``m_m``: the representative box's centre (x, y) and area, and the track's length,
-  as fractions of the frame and of the clip's duration.
+  as fractions of the frame and of the clip's duration;
+- **face** ``f_m`` (tracks with faces, `vlpipe.features.person_tracks`): the mean of its faces'
+  embeddings, L2-normalised;
+- **body parts** (tracks with pose keypoints): at the representative step, the appearance grid's
+  cell under each of the 17 keypoints the persons extractor kept (confidence above its
+  threshold), the thesis's "keypoints indexing the ResNet grid of the representative image".
 
 A track is in the steps within its time span (widened by half the spacing of its boxes), each
 with its box nearest in time, if within half the spacing of the steps or of the boxes
@@ -23,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vlpipe.features.person_tracks import Track
+
 META = 4  # x, y, area, length
 
 
@@ -31,6 +38,10 @@ class TrackFeatures:
     motion: np.ndarray  # (2C,) mean, then mean absolute change
     appearance: np.ndarray  # (C,)
     meta: np.ndarray  # (META,)
+    face: np.ndarray | None = None  # (D,) unit length; zeros for a track without faces
+    has_face: bool = False
+    parts: np.ndarray | None = None  # (K, C) the grid under each keypoint (zeros: not seen)
+    part_seen: np.ndarray | None = None  # (K,) bool
 
 
 def cell_weights(box: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -71,11 +82,30 @@ def _spacing(times: np.ndarray) -> float:
     return float(np.median(np.diff(times))) if len(times) > 1 else 0.0
 
 
+def body_parts(grid: np.ndarray, keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """grid (h, w, C), keypoints (K, 3) x, y in [0, 1] and confidence (0: not kept) → the cell
+    under each kept keypoint (K, C), zeros elsewhere, and which were kept (K,)."""
+    height, width = grid.shape[:2]
+    seen = keypoints[:, 2] > 0
+    rows = np.minimum((keypoints[:, 1] * height).astype(int), height - 1)
+    columns = np.minimum((keypoints[:, 0] * width).astype(int), width - 1)
+    return np.where(seen[:, None], grid[rows, columns], 0.0).astype(np.float32), seen
+
+
+def face_feature(faces: np.ndarray) -> tuple[np.ndarray, bool]:
+    """faces (F, D) → their mean, unit length (zeros if F = 0), and whether there was one."""
+    if not len(faces):
+        return np.zeros(faces.shape[-1], np.float32), False
+    mean = faces.astype(np.float32).mean(axis=0)
+    return mean / max(float(np.linalg.norm(mean)), 1e-12), True
+
+
 def track_features(motion: np.ndarray, appearance: np.ndarray, step_times: np.ndarray,
-                   times: np.ndarray, boxes: np.ndarray, duration: float) -> TrackFeatures:
+                   track: Track, duration: float) -> TrackFeatures:
     """One track's embedding from a clip's grids ``motion`` and ``appearance`` (T, h, w, C) at
-    ``step_times`` (T,), and the track's ``boxes`` (n, 4) at ``times`` (n,); ``duration``: the
-    clip's (s)."""
+    ``step_times`` (T,); ``duration``: the clip's (s). The face and body-part features are
+    there when the track has ``faces`` and ``keypoints``."""
+    times, boxes = track.times, track.boxes
     steps, rows = track_steps(step_times, times)
     pooled = np.stack([pool_box(motion[s], boxes[r]) for s, r in zip(steps, rows, strict=True)])
     areas = (boxes[rows, 2] - boxes[rows, 0]) * (boxes[rows, 3] - boxes[rows, 1])
@@ -86,5 +116,9 @@ def track_features(motion: np.ndarray, appearance: np.ndarray, step_times: np.nd
     meta = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, areas[best], length],
                     np.float32)
     change = np.abs(np.diff(pooled, axis=0)).mean(axis=0) if len(pooled) > 1 else pooled[0] * 0
+    face, has_face = face_feature(track.faces) if track.faces is not None else (None, False)
+    parts, seen = (body_parts(appearance[steps[best]], track.keypoints[rows[best]])
+                   if track.keypoints is not None else (None, None))
     return TrackFeatures(np.concatenate([pooled.mean(axis=0), change]).astype(np.float32),
-                         pool_box(appearance[steps[best]], box).astype(np.float32), meta)
+                         pool_box(appearance[steps[best]], box).astype(np.float32), meta,
+                         face, has_face, parts, seen)

@@ -26,11 +26,13 @@ from vlpipe.text.concepts import concept_labels
 
 
 class TensorBatch:
-    """Mixin for batch dataclasses whose fields are all tensors: ``.to(device)``."""
+    """Mixin for batch dataclasses whose fields are tensors (or None: an input the run does not
+    have): ``.to(device)``."""
 
     def to(self, device: torch.device):
-        return dataclasses.replace(self, **{f.name: getattr(self, f.name).to(device)
-                                            for f in dataclasses.fields(self)})
+        moved = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return dataclasses.replace(self, **{name: value.to(device) for name, value
+                                            in moved.items() if value is not None})
 
 
 @dataclass

@@ -2,12 +2,22 @@
 (CiSIN, thesis ch. 6): in a set of 5 clips and their sentences, which ``SOMEONE`` mentions are
 the same character, which person track each mention is, and which tracks are the same person.
 
-The sets, their mentions' set-local ids, characters and genders, and each clip's tracks are the
-task list's (`vlpipe.datasets.characters`). Everything the model reads is computed once per run:
-each track's Visual Track Embedding from the clip's feature grids (`vlpipe.features.tracks`; an
-input named ``motion`` and one named ``appearance``, or one grid for both) and each mention's
-Textual Character Embedding from the frozen sentence encoder (`vlpipe.text.characters`),
-z-scored per dimension on the training sets' mentions.
+The sets, their mentions' set-local ids, characters and genders, and each clip's annotated
+tracks are the task list's (`vlpipe.datasets.characters`). Two inputs, when the experiment names
+them, bring the extractors' person streams (`vlpipe.features.person_tracks`):
+
+- ``persons`` (the persons extractor's store): the clip's tracks are the tracker's, each
+  labelled with the character of the annotated track inside it, and read with their pose
+  keypoints (the body-part features); without it the annotated tracks themselves are read
+  (the report says ``tracks: ground truth``);
+- ``faces`` (the faces extractor's store): each face is given to the track it lies in, and a
+  track's face feature is the mean of its faces' embeddings.
+
+Everything the model reads is computed once per run: each track's Visual Track Embedding from
+the clip's feature grids (`vlpipe.features.tracks`; an input named ``motion`` and one named
+``appearance``, or one grid for both) and each mention's Textual Character Embedding from the
+frozen sentence encoder (`vlpipe.text.characters`), z-scored per dimension on the training
+sets' mentions.
 
 Training: sets in random order, ``batch_size`` at a time, padded; the loss is the model's
 (`loss(graphs, batch)`: CiSIN's triplet and cross-entropy objectives). Evaluation
@@ -29,6 +39,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from vlpipe.features.person_tracks import (
+    KEYPOINTS,
+    Track,
+    assign_faces,
+    detected_tracks,
+    label_tracks,
+)
 from vlpipe.features.sequences import SequenceFeatures
 from vlpipe.features.tracks import META, track_features
 from vlpipe.metrics.characters import grounding_hits, pair_accuracy, pair_decisions
@@ -39,6 +56,9 @@ from vlpipe.text.characters import character_embeddings
 from vlpipe.text.embed import PLACEHOLDER, load_encoder, text_settings
 
 EXAMPLES = 3  # test sets the report shows
+PERSON_STREAMS = ("persons", "faces")  # inputs read as instances, not as grids
+PERSONS_ARRAYS = ("step", "track_id", "box", "keypoints")
+FACES_ARRAYS = ("step", "box", "embedding")
 GENDER_LABELS = {"female": 1.0, "male": 0.0}
 
 
@@ -61,6 +81,10 @@ class CharacterSet:
     appearance: np.ndarray  # (M, C)
     meta: np.ndarray  # (M, META)
     shown_box: np.ndarray  # (M, 4) each track's box nearest its clip's middle (the report's)
+    face: np.ndarray | None = None  # (M, D) with a faces input
+    has_face: np.ndarray | None = None  # (M,)
+    parts: np.ndarray | None = None  # (M, K, C) with a persons input
+    part_seen: np.ndarray | None = None  # (M, K)
 
 
 @dataclass
@@ -80,6 +104,10 @@ class CharacterBatch(TensorBatch):
     track_known: torch.Tensor  # (B, M)
     gender: torch.Tensor  # (B, N) 1 female, 0 male
     gender_known: torch.Tensor  # (B, N)
+    face: torch.Tensor | None = None  # (B, M, D)
+    has_face: torch.Tensor | None = None  # (B, M)
+    parts: torch.Tensor | None = None  # (B, M, K, C)
+    part_seen: torch.Tensor | None = None  # (B, M, K)
 
 
 def _pad(arrays: list[np.ndarray], width: int, dtype=torch.float32) -> torch.Tensor:
@@ -121,6 +149,12 @@ def collate(sets: list[CharacterSet]) -> CharacterBatch:
     n = max(max(len(s.ids) for s in sets), 1)
     m = max(max(len(s.track_clip) for s in sets), 1)
     known = [np.array([c != "" for c in s.track_character], bool) for s in sets]
+
+    def tracks(name: str, dtype=torch.float32) -> torch.Tensor | None:
+        """An optional per-track array, padded (None when the run has no such input)."""
+        return None if getattr(sets[0], name) is None else _pad(
+            [getattr(s, name) for s in sets], m, dtype)
+
     return CharacterBatch(
         someone=_pad([s.someone for s in sets], n), action=_pad([s.action for s in sets], n),
         mention_mask=_pad([np.ones(len(s.ids), bool) for s in sets], n, torch.bool),
@@ -135,7 +169,9 @@ def collate(sets: list[CharacterSet]) -> CharacterBatch:
         same_track=_square([_same(s.track_character, s.track_character) for s in sets], m, m),
         track_known=_pad(known, m, torch.bool),
         gender=_pad([np.nan_to_num(s.gender) for s in sets], n),
-        gender_known=_pad([~np.isnan(s.gender) for s in sets], n, torch.bool))
+        gender_known=_pad([~np.isnan(s.gender) for s in sets], n, torch.bool),
+        face=tracks("face"), has_face=tracks("has_face", torch.bool), parts=tracks("parts"),
+        part_seen=tracks("part_seen", torch.bool))
 
 
 class FillInCharactersTask:
@@ -160,8 +196,11 @@ class FillInCharactersTask:
         train_ids = [c for ids, split in zip(task_list["clip_ids"], task_list["split"],
                                              strict=True) if split == "train" for c in ids]
         self.arrays = features
+        # persons / faces: read as instances, left out of the grids (targets of the features)
+        self.streams = {ref.name: ref.extractor for ref in features.inputs
+                        if ref.name in PERSON_STREAMS}
         self.features = SequenceFeatures(features, clip_ids, train_ids, feature_norm, pca_dims,
-                                         max_frames)
+                                         max_frames, targets=list(self.streams))
         self.grids = self._grid_inputs()
         settings = text_settings(text_encoder)
         encoder = load_encoder(settings.model, "cpu")
@@ -178,7 +217,7 @@ class FillInCharactersTask:
 
     def _grid_inputs(self) -> dict[str, tuple[int, int, tuple[int, ...]]]:
         """motion / appearance → (first column, last column, (h, w, C)) in a step's features."""
-        inputs = self.features.inputs()
+        inputs = self.features.inputs()  # the grids (persons / faces are not among them)
         offsets = np.cumsum([0, *(f.size for f in inputs)])
         blocks = {f.name: (int(lo), int(hi), f.shape)
                   for f, lo, hi in zip(inputs, offsets[:-1], offsets[1:], strict=True)}
@@ -204,21 +243,36 @@ class FillInCharactersTask:
                  for lo, hi, shape in (self.grids["motion"], self.grids["appearance"])]
         return grids[0], grids[1], times[: len(feats)]
 
+    def _clip_tracks(self, clip_id: str, annotated: list[dict]) -> list[Track]:
+        """The clip's tracks: the annotated ones, or the persons store's labelled by them; with
+        the faces store's faces given to them when the run reads faces."""
+        tracks = [Track(str(t["character"]), np.asarray(t["times"], np.float64),
+                        np.asarray(t["boxes"], np.float32).reshape(-1, 4)) for t in annotated]
+        if "persons" in self.streams:
+            extractor = self.streams["persons"]
+            persons = self.arrays.read_instances(extractor, clip_id, PERSONS_ARRAYS)
+            tracks = label_tracks(
+                detected_tracks(persons, self.arrays.step_times(extractor, clip_id)), tracks)
+        if "faces" in self.streams:
+            extractor = self.streams["faces"]
+            tracks = assign_faces(tracks,
+                                  self.arrays.read_instances(extractor, clip_id, FACES_ARRAYS),
+                                  self.arrays.step_times(extractor, clip_id))
+        return tracks
+
     def _set(self, row, someone: np.ndarray, action: np.ndarray) -> CharacterSet:
         mention_clip = np.array([c for c, ids in enumerate(row.ids) for _ in ids], np.int64)
         tracks, track_clip, track_character, shown = [], [], [], []
         for c, clip_id in enumerate(row.clip_ids):
             motion, appearance, times = self._clip_grids(clip_id)
             duration = float(times[-1] + (np.median(np.diff(times)) if len(times) > 1 else 0))
-            for track in row.tracks[c]:
-                boxes = np.asarray(track["boxes"], np.float32).reshape(-1, 4)
-                box_times = np.asarray(track["times"], np.float64)
-                tracks.append(track_features(motion, appearance, times, box_times, boxes,
-                                             duration))
+            for track in self._clip_tracks(clip_id, row.tracks[c]):
+                tracks.append(track_features(motion, appearance, times, track, duration))
                 track_clip.append(c)
-                track_character.append(str(track["character"]))
-                shown.append(boxes[np.abs(box_times - duration / 2).argmin()])
+                track_character.append(track.character)
+                shown.append(track.boxes[np.abs(track.times - duration / 2).argmin()])
         width = self.grids["appearance"][2][-1]
+
         genders = [GENDER_LABELS.get(g, np.nan) for clip in row.genders for g in clip]
         return CharacterSet(
             set_id=row.set_id, clip_ids=tuple(row.clip_ids), sentences=tuple(row.sentences),
@@ -232,7 +286,19 @@ class FillInCharactersTask:
             appearance=(np.stack([t.appearance for t in tracks]) if tracks
                         else np.zeros((0, width))),
             meta=np.stack([t.meta for t in tracks]) if tracks else np.zeros((0, META)),
-            shown_box=np.stack(shown) if shown else np.zeros((0, 4), np.float32))
+            shown_box=np.stack(shown) if shown else np.zeros((0, 4), np.float32),
+            **{name: _stacked(tracks, name, shape)
+               for name, shape in self._person_features().items()})
+
+    def _person_features(self) -> dict[str, tuple[int, ...] | None]:
+        """The track features the persons / faces inputs bring → one track's shape (None
+        where the run has no such input)."""
+        faces, persons = self.streams.get("faces"), self.streams.get("persons")
+        width = self.grids["appearance"][2][-1]
+        return {"face": self.arrays.instance_shape(faces, "embedding") if faces else None,
+                "has_face": () if faces else None,
+                "parts": (KEYPOINTS, width) if persons else None,
+                "part_seen": (KEYPOINTS,) if persons else None}
 
     @property
     def spec(self) -> TaskSpec:
@@ -243,7 +309,9 @@ class FillInCharactersTask:
         video = (FeatureInput("motion", "tracks/motion", (2 * self.grids["motion"][2][-1],)),
                  FeatureInput("appearance", "tracks/appearance",
                               (self.grids["appearance"][2][-1],)),
-                 FeatureInput("meta", "tracks/meta", (META,)))
+                 FeatureInput("meta", "tracks/meta", (META,)),
+                 *(FeatureInput(name, f"tracks/{name}", shape) for name, shape
+                   in self._person_features().items() if name in ("face", "parts") and shape))
         return ModelInputs(video, 1, self.spec.predicts, 0, sentence_dim=self.text_dim,
                            task=self.name)
 
@@ -260,7 +328,9 @@ class FillInCharactersTask:
                   for same in (_known_track_pairs(item)[1] for item in sets)]
         return {"text_encoder": self.encoder_name, "n_mentions": sum(len(s.ids) for s in sets),
                 "n_tracks": sum(len(s.track_clip) for s in sets),
-                "tracks": "ground truth",  # the data set's tracks file (docs/data.md)
+                # the data set's tracks file (docs/data.md), or the persons extractor's
+                "tracks": self.streams.get("persons", "ground truth"),
+                "faces": self.streams.get("faces", "none"),
                 "all_different": {"fill_in": pair_accuracy(mentions)["accuracy"],
                                   "video_reid": pair_accuracy(tracks)["accuracy"]}}
 
@@ -321,6 +391,14 @@ class FillInCharactersTask:
                              "references": fill_in_sentences(item, item.ids),
                              "tracks": track_labels(item, graphs["G"], ids)})
         return examples
+
+
+def _stacked(tracks: list, name: str, shape: tuple[int, ...] | None) -> np.ndarray | None:
+    """The tracks' feature ``name`` as (M, *shape); None when ``shape`` is (no such input)."""
+    if shape is None:
+        return None
+    return (np.stack([getattr(t, name) for t in tracks]).reshape(-1, *shape) if tracks
+            else np.zeros((0, *shape), np.float32))
 
 
 def standardised(texts: list[tuple[np.ndarray, np.ndarray]], fit: list[bool]

@@ -135,7 +135,8 @@ def _fill_in_characters_test(run: dict) -> str:
     majority = run.get("all_different", {})
     return (f"Test: {run['n_test']} sets of 5 clips, {run.get('n_mentions', '?')} SOMEONE "
             f"mentions and {run.get('n_tracks', '?')} person tracks (tracks: "
-            f"{run.get('tracks', '?')}; mentions read by the frozen "
+            f"{run.get('tracks', '?')}; faces: {run.get('faces', 'none')}; mentions read by the "
+            "frozen "
             f"{run.get('text_encoder', '?')}); Fill-in accuracy over every pair of mentions of "
             "a set (same character or not; also on the same and the different pairs alone), "
             "grounding accuracy over the mentions, video re-id accuracy over every pair of "

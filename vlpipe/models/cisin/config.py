@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from vlpipe.models.config_checks import check_dropout, check_positive
 
 FILL_IN = ("both", "text", "visual")
+VIDEO_TERMS = ("face", "bbox", "parts")  # V's terms: faces, the track's box, body parts
 
 
 @dataclass
@@ -23,6 +24,15 @@ class CiSINConfig:
     | ``motion: false`` | grounding w/o motion (Table 6.2) |
     | ``attributes: false`` | w/o the gender head (with ``fill_in: visual``: w/o Attr & Text) |
     | ``video_text: true`` | video re-id + Text (Table 6.1): V + λ Gᵀ L G |
+    | ``video_terms: [face]`` | video re-id Face only (Table 6.1) |
+    | ``video_terms: [face, bbox]`` | video re-id + Human bbox (Table 6.1) |
+    | ``video_terms: [face, bbox, parts]`` | video re-id + Body parts (Table 6.1) |
+
+    ``video_terms``: the terms of V, each a learned weight times the cosine of two tracks'
+    embeddings — ``face`` (mean face embeddings: the run reads a ``faces`` input), ``bbox`` (the
+    appearance at the track's largest box) and ``parts`` (the grid under each body keypoint,
+    averaged over the keypoints both tracks show: a ``persons`` input); unset, every term the
+    run's inputs allow.
 
     Every variant trains the grounding and video re-id graphs on their triplet losses (margins
     3.0 and 2.0), so that their accuracies are reported for each row. ``hidden``: every MLP's
@@ -35,6 +45,7 @@ class CiSINConfig:
     motion: bool = True
     attributes: bool = True
     video_text: bool = False
+    video_terms: list[str] | None = None
     grounding_margin: float = 3.0
     video_margin: float = 2.0
     dropout: float = 0.0
@@ -44,6 +55,12 @@ class CiSINConfig:
         check_dropout(self)
         if self.fill_in not in FILL_IN:
             raise ValueError(f"fill_in={self.fill_in!r}; allowed: {list(FILL_IN)}")
+        if self.video_terms is not None:
+            unknown = sorted(set(self.video_terms) - set(VIDEO_TERMS))
+            if unknown or not self.video_terms or len(set(self.video_terms)) < len(
+                    self.video_terms):
+                raise ValueError(f"video_terms={self.video_terms!r}: distinct names among "
+                                 f"{list(VIDEO_TERMS)}, at least one")
         if not self.joint and self.fill_in != "both":
             raise ValueError("joint: false trains L and the visual loop apart and reads both: "
                              "it needs fill_in: both")
