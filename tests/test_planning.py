@@ -77,6 +77,9 @@ def test_the_shipped_configs_pass(paths):
     ("jsfusion_retrieval", lambda e: e["variants"]["JSFusion-noaudio"].update(
         features=["resnet512"]), r"JSFusion-noaudio: input\(s\) \['resnet512'\] name no "
                                  r"configured extractor"),
+    ("characters", lambda e: e["inputs"].update(persons="resnet152_grid"),
+     r"variants.CiSIN: input 'persons': task 'fill_in_characters' reads it as the persons "
+     r"extractor's instances, and 'resnet152_grid' is a 'resnet152' extractor"),
     ("captioning", lambda e: e.update(init_from={"run": "jsfusion_retrieval/JSF"}),
      r"init_from.run: 'jsfusion_retrieval/JSF' is no configured"),
     ("captioning", lambda e: e.update(init_from={"run": "jsfusion_retrieval/JSFusion"},

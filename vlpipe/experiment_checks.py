@@ -3,7 +3,7 @@ plans the DAG (torch-free), so every mistake fails before any job runs, naming t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from vlpipe.models import model_family
 from vlpipe.planning import (
@@ -16,11 +16,13 @@ from vlpipe.tasks.specs import task_spec
 
 
 def check_experiment(name: str, experiment: dict, experiments: Mapping[str, dict],
-                     extractors: Iterable[str]) -> None:
+                     extractors: Mapping[str, dict | None]) -> None:
     """Everything about one experiment that the schema cannot see: the model and task exist and
     go together, every variant's model flags are the model's, ``task_args`` are the task's,
-    every input names a configured extractor and ``init_from`` a configured run with the same
-    seeds. Errors name the experiment, variant and key."""
+    every input names a configured extractor (of the kind the task reads it as, for its
+    `TaskSpec.instance_inputs`) and ``init_from`` a configured run with the same seeds. Errors
+    name the experiment, variant and key. ``extractors``: the configured extractors (name →
+    settings, whose ``kind`` defaults to the name)."""
     where = f"experiments.{name}."
     for key, lookup in (("model", model_family), ("task", task_spec)):
         try:
@@ -32,15 +34,22 @@ def check_experiment(name: str, experiment: dict, experiments: Mapping[str, dict
         raise ValueError(f"{where}task: model {family.name!r} solves {list(family.tasks)}, "
                          f"not {spec.name!r}")
     spec.check_args(experiment.get("task_args", {}), where)
-    configured = set(extractors)
+    kinds = {extractor: (settings or {}).get("kind", extractor)
+             for extractor, settings in extractors.items()}
     for variant in experiment["variants"]:
         at = f"{where}variants.{variant}: "
         family.settings(variant_model_args(experiment, variant), spec.predicts, at)
-        unknown = [ref.source for ref in variant_inputs(experiment, variant)
-                   if ref.extractor not in configured]
+        inputs = variant_inputs(experiment, variant)
+        unknown = [ref.source for ref in inputs if ref.extractor not in kinds]
         if unknown:
             raise ValueError(f"{at}input(s) {unknown} name no configured extractor; "
-                             f"configured: {sorted(configured)}")
+                             f"configured: {sorted(kinds)}")
+        for ref in inputs:
+            kind = spec.instance_inputs.get(ref.name)
+            if kind and kinds[ref.extractor] != kind:
+                raise ValueError(f"{at}input {ref.name!r}: task {spec.name!r} reads it as the "
+                                 f"{kind} extractor's instances, and {ref.extractor!r} is a "
+                                 f"{kinds[ref.extractor]!r} extractor")
     for variant in experiment["variants"]:
         _check_upstream(name, experiment, variant, experiments)
 

@@ -56,7 +56,6 @@ from vlpipe.text.characters import character_embeddings
 from vlpipe.text.embed import PLACEHOLDER, load_encoder, text_settings
 
 EXAMPLES = 3  # test sets the report shows
-PERSON_STREAMS = ("persons", "faces")  # inputs read as instances, not as grids
 PERSONS_ARRAYS = ("step", "track_id", "box", "keypoints")
 FACES_ARRAYS = ("step", "box", "embedding")
 GENDER_LABELS = {"female": 1.0, "male": 0.0}
@@ -198,7 +197,7 @@ class FillInCharactersTask:
         self.arrays = features
         # persons / faces: read as instances, left out of the grids (targets of the features)
         self.streams = {ref.name: ref.extractor for ref in features.inputs
-                        if ref.name in PERSON_STREAMS}
+                        if ref.name in self.spec.instance_inputs}
         self.features = SequenceFeatures(features, clip_ids, train_ids, feature_norm, pca_dims,
                                          max_frames, targets=list(self.streams))
         self.grids = self._grid_inputs()

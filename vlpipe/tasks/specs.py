@@ -61,6 +61,9 @@ class TaskSpec:
     # reads its sentences with the configured sentence encoder itself (``text.encoder``:
     # CiSIN's mentions in the context of their set)
     text_encoder: bool = False
+    # inputs it reads as an extractor's per-instance arrays when an experiment names them (input
+    # name → the extractor kind whose store it must be: CiSIN's person tracks and faces)
+    instance_inputs: dict[str, str] = field(default_factory=dict)
 
     def target_refs(self) -> list[InputRef]:
         """``targets`` as input references (store and array)."""
@@ -250,7 +253,8 @@ TASK_SPECS: dict[str, TaskSpec] = {spec.name: spec for spec in [
         describe=_fill_in_characters_test,
         paper_tables={"fill_in": "cisin_fill_in.csv", "grounding": "cisin_grounding.csv",
                       "video_reid": "cisin_video_reid.csv"},
-        example_figure="sets", text_encoder=True),
+        example_figure="sets", text_encoder=True,
+        instance_inputs={"persons": "persons", "faces": "faces"}),
 ]}
 
 
