@@ -63,8 +63,8 @@ lint: setup  ## ruff, snakefmt --check and snakemake --lint on each shipped conf
 	PATH="$(BIN):$$PATH" snakemake --lint --configfile configs/stories.yaml --replace-workflow-config
 	PATH="$(BIN):$$PATH" snakemake --lint --configfile configs/characters.yaml --replace-workflow-config
 
-test: lint  ## the default suite (slow tests excluded), < 10 min on 2 cores
-	PATH="$(BIN):$$PATH" python -m pytest -q
+test: lint  ## the default suite (slow tests excluded), < 10 min on 2 cores: one worker per core, a file's tests on one worker
+	PATH="$(BIN):$$PATH" python -m pytest -q -n $(CORES) --dist loadfile
 
 test-slow: setup  ## slow tests: torch.compile scoring, the papers' claims on the runs of $(CLAIMS_CONFIG) (built if missing)
 	PATH="$(BIN):$$PATH" CLAIMS_CONFIG="$(CLAIMS_CONFIG)" python -m pytest -q -m slow
