@@ -202,7 +202,8 @@ def test_the_task_reads_the_stores_tracks_labelled_and_with_their_faces(streams_
     assert item.parts.shape[1] == KEYPOINTS and item.part_seen[:, ::2].all()
     assert not item.part_seen[:, 1::2].any()
     info = streams_task.report_info()
-    assert info["tracks"] == "persons" and info["faces"] == "faces"
+    assert info["tracks"] == "the persons store's, labelled by the annotated tracks"
+    assert info["faces"] == "the faces store's"
     assert {f.name for f in streams_task.model_inputs().video} >= {"face", "parts"}
 
 

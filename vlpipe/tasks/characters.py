@@ -328,8 +328,10 @@ class FillInCharactersTask:
         return {"text_encoder": self.encoder_name, "n_mentions": sum(len(s.ids) for s in sets),
                 "n_tracks": sum(len(s.track_clip) for s in sets),
                 # the data set's tracks file (docs/data.md), or the persons extractor's
-                "tracks": self.streams.get("persons", "ground truth"),
-                "faces": self.streams.get("faces", "none"),
+                "tracks": (f"the {self.streams['persons']} store's, labelled by the annotated "
+                           "tracks" if "persons" in self.streams else "ground truth"),
+                "faces": (f"the {self.streams['faces']} store's" if "faces" in self.streams
+                          else "none"),
                 "all_different": {"fill_in": pair_accuracy(mentions)["accuracy"],
                                   "video_reid": pair_accuracy(tracks)["accuracy"]}}
 
