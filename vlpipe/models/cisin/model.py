@@ -17,7 +17,10 @@ person tracks (Visual Track Embeddings: motion i_m, appearance h_m, metadata m_m
 
 Losses (§6.3.6): triplet losses on G (margin α, both a negative track and a negative mention)
 and on V (margin β), binary cross-entropy on C (or on L alone: separate training) and on the
-gender head. Every MLP is two fully connected layers with a leaky ReLU between.
+gender head. V's sign is its decision, to which the triplet loss is blind: its offset b starts
+between the same track (cosine 1) and different ones, and w_t and b are fitted to the known
+pairs by a logistic loss on the detached similarities (Platt scaling). Every MLP is two fully
+connected layers with a leaky ReLU between.
 """
 
 from __future__ import annotations
