@@ -297,6 +297,8 @@ def test_arcface_identity_names_the_file_and_a_missing_file_says_how_to_get_it(
     assert re.fullmatch(rf"facenet-pytorch-{re.escape(version('facenet-pytorch'))}-mtcnn\+"
                         r"w600k_r50\.onnx@sha256:[0-9a-f]{12}", extractor.weights_identity)
     assert extractor.outputs["crop"].shape == (112, 112, 3)
+    with pytest.raises(ValueError, match=r"face_size=160, margin=0: ArcFace aligns"):
+        FaceExtractor(fps=5.0, face_size=160, weights_path=extractor.embedder.path)
     monkeypatch.setenv("VLPIPE_WEIGHTS", str(tmp_path))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(MissingWeightsError, match=r"w600k_r50.onnx.*buffalo_l.zip.*embedder: "

@@ -69,6 +69,10 @@ class FaceExtractor(Extractor):
                             f"{ARCFACE_FILE} out of {WEIGHT_FILES['arcface'].url}, or set "
                             f"embedder: facenet."))
             self.embedder = ArcFace(path)
+            if (face_size, margin) != (self.embedder.crop_size, 0):
+                raise ValueError(f"face_size={face_size}, margin={margin}: ArcFace aligns each "
+                                 f"face to its model's {self.embedder.crop_size}² template "
+                                 "(face_size and margin apply to embedder: facenet)")
             self.weights_identity = f"{detector}+{path.name}@sha256:{file_digest(path)}"
             self.net = torch.nn.ModuleDict({"mtcnn": self.mtcnn}).eval()
         else:
