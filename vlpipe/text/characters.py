@@ -9,10 +9,13 @@ word. The thesis takes BERT's output at the mention token alone, but fine-tunes 
 learns to gather the description there; a frozen encoder does not (at the token alone, a text
 re-id MLP on these worlds stayed at chance). The thesis takes the
 action from a dependency parse (the ROOT verb linked to the mention, Stanford Parser); no parser
-can be had offline here, so `action_word` takes the first word after the mention, in its
-sentence, that ends in ``-s`` and is not a function word ("SOMEONE in her red coat **spins**",
-"SOMEONE **steps** back"): the third-person present in which LSMDC's descriptions are written.
-Without one, the first content word after the mention; without that, the mention itself.
+can be had offline here, so `action_word` takes the first word after the mention, and before
+the next one, that the offline part-of-speech tagger (`vlpipe.text.tagger`) reads in its
+sentence as a verb other than a form of *be*, *have* or *do* ("SOMEONE in her red coat
+**spins**", "SOMEONE's eyes **widen**"). The tagger misses some ("SOMEONE in cyan flashes": a
+plural noun to it); then the first word after the mention that ends in ``-s`` and is not a
+function word, the third-person present in which LSMDC's descriptions are written; then the
+first content word; without any, the mention itself.
 
 The encoder is frozen: its outputs are computed once per run and CiSIN's MLPs learn on top of
 them.
@@ -27,13 +30,26 @@ import torch
 
 from vlpipe.datasets.task_lists import FUNCTION_WORDS
 from vlpipe.text.embed import MENTION, PLACEHOLDER, TextEncoder
+from vlpipe.text.tagger import pos_tags
 
 WORD = re.compile(r"[A-Za-z']+")
+AUXILIARIES = frozenset({"be", "am", "is", "are", "was", "were", "been", "being", "has", "have",
+                         "had", "do", "does", "did"})
 
 
 def action_word(sentence: str, mention_end: int) -> tuple[int, int] | None:
-    """The character span of the action word of the mention ending at ``mention_end``."""
-    words = [(m.group().lower(), m.span()) for m in WORD.finditer(sentence, mention_end)]
+    """The character span of the action word of the mention ending at ``mention_end`` in
+    ``sentence`` (see the module docstring)."""
+    tokens = [(m.group().lower(), m.span()) for m in WORD.finditer(sentence)]
+    tags = pos_tags([word for word, _ in tokens])
+    words = [(word, span) for word, span in tokens if span[0] >= mention_end]
+    for (word, span), tag in zip(tokens, tags, strict=True):
+        if span[0] < mention_end:
+            continue
+        if MENTION.fullmatch(word):
+            break  # the next mention's words are its own
+        if tag.startswith("VB") and word not in AUXILIARIES:
+            return span
     content = [(word, span) for word, span in words
                if word not in FUNCTION_WORDS and not MENTION.fullmatch(word)]
     verbs = [span for word, span in content if word.endswith("s") and len(word) > 2]
@@ -76,9 +92,9 @@ def character_embeddings(encoder: TextEncoder, sets: list[list[str]]
             if token is None or offsets[token][0] >= match.end():
                 raise ValueError(f"a SOMEONE of the set {sentences!r} fell beyond the text "
                                  "encoder's length limit")
-            end = next(hi for lo, hi in spans if lo <= match.start() < hi)
-            found = action_word(text[:end], match.end())
-            action = token if found is None else _token_at(offsets, found[0])
+            start, end = next((lo, hi) for lo, hi in spans if lo <= match.start() < hi)
+            found = action_word(text[start:end], match.end() - start)
+            action = token if found is None else _token_at(offsets, start + found[0])
             mentions.append(slice(token, max(action, token + 1)))
             actions.append(action)
         ids = torch.tensor([encoded["input_ids"]], device=encoder.device)

@@ -2,13 +2,12 @@
 training captions, and each clip's multi-label target over them.
 
 The thesis tags the captions with NLTK's tagger, whose model NLTK downloads at run time (not
-from the package registries, so not here). TextBlob's ``PatternTagger`` ships its model inside
-the package (the Brill lexicon and context rules of CLiPS Pattern, Penn Treebank tags) and runs
-offline; it tags the vocabulary's own tokens (``vlpipe.text.tokenize``), so a word's tag is
-decided in its sentence. A word counts once per sentence in which it is tagged a noun (NN*),
-verb (VB*) or adjective (JJ*); the ``size`` most frequent in-vocabulary such words, ties
-alphabetical, are the concepts. Forms of *be* and *have* are verbs to the tagger, as to NLTK's,
-and are kept as the thesis's selection would keep them.
+from the package registries, so not here); `vlpipe.text.tagger` tags offline, the vocabulary's
+own tokens (``vlpipe.text.tokenize``), so a word's tag is decided in its sentence. A word counts
+once per sentence in which it is tagged a noun (NN*), verb (VB*) or adjective (JJ*); the
+``size`` most frequent in-vocabulary such words, ties alphabetical, are the concepts. Forms of
+*be* and *have* are verbs to the tagger, as to NLTK's, and are kept as the thesis's selection
+would keep them.
 """
 
 from __future__ import annotations
@@ -16,31 +15,23 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
 from vlpipe.atomic import write_json
+from vlpipe.text.tagger import pos_tags, tagger_name
 from vlpipe.text.vocab import Vocabulary, tokenize
 
 CONTENT_TAGS = ("NN", "VB", "JJ")  # Penn Treebank prefixes: nouns, verbs, adjectives
 DEFAULT_SIZE = 2000  # the thesis's V on LSMDC (config text.concepts)
 
 
-def tagger_name() -> str:
-    return f"textblob {version('textblob')} PatternTagger"
-
-
 def content_words(sentence: str) -> set[str]:
     """The sentence's tokens that the tagger calls a noun, verb or adjective."""
-    from textblob.en.taggers import PatternTagger
-
     tokens = tokenize(sentence)
-    if not tokens:
-        return set()
-    tagged = PatternTagger().tag(" ".join(tokens), tokenize=False)  # one tag per token
-    return {word for word, tag in tagged if tag.startswith(CONTENT_TAGS)}
+    return {word for word, tag in zip(tokens, pos_tags(tokens), strict=True)
+            if tag.startswith(CONTENT_TAGS)}
 
 
 def build_concepts(sentences: Iterable[str], vocab: Vocabulary, size: int) -> list[tuple[str, int]]:
