@@ -53,6 +53,11 @@ class WeightFile:
         """The file name the extractor looks for."""
         return self.converted or self.member or self.file_name
 
+    @property
+    def derived(self) -> bool:
+        """Whether the extractor loads a file made from the download (not the download)."""
+        return self.loads != self.file_name
+
 
 def _torchvision(file_name: str) -> WeightFile:
     """torchvision's ``<arch>-<sha256 prefix>.pth``, checked against that prefix as torchvision

@@ -120,7 +120,7 @@ def _download(name: str, url: str, part: Path) -> None:
 def fetch_one(name: str, entry: WeightFile, base_url: str | None = None) -> Path:
     """Download ``entry`` into the weight cache unless a file with the right checksum is where
     the extractors look; returns that file. Raises ``FetchError``."""
-    derived = _found(entry.loads) if entry.loads != entry.file_name else None
+    derived = _found(entry.loads) if entry.derived else None
     if derived:
         print(f"{name}: present, {derived}")
         return derived
@@ -193,14 +193,14 @@ def fetch(names: Iterable[str] = (), base_url: str | None = None,
 
 def status(entry: WeightFile) -> tuple[str, Path, int | None]:
     """(present | corrupt | unconverted | partial | missing, the file, its size in bytes)."""
-    if entry.loads != entry.file_name and (derived := _found(entry.loads)):
+    if entry.derived and (derived := _found(entry.loads)):
         return "present", derived, derived.stat().st_size
     found = _found(entry.file_name)
     if found:
         size = found.stat().st_size
         if not _matches(entry, sha256_hex(found)):
             return "corrupt", found, size
-        return ("unconverted" if entry.loads != entry.file_name else "present"), found, size
+        return ("unconverted" if entry.derived else "present"), found, size
     target = weights_cache() / entry.file_name
     part = target.with_name(f"{target.name}.part")
     if part.is_file():

@@ -58,7 +58,8 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return overlap / np.maximum(_areas(a)[:, None] + _areas(b)[None] - overlap, 1e-12)
 
 
-def _spacing(times: np.ndarray) -> float:
+def spacing(times: np.ndarray) -> float:
+    """The median interval of ascending ``times`` (0 for fewer than two)."""
     return float(np.median(np.diff(times))) if len(times) > 1 else 0.0
 
 
@@ -88,7 +89,7 @@ def _boxes_at(tracks: list[Track], time: float, tolerance: float) -> tuple[np.nd
 
 def _tolerance(times: np.ndarray, tracks: list[Track]) -> float:
     """Half the spacing of the coarser of two time grids."""
-    return max([_spacing(times), *(_spacing(t.times) for t in tracks)]) / 2
+    return max([spacing(times), *(spacing(t.times) for t in tracks)]) / 2
 
 
 def label_tracks(detected: list[Track], annotated: list[Track],

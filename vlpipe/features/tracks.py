@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vlpipe.features.person_tracks import Track
+from vlpipe.features.person_tracks import Track, spacing
 
 META = 4  # x, y, area, length
 
@@ -66,9 +66,10 @@ def pool_box(grid: np.ndarray, box: np.ndarray) -> np.ndarray:
 
 def track_steps(step_times: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The steps (S,) the track is in and, per step, the index of its box there (S,)."""
-    spacing, own = max(_spacing(step_times), _spacing(times)), _spacing(times)
+    own = spacing(times)
+    tolerance = max(spacing(step_times), own)
     nearest = np.abs(step_times[:, None] - times[None, :]).argmin(axis=1)  # (T,)
-    inside = ((np.abs(step_times - times[nearest]) <= spacing / 2 + 1e-6)
+    inside = ((np.abs(step_times - times[nearest]) <= tolerance / 2 + 1e-6)
               & (step_times >= times[0] - own / 2 - 1e-6)
               & (step_times <= times[-1] + own / 2 + 1e-6))
     if not inside.any():
@@ -76,10 +77,6 @@ def track_steps(step_times: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, 
         return np.array([middle]), np.array([np.abs(times - step_times[middle]).argmin()])
     steps = np.flatnonzero(inside)
     return steps, nearest[steps]
-
-
-def _spacing(times: np.ndarray) -> float:
-    return float(np.median(np.diff(times))) if len(times) > 1 else 0.0
 
 
 def body_parts(grid: np.ndarray, keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -111,8 +108,8 @@ def track_features(motion: np.ndarray, appearance: np.ndarray, step_times: np.nd
     areas = (boxes[rows, 2] - boxes[rows, 0]) * (boxes[rows, 3] - boxes[rows, 1])
     best = int(areas.argmax())
     box = boxes[rows[best]]
-    spacing = _spacing(times) or _spacing(step_times)
-    length = min((times[-1] - times[0] + spacing) / duration, 1.0) if duration > 0 else 1.0
+    interval = spacing(times) or spacing(step_times)
+    length = min((times[-1] - times[0] + interval) / duration, 1.0) if duration > 0 else 1.0
     meta = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, areas[best], length],
                     np.float32)
     change = np.abs(np.diff(pooled, axis=0)).mean(axis=0) if len(pooled) > 1 else pooled[0] * 0

@@ -201,6 +201,7 @@ class FillInCharactersTask:
         self.features = SequenceFeatures(features, clip_ids, train_ids, feature_norm, pca_dims,
                                          max_frames, targets=list(self.streams))
         self.grids = self._grid_inputs()
+        self.person_features = self._person_features()
         settings = text_settings(text_encoder)
         encoder = load_encoder(settings.model, "cpu")
         texts = standardised(character_embeddings(encoder, list(map(list, task_list["sentences"]))),
@@ -287,7 +288,7 @@ class FillInCharactersTask:
             meta=np.stack([t.meta for t in tracks]) if tracks else np.zeros((0, META)),
             shown_box=np.stack(shown) if shown else np.zeros((0, 4), np.float32),
             **{name: _stacked(tracks, name, shape)
-               for name, shape in self._person_features().items()})
+               for name, shape in self.person_features.items()})
 
     def _person_features(self) -> dict[str, tuple[int, ...] | None]:
         """The track features the persons / faces inputs bring → one track's shape (None
@@ -310,7 +311,7 @@ class FillInCharactersTask:
                               (self.grids["appearance"][2][-1],)),
                  FeatureInput("meta", "tracks/meta", (META,)),
                  *(FeatureInput(name, f"tracks/{name}", shape) for name, shape
-                   in self._person_features().items() if name in ("face", "parts") and shape))
+                   in self.person_features.items() if name in ("face", "parts") and shape))
         return ModelInputs(video, 1, self.spec.predicts, 0, sentence_dim=self.text_dim,
                            task=self.name)
 

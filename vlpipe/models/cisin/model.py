@@ -89,9 +89,8 @@ class CiSIN(nn.Module):
         self.ground_meta = mlp(sizes["meta"], hidden, dropout=drop)
         self.ground_score = mlp((1 + len(visual)) * hidden, hidden, 1, drop)
         self.gender = mlp(text_dim, hidden, 1, drop) if config.attributes else None
-        terms = config.video_terms or [t for t in VIDEO_TERMS if t == "bbox"
-                                       or TERM_INPUTS[t] in sizes]
-        missing = [t for t in terms if t != "bbox" and TERM_INPUTS[t] not in sizes]
+        terms = config.video_terms or [t for t in VIDEO_TERMS if TERM_INPUTS[t] in sizes]
+        missing = [t for t in terms if TERM_INPUTS[t] not in sizes]  # bbox's always is
         if missing:
             raise ValueError(f"video_terms {missing} need the run's "
                              f"{[TERM_INPUTS[t] for t in missing]} track features: name a "
